@@ -1,0 +1,1 @@
+"""Test and development harness: throwaway stores and the local stack."""

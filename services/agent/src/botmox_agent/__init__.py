@@ -1,0 +1,1 @@
+"""Bot-Mox customer agent."""

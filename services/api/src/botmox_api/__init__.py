@@ -1,0 +1,1 @@
+"""Bot-Mox control-plane API v1."""

@@ -1,0 +1,1 @@
+"""Stores: the seam between the API and its data backends."""
