@@ -1,0 +1,91 @@
+# botmox-ops: every command a teammate, ops or CI needs. `make help` lists them.
+#
+# `make test` bootstraps when something is missing, then runs lint, types and every test.
+# Bootstrap is idempotent: stamps and package queries make a second run install nothing.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTHON := $(UV) run --frozen --all-packages python
+# Debian packages the project runs for real (see ../shared/spec/environment.md).
+APT_PACKAGES := postgresql-15 postgresql-15-pgtap postgresql-15-plpgsql-check
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+export SUPABASE_TELEMETRY_DISABLED := 1
+export UV_LINK_MODE ?= copy
+
+VENV_STAMP := .venv/.botmox-synced
+NODE_STAMP := node_modules/.botmox-installed
+PY_PROJECTS := pyproject.toml uv.lock services/api/pyproject.toml services/agent/pyproject.toml harness/pyproject.toml
+
+.PHONY: help
+help: ## List every target with what it does
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+.PHONY: bootstrap
+bootstrap: apt-packages uv $(VENV_STAMP) $(NODE_STAMP) ## Install what the machine needs (apt, uv, Python and npm deps); idempotent
+
+.PHONY: apt-packages
+apt-packages: ## Install the Debian packages (PostgreSQL 15, pgTAP, plpgsql_check) when missing
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "bootstrap: installing apt packages:$$missing"; \
+	  $(SUDO) apt-get update -qq; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: uv
+uv: ## Install uv (pinned) when no uv is on PATH
+	@if ! $(UV) --version >/dev/null 2>&1; then \
+	  echo "bootstrap: installing uv $(UV_VERSION)"; \
+	  python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+	fi
+
+$(VENV_STAMP): $(PY_PROJECTS)
+	@echo "bootstrap: syncing the Python environment (.venv)"
+	$(UV) sync --frozen --all-packages --all-groups
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	@echo "bootstrap: installing npm dependencies (Supabase CLI)"
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+.PHONY: lint
+lint: bootstrap ## ruff lint and format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+.PHONY: format
+format: bootstrap ## Apply ruff's fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+.PHONY: typecheck
+typecheck: bootstrap ## mypy --strict on services/ and harness/
+	$(UV) run --frozen mypy services/api/src services/agent/src harness/src
+
+.PHONY: pytest
+pytest: bootstrap ## Every pytest test: unit, integration (real PostgreSQL and RTDB emulator) and slow
+	$(UV) run --frozen pytest
+
+.PHONY: pgtap
+pgtap: bootstrap ## Start a throwaway PostgreSQL, apply migrations, run lint, advisors and pgTAP (pg_prove)
+	$(PYTHON) -m harness.postgres pgtap
+
+.PHONY: test
+test: lint typecheck pytest pgtap ## Lint, types and every test (bootstraps first when needed)
+
+.PHONY: bench
+bench: bootstrap ## Print the project's performance figures (fixture start, emulator ops/s)
+	$(PYTHON) -m harness.postgres bench
+	$(PYTHON) harness/benchmarks/rtdb_ops.py
+
+.PHONY: clean
+clean: ## Remove caches and the Python environment (not node_modules)
+	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
