@@ -1,0 +1,133 @@
+"""Raw REST requests firebase-admin would never send: malformed input, status codes, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from harness.rtdb.process import RtdbEmulatorProcess
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def client(rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str) -> Iterator[httpx.Client]:
+    with httpx.Client(
+        base_url=f"http://{rtdb_emulator.host}",
+        params={"ns": rtdb_namespace},
+        headers={"Authorization": "Bearer owner"},
+        timeout=10,
+        trust_env=False,
+    ) as http:
+        yield http
+
+
+def _seed(client: httpx.Client) -> None:
+    assert client.put("/doc.json", json={"a": 1, "list": [1, 2]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "body"),
+    [
+        ("PUT", b"{not json"),
+        ("PUT", b""),
+        ("PUT", b"NaN"),
+        ("PATCH", b"[1, 2]"),
+        ("PATCH", b'"text"'),
+        ("POST", b"{"),
+        ("PUT", b'{"a": 2, "b.c": 3}'),
+        ("PUT", b'{"a": 2, "deep": {"x": {"$bad": 1}}}'),
+        ("PATCH", b'{"a": 2, "x/y.z": 1}'),
+        ("PATCH", b'{"a": 2, "a/b": 1}'),
+        ("PUT", b'{"a": {".sv": "nope"}}'),
+    ],
+)
+def test_bad_bodies_get_400_and_change_nothing(client: httpx.Client, method: str, body: bytes) -> None:
+    _seed(client)
+    answer = client.request(method, "/doc.json", content=body)
+    assert answer.status_code == 400
+    assert isinstance(answer.json()["error"], str)
+    assert client.get("/doc.json").json() == {"a": 1, "list": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "path", ["/a.b/c.json", "/a$/c.json", "/a%2Fb.json", "/a/%5Bx%5D.json", "/x%00.json"]
+)
+def test_invalid_paths_get_400(client: httpx.Client, path: str) -> None:
+    answer = client.put(path, json=1)
+    assert answer.status_code == 400
+    assert "Invalid path" in answer.json()["error"]
+
+
+def test_paths_must_end_in_json(client: httpx.Client) -> None:
+    assert client.get("/doc").status_code == 404
+
+
+def test_print_silent_answers_204_without_a_body(client: httpx.Client) -> None:
+    answer = client.put("/doc.json", params={"print": "silent"}, json={"a": 1})
+    assert (answer.status_code, answer.content) == (204, b"")
+    assert client.get("/doc.json").json() == {"a": 1}
+
+
+def test_write_answers_echo_the_stored_data(client: httpx.Client) -> None:
+    assert client.put("/doc.json", json={"a": [1, 2], "n": None}).json() == {"a": [1, 2]}
+    assert client.patch("/doc.json", json={"b": 2}).json() == {"b": 2}
+    pushed = client.post("/doc/items.json", json="x").json()
+    assert set(pushed) == {"name"}
+    assert client.get(f"/doc/items/{pushed['name']}.json").json() == "x"
+    delete = client.delete("/doc.json")
+    assert (delete.status_code, delete.json()) == (200, None)
+
+
+def test_if_match_mismatch_gets_412_with_the_current_value_and_etag(client: httpx.Client) -> None:
+    _seed(client)
+    current = client.get("/doc.json", headers={"X-Firebase-ETag": "true"})
+    tag = current.headers["ETag"]
+    refused = client.put("/doc.json", json={"a": 2}, headers={"if-match": "stale"})
+    assert refused.status_code == 412
+    assert refused.json() == {"a": 1, "list": [1, 2]}
+    assert refused.headers["ETag"] == tag
+    refused_delete = client.delete("/doc.json", headers={"if-match": "stale"})
+    assert refused_delete.status_code == 412
+    accepted = client.delete("/doc.json", headers={"if-match": tag})
+    assert accepted.status_code == 200
+    assert accepted.headers["ETag"] == "null_etag"
+    assert client.get("/doc.json").json() is None
+
+
+def test_if_match_null_etag_creates_only_when_absent(client: httpx.Client) -> None:
+    assert client.put("/new.json", json=1, headers={"if-match": "null_etag"}).status_code == 200
+    assert client.put("/new.json", json=2, headers={"if-match": "null_etag"}).status_code == 412
+    assert client.get("/new.json").json() == 1
+
+
+def test_namespace_defaults_when_absent_and_invalid_namespaces_are_refused(
+    rtdb_emulator: RtdbEmulatorProcess,
+) -> None:
+    with httpx.Client(base_url=f"http://{rtdb_emulator.host}", trust_env=False) as http:
+        assert http.get("/.json", params={"ns": "bad namespace!"}).status_code == 400
+        assert http.get("/.json", params={"shallow": "true"}).status_code == 200
+
+
+def test_unsupported_features_are_refused_clearly(client: httpx.Client) -> None:
+    answer = client.get("/doc.json", params={"format": "export"})
+    assert answer.status_code == 400
+    assert "not supported" in answer.json()["error"]
+
+
+def test_method_override_header(client: httpx.Client) -> None:
+    _seed(client)
+    answer = client.post("/doc/a.json", headers={"X-HTTP-Method-Override": "DELETE"})
+    assert answer.status_code == 200
+    assert client.get("/doc.json").json() == {"list": [1, 2]}
+
+
+def test_stream_starts_with_the_current_value(client: httpx.Client) -> None:
+    _seed(client)
+    with client.stream("GET", "/doc.json", headers={"Accept": "text/event-stream"}) as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        lines = stream.iter_lines()
+        assert next(lines) == "event: put"
+        assert next(lines) == 'data: {"path":"/","data":{"a":1,"list":[1,2]}}'
