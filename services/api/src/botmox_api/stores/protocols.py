@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal, Protocol, TypeAlias
 
-JsonValue: TypeAlias = "None | bool | int | float | str | list[JsonValue] | dict[str, JsonValue]"
+JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 JsonObject: TypeAlias = "dict[str, JsonValue]"
 
 Backend = Literal["supabase", "rtdb"]
@@ -157,6 +157,9 @@ class VersionConflict(StoreError):
     """``If-Match`` did not match the stored version (412); nothing changed."""
 
     def __init__(self, backend: Backend, current_version: int | None):
-        super().__init__(backend, "If-Match does not match the current version",
-                         details={"current_version": current_version})
+        super().__init__(
+            backend,
+            "If-Match does not match the current version",
+            details={"current_version": current_version},
+        )
         self.current_version = current_version

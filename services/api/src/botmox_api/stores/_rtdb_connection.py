@@ -1,0 +1,146 @@
+"""One firebase-admin ``App`` owned by one store, and the bridge from async code to its blocking calls.
+
+firebase-admin's RTDB client is synchronous (requests). Each call runs in a worker thread through
+``anyio.to_thread`` with the store's own ``CapacityLimiter``, so a slow RTDB can tie up at most
+``max_threads`` threads and never the event loop. The ``App`` is created on first use (building a
+store does no I/O, not even reading a credentials file) under a unique name, so nothing depends on
+firebase-admin's default app, and it is deleted by ``aclose()``.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any, Final, TypeVar
+
+import anyio
+import anyio.to_thread
+import firebase_admin
+import requests
+import urllib3
+from firebase_admin import credentials, db, exceptions
+from google.auth.exceptions import DefaultCredentialsError
+
+from botmox_api.stores._rtdb_target import RtdbTarget
+
+T = TypeVar("T")
+
+DEFAULT_HTTP_TIMEOUT_S: Final = 5.0
+# requests keeps 10 pooled connections per host; more threads would only open throwaway sockets.
+DEFAULT_MAX_THREADS: Final = 10
+
+
+class RtdbClosed(RuntimeError):
+    """The store was closed; its app is gone."""
+
+
+class RtdbConnection:
+    def __init__(
+        self,
+        target: RtdbTarget,
+        *,
+        purpose: str,
+        http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
+        max_threads: int = DEFAULT_MAX_THREADS,
+    ) -> None:
+        self._target = target
+        self._app_name = f"botmox-{purpose}-{uuid.uuid4().hex}"
+        self._http_timeout_s = http_timeout_s
+        self._limiter = anyio.CapacityLimiter(max_threads)
+        self._lock = threading.Lock()
+        self._app: firebase_admin.App | None = None
+        self._closed = False
+
+    @property
+    def http_timeout_s(self) -> float:
+        return self._http_timeout_s
+
+    def _credential(self) -> Any:
+        if self._target.emulator:
+            # Never consulted: firebase-admin sends ``Bearer owner`` to an emulator by itself.
+            # ApplicationDefault is lazy, so it reads nothing either.
+            return credentials.ApplicationDefault()
+        if self._target.credentials_path:
+            return credentials.Certificate(self._target.credentials_path)
+        return credentials.ApplicationDefault()
+
+    def _ensure_app(self) -> firebase_admin.App:
+        with self._lock:
+            if self._closed:
+                raise RtdbClosed("RTDB store is closed")
+            if self._app is None:
+                options = {"databaseURL": self._target.database_url, "httpTimeout": self._http_timeout_s}
+                app = firebase_admin.initialize_app(self._credential(), options, name=self._app_name)
+                # firebase-admin caches its HTTP client per app without a lock; creating it here,
+                # under ours, keeps racing threads from each building (and leaking) one.
+                try:
+                    db.reference("/", app=app)
+                except BaseException:
+                    firebase_admin.delete_app(app)  # so the next call can try again under the same name
+                    raise
+                self._app = app
+            return self._app
+
+    def reference(self, path: str) -> db.Reference:
+        """Blocking; call only inside ``run``."""
+        return db.reference(path, app=self._ensure_app())
+
+    async def run(self, call: Callable[[], T]) -> T:
+        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def aclose(self) -> None:
+        with self._lock:
+            self._closed = True
+            app, self._app = self._app, None
+        if app is not None:
+            await anyio.to_thread.run_sync(firebase_admin.delete_app, app)
+
+
+def rtdb_reason(error: BaseException, *, timeout_s: float) -> str:
+    """The operator-facing reason for a failed RTDB call, free of URLs and credentials."""
+    if isinstance(error, exceptions.DeadlineExceededError) or _timed_out_after_retry(error):
+        return f"RTDB did not answer within {timeout_s:g} s"
+    if isinstance(error, exceptions.FirebaseError):
+        response = error.http_response
+        if response is None:
+            if isinstance(error, exceptions.UnavailableError):
+                return "RTDB unreachable: connection failed"
+            return f"RTDB call failed ({error.code})"
+        return f"RTDB answered HTTP {response.status_code}: {_server_message(response)}"
+    if isinstance(error, RtdbClosed):
+        return str(error)
+    if isinstance(error, DefaultCredentialsError):
+        return "No Google credentials found (set GOOGLE_APPLICATION_CREDENTIALS)"
+    if isinstance(error, OSError):
+        return "Cannot read the RTDB credentials file (GOOGLE_APPLICATION_CREDENTIALS)"
+    if isinstance(error, ValueError):
+        return "Invalid RTDB configuration or credentials"
+    # Configuration problems surface on first use (bad credentials file, unusable URL).
+    return f"RTDB client error ({type(error).__name__})"
+
+
+def _timed_out_after_retry(error: BaseException) -> bool:
+    """urllib3 retries a read timeout once, then requests reports a ConnectionError whose
+    MaxRetryError names the timeout as its reason; firebase-admin calls that "unavailable"."""
+    cause = getattr(error, "cause", None)
+    if not isinstance(cause, requests.exceptions.ConnectionError) or not cause.args:
+        return False
+    retry_error = cause.args[0]
+    if not isinstance(retry_error, urllib3.exceptions.MaxRetryError):
+        return False
+    # NewConnectionError (refused) subclasses ConnectTimeoutError in urllib3 2: not a timeout here.
+    reason = retry_error.reason
+    return isinstance(reason, urllib3.exceptions.TimeoutError) and not isinstance(
+        reason, urllib3.exceptions.NewConnectionError
+    )
+
+
+def _server_message(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return "non-JSON error body"
+    if isinstance(body, dict) and isinstance(body.get("error"), str):
+        return str(body["error"])
+    return "no error message"

@@ -1,0 +1,55 @@
+"""The RTDB form of a storage policy: ``{secrets, operational, sync: {enabled}, updated_at,
+updated_by, version}`` at ``tenants/{t}/settings/storage_policy``.
+
+Nodes written by the legacy server have no ``version``: they count as version 1, so the first
+write through this API makes them version 2. Parsing is lenient on purpose: a field of the wrong
+type or value (hand-edited or legacy data) reads as its default rather than making the tenant's
+policy unreadable; a node that is not an object reads as nothing stored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botmox_api.stores.protocols import (
+    DEFAULT_OPERATIONAL,
+    DEFAULT_SYNC_ENABLED,
+    JsonObject,
+    Operational,
+    StoragePolicy,
+)
+
+LEGACY_VERSION = 1
+
+
+def _int_or(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return default
+
+
+def policy_from_node(node: Any) -> StoragePolicy | None:
+    if not isinstance(node, dict):
+        return None
+    operational: Operational = DEFAULT_OPERATIONAL
+    if node.get("operational") in ("local", "cloud"):
+        operational = node["operational"]
+    sync = node.get("sync")
+    enabled = sync.get("enabled") if isinstance(sync, dict) else None
+    updated_by = node.get("updated_by")
+    version = _int_or(node.get("version"), LEGACY_VERSION)
+    return StoragePolicy(
+        operational=operational,
+        sync_enabled=enabled if isinstance(enabled, bool) else DEFAULT_SYNC_ENABLED,
+        updated_at=_int_or(node.get("updated_at"), 0),
+        updated_by=updated_by if isinstance(updated_by, str) else "",
+        version=version if version >= 1 else LEGACY_VERSION,
+    )
+
+
+def node_from_policy(policy: StoragePolicy) -> JsonObject:
+    return {**policy.to_document(), "version": policy.version}

@@ -1,0 +1,72 @@
+"""A ``public.storage_policies`` row (from SQL or from PostgREST's JSON) as a ``StoragePolicy``.
+
+Both Supabase transports call the same SQL functions and get the same columns back.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Final
+
+from botmox_api.stores.protocols import IfMatch, StoragePolicy
+
+POLICY_COLUMNS: Final = ("operational", "sync_enabled", "updated_at_ms", "updated_by", "version")
+
+
+# The migration's BM412 error carries ``DETAIL: current_version=<n>`` or ``current_version=none``.
+_CURRENT_VERSION_DETAIL: Final = re.compile(r"^current_version=(none|[0-9]+)$")
+
+
+class UnknownVersion(Exception):
+    """The conflict's detail did not say which version is stored."""
+
+
+def current_version_from_detail(detail: object) -> int | None:
+    """The stored version named by a BM412 error's detail; raises ``UnknownVersion`` when absent."""
+    match = _CURRENT_VERSION_DETAIL.match(detail.strip()) if isinstance(detail, str) else None
+    if match is None:
+        raise UnknownVersion
+    return None if match.group(1) == "none" else int(match.group(1))
+
+
+class MalformedRow(ValueError):
+    """A row that the SQL functions cannot have produced (wrong schema version, tampering)."""
+
+
+def policy_from_row(row: Mapping[str, object]) -> StoragePolicy:
+    operational = row.get("operational")
+    sync_enabled = row.get("sync_enabled")
+    updated_at = row.get("updated_at_ms")
+    updated_by = row.get("updated_by")
+    version = row.get("version")
+    if operational not in ("local", "cloud"):
+        raise MalformedRow("operational")
+    if not isinstance(sync_enabled, bool):
+        raise MalformedRow("sync_enabled")
+    if not isinstance(updated_at, int) or isinstance(updated_at, bool):
+        raise MalformedRow("updated_at_ms")
+    if not isinstance(updated_by, str):
+        raise MalformedRow("updated_by")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise MalformedRow("version")
+    return StoragePolicy(
+        operational="local" if operational == "local" else "cloud",
+        sync_enabled=sync_enabled,
+        updated_at=updated_at,
+        updated_by=updated_by,
+        version=version,
+    )
+
+
+def if_match_arguments(if_match: IfMatch | None) -> tuple[list[int] | None, bool]:
+    """``(p_if_match, p_if_exists)`` for the SQL functions.
+
+    ``*`` is "a row exists"; a list of versions is "the row's version is one of these" (an empty
+    list matches nothing, as when every ETag of the header failed to parse); no header, no check.
+    """
+    if if_match is None:
+        return None, False
+    if if_match.any_version:
+        return None, True
+    return sorted(if_match.versions), False

@@ -1,0 +1,91 @@
+"""Generic tenant settings in the Realtime Database (``tenants/{tenant_id}/settings/{path}``).
+
+An object body is merged one level deep with one multi-location ``update()``: every child of the
+body and ``updated_at`` are written in a single atomic PATCH, and a ``null`` child deletes that
+child. RTDB applies each PATCH atomically, so concurrent writes of different children of one node
+lose nothing without a transaction. Any other body replaces the node (``set``); ``null`` deletes it.
+
+``read_tree`` returns the raw tree, ``storage_policy`` child included as stored (with its
+``version``). The API composes the whole-tree answer by dropping that raw child and inserting
+``StoragePolicy.to_document()`` from the storage-policy store, so the served document is the same
+in both backends.
+"""
+
+from __future__ import annotations
+
+from typing import cast
+
+from botmox_api.stores._failures import READ_SETTINGS_RTDB, WRITE_SETTINGS_RTDB, query_failed
+from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
+from botmox_api.stores._rtdb_paths import READINESS_PATH, is_valid_key, settings_path
+from botmox_api.stores._rtdb_target import RtdbTarget
+from botmox_api.stores.protocols import Backend, JsonObject, JsonValue, Readiness, StoreQueryFailed
+
+
+class RtdbSettingsStore:
+    backend: Backend = "rtdb"
+
+    def __init__(self, target: RtdbTarget, *, http_timeout_s: float = 5.0, max_threads: int = 10) -> None:
+        self._rtdb = RtdbConnection(
+            target, purpose="settings", http_timeout_s=http_timeout_s, max_threads=max_threads
+        )
+
+    def _failed(self, message: str, error: BaseException) -> StoreQueryFailed:
+        return query_failed("rtdb", message, rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s))
+
+    async def read_tree(self, tenant_id: str) -> JsonObject:
+        tree = await self.read(tenant_id, ())
+        if tree is None:
+            return {}
+        if not isinstance(tree, dict):
+            raise query_failed("rtdb", READ_SETTINGS_RTDB, "settings node is not an object")
+        return tree
+
+    async def read(self, tenant_id: str, path: tuple[str, ...]) -> JsonValue:
+        node_path = settings_path(tenant_id, path)
+
+        def call() -> JsonValue:
+            return cast(JsonValue, self._rtdb.reference(node_path).get())
+
+        try:
+            return await self._rtdb.run(call)
+        except Exception as error:
+            raise self._failed(READ_SETTINGS_RTDB, error) from error
+
+    async def write(
+        self, tenant_id: str, path: tuple[str, ...], body: JsonValue, *, updated_at: int
+    ) -> JsonValue:
+        node_path = settings_path(tenant_id, path)
+        if isinstance(body, dict):
+            # A key with "/" would be read by RTDB as a deeper path and break the one-level merge.
+            bad = next((key for key in body if not is_valid_key(key)), None)
+            if bad is not None:
+                raise query_failed("rtdb", WRITE_SETTINGS_RTDB, f"Invalid key: {bad!r}")
+
+        def call() -> JsonValue:
+            ref = self._rtdb.reference(node_path)
+            if isinstance(body, dict):
+                ref.update({**body, "updated_at": updated_at})
+            elif body is None:
+                ref.delete()
+            else:
+                ref.set(body)
+            return cast(JsonValue, ref.get())
+
+        try:
+            return await self._rtdb.run(call)
+        except Exception as error:
+            raise self._failed(WRITE_SETTINGS_RTDB, error) from error
+
+    async def check_ready(self) -> Readiness:
+        def call() -> None:
+            self._rtdb.reference(READINESS_PATH).get(shallow=True)
+
+        try:
+            await self._rtdb.run(call)
+        except Exception as error:
+            return Readiness(False, rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s))
+        return Readiness(True)
+
+    async def aclose(self) -> None:
+        await self._rtdb.aclose()

@@ -1,0 +1,157 @@
+"""Each tenant's storage policy in the Realtime Database, written with ETag transactions.
+
+A write reads the node with its ETag, checks ``If-Match`` against the stored version, computes the
+next document and PUTs it with ``if-match: <etag>``. When another writer got there first, RTDB
+answers 412 with the new value and ETag and the loop starts over from that value, so:
+
+- concurrent merges lose no update (each one is re-applied to the latest document);
+- of concurrent writes with the same ``If-Match``, exactly one wins: after the winner's PUT the
+  others see a new version, which no longer matches, and fail with ``VersionConflict``.
+
+The loop is bounded in attempts and time; running out is a ``StoreQueryFailed``, and nothing is
+written in that case (every PUT is all-or-nothing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
+from botmox_api.stores._policy_rules import WriteMode, next_policy
+from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
+from botmox_api.stores._rtdb_paths import READINESS_PATH, storage_policy_path
+from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node
+from botmox_api.stores._rtdb_target import RtdbTarget
+from botmox_api.stores.protocols import (
+    Backend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    StoreError,
+    VersionConflict,
+)
+
+MAX_TRANSACTION_ATTEMPTS: Final = 100
+
+
+def epoch_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class _Contention(Exception):
+    """The transaction lost its ETag race too often."""
+
+
+class RtdbStoragePolicyStore:
+    backend: Backend = "rtdb"
+
+    def __init__(
+        self,
+        target: RtdbTarget,
+        *,
+        http_timeout_s: float = 5.0,
+        max_threads: int = 10,
+        transaction_budget_s: float = 20.0,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        self._rtdb = RtdbConnection(
+            target, purpose="storage-policy", http_timeout_s=http_timeout_s, max_threads=max_threads
+        )
+        self._transaction_budget_s = transaction_budget_s
+        self._clock = clock
+
+    async def read(self, tenant_id: str) -> StoragePolicy | None:
+        path = storage_policy_path(tenant_id)
+
+        def call() -> StoragePolicy | None:
+            return policy_from_node(self._rtdb.reference(path).get())
+
+        try:
+            return await self._rtdb.run(call)
+        except Exception as error:
+            raise query_failed("rtdb", READ_POLICY_RTDB, self._reason(error)) from error
+
+    async def replace(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write(tenant_id, changes, "replace", updated_by, if_match)
+
+    async def merge(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write(tenant_id, changes, "merge", updated_by, if_match)
+
+    async def _write(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        mode: WriteMode,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        path = storage_policy_path(tenant_id)
+
+        def call() -> StoragePolicy:
+            ref = self._rtdb.reference(path)
+            deadline = time.monotonic() + self._transaction_budget_s
+            node, etag = ref.get(etag=True)
+            for _ in range(MAX_TRANSACTION_ATTEMPTS):
+                new = self._next(node, changes, mode, updated_by, if_match)
+                written, node, etag = ref.set_if_unchanged(etag, node_from_policy(new))
+                if written:
+                    return new
+                if time.monotonic() > deadline:
+                    break
+            raise _Contention
+
+        try:
+            return await self._rtdb.run(call)
+        except StoreError:
+            raise
+        except Exception as error:
+            raise query_failed("rtdb", WRITE_POLICY_RTDB, self._reason(error)) from error
+
+    def _next(
+        self,
+        node: Any,
+        changes: StoragePolicyChanges,
+        mode: WriteMode,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        current = policy_from_node(node)
+        current_version = current.version if current is not None else None
+        if if_match is not None and not if_match.matches(current_version):
+            raise VersionConflict("rtdb", current_version)
+        return next_policy(current, changes, mode=mode, updated_by=updated_by, updated_at=self._clock())
+
+    def _reason(self, error: BaseException) -> str:
+        if isinstance(error, _Contention):
+            return "Too many concurrent writers; the transaction gave up"
+        return rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s)
+
+    async def check_ready(self) -> Readiness:
+        def call() -> None:
+            self._rtdb.reference(READINESS_PATH).get(shallow=True)
+
+        try:
+            await self._rtdb.run(call)
+        except Exception as error:
+            return Readiness(False, self._reason(error))
+        return Readiness(True)
+
+    async def aclose(self) -> None:
+        await self._rtdb.aclose()

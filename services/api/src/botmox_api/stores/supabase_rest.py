@@ -1,0 +1,188 @@
+"""Each tenant's storage policy in Supabase, over REST: supabase-py's async client calling the
+migration's SQL functions through PostgREST RPC (``POST /rest/v1/rpc/<function>``).
+
+Used when only ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are known. The service role
+passes RLS, so here the tenant scoping rests on ``p_tenant_id``; the SQL transport is the one that
+also declares the tenant to RLS.
+
+The store hands supabase-py its own ``httpx.AsyncClient``: explicit connect/read timeouts, no
+transport retries, and PostgREST's own retry switched off (it only retries GET/HEAD anyway; every
+call here is a POST), so a dead Supabase costs one timeout, never a retry storm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Final
+
+import httpx
+from postgrest.exceptions import APIError
+from supabase import AsyncClient, AsyncClientOptions, acreate_client
+
+from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
+from botmox_api.stores._supabase_rows import (
+    MalformedRow,
+    UnknownVersion,
+    current_version_from_detail,
+    if_match_arguments,
+    policy_from_row,
+)
+from botmox_api.stores.protocols import (
+    Backend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    VersionConflict,
+)
+
+VERSION_CONFLICT_CODE: Final = "BM412"
+# Any well-formed tenant id works: the probe only proves that PostgREST answers and that the
+# function exists (PostgREST says PGRST202 when it does not).
+_READINESS_TENANT: Final = "botmox-readiness-probe"
+
+
+class _UnexpectedBody(Exception):
+    """PostgREST answered 2xx with something other than an array of rows."""
+
+
+class RestStoragePolicyStore:
+    backend: Backend = "supabase"
+
+    def __init__(
+        self,
+        supabase_url: str,
+        service_role_key: str,
+        *,
+        timeout_s: float = 5.0,
+        connect_timeout_s: float = 3.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._url = supabase_url
+        self._key = service_role_key
+        self._timeout_s = timeout_s
+        self._http = httpx.AsyncClient(
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s),
+            transport=transport or httpx.AsyncHTTPTransport(retries=0),
+            follow_redirects=False,
+        )
+        self._client: AsyncClient | None = None
+        self._client_lock = asyncio.Lock()
+
+    async def _supabase(self) -> AsyncClient:
+        # acreate_client is a coroutine but does no network I/O (it only reads the in-memory session).
+        async with self._client_lock:
+            if self._client is None:
+                options = AsyncClientOptions(
+                    httpx_client=self._http,
+                    postgrest_client_retry=False,
+                    auto_refresh_token=False,
+                    persist_session=False,
+                )
+                self._client = await acreate_client(self._url, self._key, options=options)
+            return self._client
+
+    async def _rpc(self, function: str, params: Mapping[str, object]) -> list[Mapping[str, object]]:
+        client = await self._supabase()
+        response = await client.rpc(function, dict(params)).execute()
+        rows = response.data
+        if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+            raise _UnexpectedBody
+        return rows
+
+    async def read(self, tenant_id: str) -> StoragePolicy | None:
+        try:
+            rows = await self._rpc("storage_policy_read", {"p_tenant_id": tenant_id})
+            return policy_from_row(rows[0]) if rows else None
+        except Exception as error:
+            raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
+
+    async def replace(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write("storage_policy_replace", tenant_id, changes, updated_by, if_match)
+
+    async def merge(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write("storage_policy_merge", tenant_id, changes, updated_by, if_match)
+
+    async def _write(
+        self,
+        function: str,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        versions, if_exists = if_match_arguments(if_match)
+        params = {
+            "p_tenant_id": tenant_id,
+            "p_updated_by": updated_by,
+            "p_operational": changes.operational,
+            "p_sync_enabled": changes.sync_enabled,
+            "p_if_match": versions,
+            "p_if_exists": if_exists,
+        }
+        try:
+            rows = await self._rpc(function, params)
+            if not rows:
+                raise _UnexpectedBody
+            return policy_from_row(rows[0])
+        except APIError as error:
+            if error.code == VERSION_CONFLICT_CODE:
+                raise VersionConflict(
+                    "supabase", await self._current_version(tenant_id, error.details)
+                ) from error
+            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+        except Exception as error:
+            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+
+    async def _current_version(self, tenant_id: str, detail: object) -> int | None:
+        """The version the conflict saw (from the error's detail); a fresh read when the
+        detail does not say (an older migration), ``None`` when even that fails."""
+        try:
+            return current_version_from_detail(detail)
+        except UnknownVersion:
+            pass
+        try:
+            current = await self.read(tenant_id)
+        except Exception:
+            return None
+        return current.version if current is not None else None
+
+    def _reason(self, error: BaseException) -> str:
+        if isinstance(error, APIError):
+            return f"PostgREST error {error.code or 'unknown'}: {error.message or 'no message'}"
+        if isinstance(error, httpx.TimeoutException):
+            return f"Supabase did not answer within {self._timeout_s:g} s"
+        if isinstance(error, httpx.ConnectError):
+            return "Supabase unreachable: connection failed"
+        if isinstance(error, httpx.HTTPError):
+            return f"Supabase request failed ({type(error).__name__})"
+        if isinstance(error, _UnexpectedBody):
+            return "Unexpected response body from PostgREST"
+        if isinstance(error, MalformedRow):
+            return f"Unexpected value in column {error}"
+        return f"Unexpected error ({type(error).__name__})"
+
+    async def check_ready(self) -> Readiness:
+        try:
+            await self._rpc("storage_policy_read", {"p_tenant_id": _READINESS_TENANT})
+        except Exception as error:
+            return Readiness(False, self._reason(error))
+        return Readiness(True)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

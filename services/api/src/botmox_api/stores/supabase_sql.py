@@ -1,0 +1,229 @@
+"""Each tenant's storage policy in Supabase's PostgreSQL, over SQL (the transport the VPS uses).
+
+The store connects as the ``botmox_api`` login role through an ``AsyncConnectionPool``. Every call
+is one transaction that first declares the caller's tenant (``request.jwt.claims``, local to the
+transaction) and then calls one of the migration's functions, so row-level security confines the
+transaction to that tenant even if the application passed the wrong ``p_tenant_id``.
+
+Failure behaviour, by design:
+- The pool opens on first use without waiting for a connection: start-up never needs the database.
+- Short connect, pool-wait and statement timeouts: a dead database is a ``StoreQueryFailed`` in about
+  ``pool_timeout_s``, not a hang.
+- Recovery without a restart: every connection is checked before it is handed out (broken ones are
+  replaced), and a failed reconnection gives up after ``reconnect_timeout_s`` so the next request
+  starts a fresh attempt instead of waiting out a long backoff.
+- The pool belongs to the event loop that first used it (the API has one loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Final, LiteralString
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
+from botmox_api.stores._sql_readiness import CHECK_SCHEMA, readiness_from_rows
+from botmox_api.stores._supabase_rows import (
+    MalformedRow,
+    UnknownVersion,
+    current_version_from_detail,
+    if_match_arguments,
+    policy_from_row,
+)
+from botmox_api.stores.protocols import (
+    Backend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    VersionConflict,
+)
+
+VERSION_CONFLICT_SQLSTATE: Final = "BM412"
+
+_DECLARE_TENANT: Final = (
+    "select set_config('request.jwt.claims',"
+    " json_build_object('app_metadata', json_build_object('tenant_id', %s::text))::text, true)"
+)
+# Literal statements (no string building): the function names are fixed, every value is a parameter.
+_READ: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from public.storage_policy_read(p_tenant_id => %s)"
+)
+_REPLACE: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from public.storage_policy_replace(p_tenant_id => %s, p_updated_by => %s,"
+    " p_operational => %s::text, p_sync_enabled => %s::boolean,"
+    " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
+)
+_MERGE: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from public.storage_policy_merge(p_tenant_id => %s, p_updated_by => %s,"
+    " p_operational => %s::text, p_sync_enabled => %s::boolean,"
+    " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
+)
+
+
+class _NoRow(Exception):
+    """A write function returned no row."""
+
+
+class SqlStoragePolicyStore:
+    backend: Backend = "supabase"
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout_s: int = 3,
+        pool_timeout_s: float = 3.0,
+        statement_timeout_ms: int = 5000,
+        reconnect_timeout_s: float = 5.0,
+    ) -> None:
+        self._pool_timeout_s = pool_timeout_s
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]] = AsyncConnectionPool(
+            dsn,
+            connection_class=psycopg.AsyncConnection[dict[str, object]],
+            kwargs={
+                "autocommit": True,  # transactions are explicit, one per call
+                "row_factory": dict_row,
+                "connect_timeout": connect_timeout_s,
+                "application_name": "botmox-api",
+                "options": (
+                    f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
+                ),
+            },
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            check=AsyncConnectionPool.check_connection,
+            timeout=pool_timeout_s,
+            reconnect_timeout=reconnect_timeout_s,
+            name="botmox-storage-policy",
+        )
+        self._open_lock = asyncio.Lock()
+        self._opened = False
+
+    def _declared_tenant(self, tenant_id: str) -> str:
+        """The tenant each transaction declares for RLS. A seam for the RLS tests, which
+        declare another tenant on purpose; the application never overrides it."""
+        return tenant_id
+
+    async def _open_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]]:
+        if not self._opened:
+            async with self._open_lock:
+                if not self._opened:
+                    await self._pool.open(wait=False)
+                    self._opened = True
+        return self._pool
+
+    async def _call(
+        self, tenant_id: str, query: LiteralString, params: tuple[object, ...]
+    ) -> list[dict[str, object]]:
+        pool = await self._open_pool()
+        async with pool.connection() as conn, conn.transaction():
+            await conn.execute(_DECLARE_TENANT, (self._declared_tenant(tenant_id),))
+            cursor = await conn.execute(query, params)
+            return await cursor.fetchall()
+
+    async def read(self, tenant_id: str) -> StoragePolicy | None:
+        try:
+            rows = await self._call(tenant_id, _READ, (tenant_id,))
+            return policy_from_row(rows[0]) if rows else None
+        except Exception as error:
+            raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
+
+    async def replace(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write(_REPLACE, tenant_id, changes, updated_by, if_match)
+
+    async def merge(
+        self,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        *,
+        updated_by: str,
+        if_match: IfMatch | None = None,
+    ) -> StoragePolicy:
+        return await self._write(_MERGE, tenant_id, changes, updated_by, if_match)
+
+    async def _write(
+        self,
+        query: LiteralString,
+        tenant_id: str,
+        changes: StoragePolicyChanges,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        versions, if_exists = if_match_arguments(if_match)
+        params = (tenant_id, updated_by, changes.operational, changes.sync_enabled, versions, if_exists)
+        try:
+            rows = await self._call(tenant_id, query, params)
+            if not rows:
+                raise _NoRow
+            return policy_from_row(rows[0])
+        except psycopg.Error as error:
+            if error.sqlstate == VERSION_CONFLICT_SQLSTATE:
+                raise VersionConflict(
+                    "supabase", await self._current_version(tenant_id, error.diag.message_detail)
+                ) from error
+            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+        except Exception as error:
+            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+
+    async def _current_version(self, tenant_id: str, detail: object) -> int | None:
+        """The version the conflict saw (from the error's detail); a fresh read when the
+        detail does not say (an older migration), ``None`` when even that fails."""
+        try:
+            return current_version_from_detail(detail)
+        except UnknownVersion:
+            pass
+        try:
+            current = await self.read(tenant_id)
+        except Exception:
+            return None
+        return current.version if current is not None else None
+
+    def _reason(self, error: BaseException) -> str:
+        if isinstance(error, PoolTimeout):
+            return (
+                "Database unreachable or refusing connections:"
+                f" no connection within {self._pool_timeout_s:g} s"
+            )
+        if isinstance(error, psycopg.Error):
+            if error.sqlstate:
+                primary = error.diag.message_primary or type(error).__name__
+                return f"SQLSTATE {error.sqlstate}: {primary}"
+            return f"Database connection failed ({type(error).__name__})"
+        if isinstance(error, _NoRow):
+            return "The storage_policy function returned no row"
+        if isinstance(error, MalformedRow):
+            return f"Unexpected value in column {error}"
+        return f"Unexpected error ({type(error).__name__})"
+
+    async def check_ready(self) -> Readiness:
+        """Ready when a connection works, the migration's table and functions exist, and this
+        role may use them."""
+        try:
+            pool = await self._open_pool()
+            async with pool.connection() as conn:
+                cursor = await conn.execute(CHECK_SCHEMA)
+                rows = await cursor.fetchall()
+        except Exception as error:
+            return Readiness(False, self._reason(error))
+        return readiness_from_rows(rows)
+
+    async def aclose(self) -> None:
+        if self._opened:
+            await self._pool.close()

@@ -1,0 +1,196 @@
+"""``build_stores``: routing by DATA_BACKEND and configuration, no I/O at build time, unconfigured
+stand-ins that name the missing variables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from botmox_api.stores._rtdb_target import InvalidRtdbConfiguration, RtdbTarget, resolve_rtdb_target
+from botmox_api.stores.factory import build_stores
+from botmox_api.stores.protocols import StoragePolicyChanges, StoreNotConfigured, StoreQueryFailed
+from botmox_api.stores.rtdb_settings import RtdbSettingsStore
+from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
+from botmox_api.stores.supabase_rest import RestStoragePolicyStore
+from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
+
+# Nothing listens here; building must not notice.
+DEAD_DB = "postgresql://botmox_api:pw@127.0.0.1:9/postgres"
+DEAD_URL = "http://127.0.0.1:9"
+EMULATOR = {"firebase_database_emulator_host": "127.0.0.1:9", "firebase_project_id": "demo-botmox"}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        (
+            {"database_url": "https://proj-default-rtdb.firebaseio.com"},
+            RtdbTarget("https://proj-default-rtdb.firebaseio.com", False, "/creds.json"),
+        ),
+        (
+            {"project_id": "proj"},
+            RtdbTarget("https://proj-default-rtdb.firebaseio.com", False, "/creds.json"),
+        ),
+        (
+            {
+                "database_url": "https://db.europe-west1.firebasedatabase.app",
+                "emulator_host": "127.0.0.1:9000",
+            },
+            RtdbTarget("http://127.0.0.1:9000?ns=db", True, None),
+        ),
+        (
+            {"database_url": "http://127.0.0.1:9000?ns=ns1", "emulator_host": "localhost:9100"},
+            RtdbTarget("http://localhost:9100?ns=ns1", True, None),
+        ),
+        (
+            {"database_url": "http://127.0.0.1:9000/?ns=ns2"},
+            RtdbTarget("http://127.0.0.1:9000?ns=ns2", True, None),
+        ),
+        (
+            {"project_id": "demo", "emulator_host": "127.0.0.1:9000"},
+            RtdbTarget("http://127.0.0.1:9000?ns=demo-default-rtdb", True, None),
+        ),
+    ],
+)
+def test_rtdb_target_resolution(kwargs: dict[str, str], expected: RtdbTarget) -> None:
+    arguments: dict[str, Any] = {"database_url": None, "project_id": None, "emulator_host": None}
+    arguments.update(kwargs)
+    assert resolve_rtdb_target(**arguments, credentials_path="/creds.json") == expected
+
+
+def test_rtdb_target_absent_without_url_or_project() -> None:
+    assert (
+        resolve_rtdb_target(database_url=None, project_id=None, emulator_host="h:1", credentials_path=None)
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "variable"),
+    [
+        ({"database_url": "ftp://x", "emulator_host": None}, "FIREBASE_DATABASE_URL"),
+        (
+            {"database_url": "https://x.firebaseio.com", "emulator_host": "http://h:1"},
+            "FIREBASE_DATABASE_EMULATOR_HOST",
+        ),
+    ],
+)
+def test_rtdb_target_invalid(kwargs: dict[str, str | None], variable: str) -> None:
+    with pytest.raises(InvalidRtdbConfiguration, match=variable):
+        resolve_rtdb_target(**kwargs, project_id=None, credentials_path=None)
+
+
+async def test_rtdb_mode_routes_everything_to_rtdb() -> None:
+    stores = build_stores(data_backend="rtdb", supabase_db_url=DEAD_DB, **EMULATOR)
+    try:
+        assert isinstance(stores.settings, RtdbSettingsStore)
+        assert isinstance(stores.storage_policy, RtdbStoragePolicyStore)
+        assert isinstance(stores.supabase, SqlStoragePolicyStore)
+        assert (stores.rtdb_configured, stores.supabase_configured) == (True, True)
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize(
+    ("supabase", "kind"),
+    [
+        ({"supabase_db_url": DEAD_DB}, SqlStoragePolicyStore),
+        (
+            {"supabase_db_url": DEAD_DB, "supabase_url": DEAD_URL, "supabase_service_role_key": "k"},
+            SqlStoragePolicyStore,
+        ),
+        ({"supabase_url": DEAD_URL, "supabase_service_role_key": "k"}, RestStoragePolicyStore),
+    ],
+)
+async def test_supabase_mode_prefers_sql_then_rest(supabase: dict[str, str], kind: type) -> None:
+    stores = build_stores(data_backend="supabase", **supabase, **EMULATOR)
+    try:
+        assert isinstance(stores.storage_policy, kind)
+        assert stores.storage_policy is stores.supabase
+        assert isinstance(stores.settings, RtdbSettingsStore)
+        assert stores.supabase_configured is True
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize(
+    ("supabase", "missing"),
+    [
+        ({}, ["SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"]),
+        ({"supabase_url": DEAD_URL}, ["SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY"]),
+        ({"supabase_service_role_key": "k", "supabase_db_url": ""}, ["SUPABASE_DB_URL", "SUPABASE_URL"]),
+    ],
+)
+async def test_supabase_mode_without_supabase_names_the_missing_variables(
+    supabase: dict[str, str], missing: list[str]
+) -> None:
+    stores = build_stores(data_backend="supabase", **supabase, **EMULATOR)
+    try:
+        assert isinstance(stores.storage_policy, UnconfiguredStoragePolicyStore)
+        assert stores.supabase_configured is False
+        with pytest.raises(StoreNotConfigured) as raised:
+            await stores.storage_policy.merge("acme", StoragePolicyChanges(), updated_by="u")
+        assert raised.value.backend == "supabase"
+        assert raised.value.message == "Supabase is not configured"
+        assert raised.value.details == {"missing": missing}
+        readiness = await stores.check_supabase()
+        assert (readiness.ready, readiness.reason) == (False, "Not configured: missing " + ", ".join(missing))
+        # The RTDB side is untouched by the missing Supabase.
+        assert isinstance(stores.settings, RtdbSettingsStore)
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize("mode", ["rtdb", "supabase"])
+async def test_without_rtdb_the_rtdb_paths_are_unconfigured(mode: Any) -> None:
+    stores = build_stores(data_backend=mode, supabase_db_url=DEAD_DB)
+    try:
+        assert stores.rtdb_configured is False
+        assert isinstance(stores.settings, UnconfiguredSettingsStore)
+        with pytest.raises(StoreNotConfigured) as raised:
+            await stores.settings.read_tree("acme")
+        assert raised.value.backend == "rtdb"
+        assert raised.value.message == "RTDB is not configured"
+        assert raised.value.details == {"missing": ["FIREBASE_DATABASE_URL", "FIREBASE_PROJECT_ID"]}
+        assert (await stores.check_rtdb()).ready is False
+        if mode == "rtdb":
+            with pytest.raises(StoreNotConfigured):
+                await stores.storage_policy.read("acme")
+        else:
+            assert isinstance(stores.storage_policy, SqlStoragePolicyStore)
+    finally:
+        await stores.aclose()
+
+
+async def test_building_reads_no_credentials_file_until_used() -> None:
+    stores = build_stores(
+        data_backend="rtdb",
+        firebase_database_url="https://prod-default-rtdb.firebaseio.com",
+        google_application_credentials="/nonexistent/service-account.json",
+    )
+    try:
+        with pytest.raises(StoreQueryFailed) as raised:
+            await stores.settings.read_tree("acme")
+        assert raised.value.details == {
+            "reason": "Cannot read the RTDB credentials file (GOOGLE_APPLICATION_CREDENTIALS)"
+        }
+    finally:
+        await stores.aclose()
+
+
+async def test_factory_stores_against_the_emulator(rtdb_emulator: Any, rtdb_namespace: str) -> None:
+    stores = build_stores(
+        data_backend="rtdb",
+        firebase_database_url=f"https://{rtdb_namespace}.firebaseio.com",
+        firebase_database_emulator_host=rtdb_emulator.host,
+    )
+    try:
+        assert (await stores.check_rtdb()).ready is True
+        written = await stores.storage_policy.replace("acme", StoragePolicyChanges(), updated_by="u")
+        tree = await stores.settings.read_tree("acme")
+        # The raw node carries the version; the API swaps it for ``to_document()``.
+        assert tree == {"storage_policy": {**written.to_document(), "version": 1}}
+    finally:
+        await stores.aclose()

@@ -1,0 +1,114 @@
+"""The RTDB emulator going away and coming back: failures are StoreQueryFailed with the contract's
+messages, nothing is half-written, and the same store objects work again afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+import pytest
+
+from botmox_api.stores._rtdb_target import RtdbTarget, resolve_rtdb_target
+from botmox_api.stores.protocols import IfMatch, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.stores.rtdb_settings import RtdbSettingsStore
+from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
+
+
+def _target(host: str, namespace: str) -> RtdbTarget:
+    target = resolve_rtdb_target(
+        database_url=f"http://{host}?ns={namespace}",
+        project_id=None,
+        emulator_host=None,
+        credentials_path=None,
+    )
+    assert target is not None
+    return target
+
+
+async def test_emulator_stopped_then_started(rtdb_private: Any, tenant: str) -> None:
+    target = _target(rtdb_private.host, "faults")
+    settings = RtdbSettingsStore(target, http_timeout_s=2.0)
+    policy = RtdbStoragePolicyStore(target, http_timeout_s=2.0)
+    try:
+        await settings.write(tenant, ("alerts",), {"warning_days": 7}, updated_at=1)
+        stored = await policy.replace(tenant, StoragePolicyChanges(operational="local"), updated_by="u")
+
+        rtdb_private.stop()
+        failures = {
+            "Failed to read settings from RTDB": settings.read_tree(tenant),
+            "Failed to write settings to RTDB": settings.write(tenant, ("alerts",), {"x": 1}, updated_at=2),
+            "Failed to read storage policy from RTDB": policy.read(tenant),
+            "Failed to write storage policy to RTDB": policy.merge(
+                tenant,
+                StoragePolicyChanges(sync_enabled=True),
+                updated_by="v",
+                if_match=IfMatch(any_version=True),
+            ),
+        }
+        for message, call in failures.items():
+            with pytest.raises(StoreQueryFailed) as raised:
+                await call
+            assert (raised.value.backend, raised.value.message) == ("rtdb", message)
+            assert raised.value.details == {"reason": "RTDB unreachable: connection failed"}
+        readiness = await settings.check_ready()
+        assert (readiness.ready, readiness.reason) == (False, "RTDB unreachable: connection failed")
+        assert (await policy.check_ready()).ready is False
+
+        rtdb_private.start()
+        assert (await settings.check_ready()).ready is True
+        # Every acknowledged write survived, and none of the failed ones left anything behind.
+        assert await settings.read_tree(tenant) == {
+            "alerts": {"warning_days": 7, "updated_at": 1},
+            "storage_policy": {**stored.to_document(), "version": 1},
+        }
+        assert await policy.read(tenant) == stored
+        again = await policy.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="v")
+        assert again.version == 2
+    finally:
+        await settings.aclose()
+        await policy.aclose()
+
+
+async def test_nothing_listening_is_query_failed(tenant: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    store = RtdbStoragePolicyStore(_target(f"127.0.0.1:{port}", "nobody"), http_timeout_s=1.0)
+    try:
+        with pytest.raises(StoreQueryFailed) as raised:
+            await store.read(tenant)
+        assert raised.value.details == {"reason": "RTDB unreachable: connection failed"}
+    finally:
+        await store.aclose()
+
+
+async def test_closed_store_refuses_calls(rtdb_target: RtdbTarget, tenant: str) -> None:
+    store = RtdbSettingsStore(rtdb_target)
+    await store.read_tree(tenant)
+    await store.aclose()
+    with pytest.raises(StoreQueryFailed) as raised:
+        await store.read_tree(tenant)
+    assert raised.value.details == {"reason": "RTDB store is closed"}
+
+
+async def test_silent_server_times_out_after_the_configured_http_timeout(tenant: str) -> None:
+    release = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(65536)
+        await release.wait()  # never answer until the test ends
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    store = RtdbSettingsStore(_target(f"127.0.0.1:{port}", "silent"), http_timeout_s=0.3)
+    try:
+        with pytest.raises(StoreQueryFailed) as raised:
+            await store.read_tree(tenant)
+        assert raised.value.details == {"reason": "RTDB did not answer within 0.3 s"}
+    finally:
+        release.set()
+        await store.aclose()
+        server.close()
+        await server.wait_closed()

@@ -1,0 +1,154 @@
+"""The SQL transport specifically: RLS holds when the application errs, readiness reasons, and a
+database that is unreachable or not migrated."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from botmox_api.stores.protocols import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed
+from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+
+
+class MisdeclaringStore(SqlStoragePolicyStore):
+    """Declares one tenant to RLS while passing another to the functions: the application bug
+    that row-level security must contain."""
+
+    def __init__(self, dsn: str, declared_tenant: str) -> None:
+        super().__init__(dsn)
+        self.declared = declared_tenant
+
+    def _declared_tenant(self, tenant_id: str) -> str:
+        return self.declared
+
+
+@pytest.fixture
+async def sql_store(pg_database: Any) -> AsyncIterator[SqlStoragePolicyStore]:
+    store = SqlStoragePolicyStore(pg_database.api_dsn)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def intruder(pg_database: Any, tenant: str) -> AsyncIterator[SqlStoragePolicyStore]:
+    """A store whose transactions declare ``tenant`` whatever tenant they ask for."""
+    store = MisdeclaringStore(pg_database.api_dsn, declared_tenant=tenant)
+    yield store
+    await store.aclose()
+
+
+async def test_rls_hides_another_tenants_row(
+    sql_store: SqlStoragePolicyStore, intruder: SqlStoragePolicyStore, tenant: str
+) -> None:
+    victim = f"v-{uuid.uuid4().hex[:12]}"
+    await sql_store.replace(victim, StoragePolicyChanges(operational="local"), updated_by="owner")
+    assert await intruder.read(victim) is None
+
+
+@pytest.mark.parametrize("mode", ["replace", "merge"])
+@pytest.mark.parametrize("victim_has_row", [True, False], ids=["existing-row", "no-row"])
+async def test_rls_refuses_a_cross_tenant_write(
+    sql_store: SqlStoragePolicyStore,
+    intruder: SqlStoragePolicyStore,
+    mode: str,
+    victim_has_row: bool,
+) -> None:
+    victim = f"v-{uuid.uuid4().hex[:12]}"
+    before = None
+    if victim_has_row:
+        before = await sql_store.replace(
+            victim, StoragePolicyChanges(operational="local"), updated_by="owner"
+        )
+    write = intruder.replace if mode == "replace" else intruder.merge
+    with pytest.raises(StoreQueryFailed) as raised:
+        await write(
+            victim, StoragePolicyChanges(operational="cloud", sync_enabled=True), updated_by="intruder"
+        )
+    assert raised.value.message == "Failed to write storage policy to Supabase"
+    assert await sql_store.read(victim) == before
+
+
+async def test_rls_refuses_a_cross_tenant_conditional_write(
+    sql_store: SqlStoragePolicyStore, intruder: SqlStoragePolicyStore
+) -> None:
+    victim = f"v-{uuid.uuid4().hex[:12]}"
+    before = await sql_store.replace(victim, StoragePolicyChanges(), updated_by="owner")
+    with pytest.raises(StoreError):
+        await intruder.merge(
+            victim,
+            StoragePolicyChanges(sync_enabled=True),
+            updated_by="intruder",
+            if_match=IfMatch(any_version=True),
+        )
+    assert await sql_store.read(victim) == before
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_unreachable_database_fails_with_a_reason_free_of_the_dsn() -> None:
+    password = "pw-" + uuid.uuid4().hex
+    store = SqlStoragePolicyStore(
+        f"postgresql://botmox_api:{password}@127.0.0.1:{_closed_port()}/postgres", pool_timeout_s=0.5
+    )
+    try:
+        readiness = await store.check_ready()
+        assert readiness.ready is False
+        assert readiness.reason == "Database unreachable or refusing connections: no connection within 0.5 s"
+        with pytest.raises(StoreQueryFailed) as raised:
+            await store.merge("acme", StoragePolicyChanges(), updated_by="u")
+        assert raised.value.backend == "supabase"
+        assert raised.value.message == "Failed to write storage policy to Supabase"
+        assert password not in str(raised.value.details)
+    finally:
+        await store.aclose()
+
+
+async def test_not_ready_when_the_migration_is_not_applied(pg_database: Any) -> None:
+    bare = f"bare_{uuid.uuid4().hex[:12]}"
+    async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+        await admin.execute(sql.SQL("create database {} template template0").format(sql.Identifier(bare)))
+    store = SqlStoragePolicyStore(psycopg.conninfo.make_conninfo(pg_database.admin_dsn, dbname=bare))
+    try:
+        readiness = await store.check_ready()
+        assert readiness.ready is False
+        assert readiness.reason == (
+            "Migration not applied: missing public.storage_policies, public.storage_policy_read,"
+            " public.storage_policy_replace, public.storage_policy_merge"
+        )
+        with pytest.raises(StoreQueryFailed) as raised:
+            await store.read("acme")
+        assert str(raised.value.details["reason"]).startswith(
+            "SQLSTATE 42883: function public.storage_policy_read"
+        )
+    finally:
+        await store.aclose()
+        async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+            await admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(bare)))
+
+
+async def test_not_ready_when_the_role_may_not_use_a_function(pg_database: Any) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+        await admin.execute(
+            "revoke execute on function"
+            " public.storage_policy_merge(text, text, text, boolean, bigint[], boolean) from botmox_api"
+        )
+    store = SqlStoragePolicyStore(pg_database.api_dsn)
+    try:
+        readiness = await store.check_ready()
+        assert (readiness.ready, readiness.reason) == (
+            False,
+            "The API's database role may not use public.storage_policy_merge",
+        )
+    finally:
+        await store.aclose()
