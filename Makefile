@@ -81,6 +81,16 @@ pgtap: bootstrap ## Start a throwaway PostgreSQL, apply migrations, run lint, ad
 .PHONY: test
 test: lint typecheck pytest pgtap ## Lint, types and every test (bootstraps first when needed)
 
+BACKEND ?= rtdb
+RUNTIME ?= auto
+.PHONY: local
+local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|native); prints URLs and a token; Ctrl-C stops it
+	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
+
+.PHONY: local-down
+local-down: ## Stop a stack started with `python -m harness up --detach`
+	$(PYTHON) -m harness down
+
 .PHONY: bench
 bench: bootstrap ## Print the project's performance figures (fixture start, emulator ops/s)
 	$(PYTHON) -m harness.postgres bench

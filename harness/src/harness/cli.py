@@ -1,0 +1,285 @@
+"""``python -m harness``: bring the local stack up and down, look at it, flip the API's backend.
+
+Exit codes: 0 done; 1 a service failed (start, flip, health); 2 bad input or a runtime that does
+not exist yet; 3 the stack is in the wrong state for the command (already running for ``up``,
+not running for ``status``, ``flip`` and ``token``).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import signal
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Annotated, NoReturn
+
+import typer
+from rich.console import Console
+
+from harness.stack import processes
+from harness.stack.console import RichReporter, print_summary, status_table, token_for
+from harness.stack.description import STACK
+from harness.stack.health import ServiceUnhealthy
+from harness.stack.logs import follow, tail
+from harness.stack.native import NativeRuntime, StackStartError
+from harness.stack.state import HarnessPaths, StackState, StateError, load, remove
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_WRONG_STATE = 3
+SUPERVISOR_STOP_WAIT_S = 120.0
+WATCH_INTERVAL_S = 1.0
+# A foreground `up` is bounded like every loop here: after a week it stops the stack by itself.
+FOREGROUND_LIMIT_S = 7 * 24 * 3600.0
+
+app = typer.Typer(
+    name="python -m harness",
+    help="The Bot-Mox stack on this machine: PostgreSQL (Supabase's database), RTDB emulator, API, frontend.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+class Backend(enum.StrEnum):
+    rtdb = "rtdb"
+    supabase = "supabase"
+
+
+class RuntimeChoice(enum.StrEnum):
+    auto = "auto"
+    docker = "docker"
+    native = "native"
+
+
+class StopRequested(BaseException):
+    """SIGTERM or SIGHUP arrived: stop the stack like Ctrl-C does."""
+
+
+def _console() -> Console:
+    return Console(highlight=False)
+
+
+def _error_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _error_console().print(f"[red]error:[/] {message}", soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _load(paths: HarnessPaths) -> StackState | None:
+    try:
+        return load(paths)
+    except StateError as error:
+        _fail(f"{error}; remove {paths.state_file} after checking nothing from it still runs", EXIT_FAILED)
+
+
+def _raise_stop(signum: int, _frame: FrameType | None) -> None:
+    raise StopRequested(signal.Signals(signum).name)
+
+
+def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> None:
+    if runtime is RuntimeChoice.docker:
+        _fail("the docker runtime is not implemented yet; use --runtime native (or auto)", EXIT_USAGE)
+    if runtime is RuntimeChoice.auto:
+        console.print("runtime auto → native (the docker runtime is not implemented yet)")
+
+
+@app.command()
+def up(
+    backend: Annotated[Backend, typer.Option(help="The API's DATA_BACKEND.")] = Backend.rtdb,
+    runtime: Annotated[RuntimeChoice, typer.Option(help="auto picks docker when a daemon can be had.")] = (
+        RuntimeChoice.auto
+    ),
+    detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once the stack is up.")] = False,
+) -> None:
+    """Start the whole stack, print its URLs and a demo bearer token; stay until Ctrl-C unless --detach."""
+    console = _console()
+    _resolve_runtime(runtime, console)
+    paths = HarnessPaths.default()
+    supervisor = None if detach else processes.identify(os.getpid())
+    runtime_impl = NativeRuntime(paths, reporter=RichReporter(console))
+    # Ctrl-C (KeyboardInterrupt) and SIGTERM/SIGHUP (StopRequested) during start-up stop what started.
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    # SIGINT raises KeyboardInterrupt even when the shell started us with it ignored (a background job).
+    previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with paths.locked():
+            existing = _load(paths)
+            if existing is not None and existing.is_alive():
+                _fail(
+                    f"a stack is already running (API {existing.api_url}, state {paths.state_file}); "
+                    "nothing was changed. Stop it with `python -m harness down`.",
+                    EXIT_WRONG_STATE,
+                )
+            if existing is not None:
+                runtime_impl.down(existing)  # leftovers of a stack whose processes are all gone
+                remove(paths)
+            _warn_about_env_file(console, runtime_impl.project_root)
+            try:
+                state = runtime_impl.up(backend.value, supervisor=supervisor)
+            except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
+                remove(paths)
+                _fail(str(error), EXIT_FAILED)
+            except BaseException:
+                remove(paths)
+                raise
+        print_summary(console, state, paths, detached=detach)
+        if not detach:
+            _stay_in_foreground(console, paths, runtime_impl)
+    except (KeyboardInterrupt, StopRequested):
+        console.print("stopped during start-up; nothing left running")
+        raise typer.Exit(130) from None
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _warn_about_env_file(console: Console, project_root: Path) -> None:
+    env_file = project_root / "services" / "api" / ".env"
+    if env_file.exists():
+        console.print(
+            f"note: {env_file} is not read by this stack; its API gets every setting from the harness "
+            "(see .harness/state.json). Run the API by hand to use that file."
+        )
+
+
+def _stay_in_foreground(console: Console, paths: HarnessPaths, runtime: NativeRuntime) -> None:
+    reported: set[str] = set()
+    deadline = time.monotonic() + FOREGROUND_LIMIT_S
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(WATCH_INTERVAL_S)
+            state = _load(paths)
+            if state is None:
+                console.print("the state file is gone; leaving the foreground")
+                return
+            for name, identity in state.processes.items():
+                if name not in reported and not processes.is_running(identity):
+                    reported.add(name)
+                    console.print(
+                        f"[red]{name} exited[/]; see `python -m harness logs {name}`", soft_wrap=True
+                    )
+    except (KeyboardInterrupt, StopRequested):
+        pass
+    # Further Ctrl-C must not interrupt the shutdown half-way.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    with console.status("stopping the stack..."), paths.locked():
+        state = _load(paths)
+        stopped = runtime.down(state) if state is not None else []
+        remove(paths)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def down() -> None:
+    """Stop exactly what `up` started (by PID, checked against each process's start time)."""
+    console = _console()
+    paths = HarnessPaths.default()
+    state = _load(paths)
+    if state is None:
+        console.print("no stack is running (no state file)")
+        return
+    supervisor = state.supervisor
+    if supervisor is not None and supervisor.pid != os.getpid() and processes.is_running(supervisor):
+        # A foreground `up` owns the stack: ask it to stop everything, as Ctrl-C would.
+        console.print(f"asking the foreground `up` (pid {supervisor.pid}) to stop the stack")
+        os.kill(supervisor.pid, signal.SIGTERM)
+        if not processes.wait_gone(supervisor, SUPERVISOR_STOP_WAIT_S):
+            _fail(f"the foreground `up` (pid {supervisor.pid}) did not stop", EXIT_FAILED)
+    with paths.locked():
+        state = _load(paths)
+        if state is None:
+            console.print("stopped")
+            return
+        stopped = NativeRuntime(paths).down(state)
+        remove(paths)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+def _running_state(paths: HarnessPaths) -> StackState:
+    state = _load(paths)
+    if state is None or not state.is_alive():
+        _fail("no stack is running; start one with `python -m harness up`", EXIT_WRONG_STATE)
+    return state
+
+
+@app.command()
+def status() -> None:
+    """A table of the services: PID, URL, whether the process runs and its health check passes."""
+    paths = HarnessPaths.default()
+    state = _running_state(paths)
+    table, healthy = status_table(STACK, state)
+    _console().print(table)
+    if not healthy:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def logs(
+    service: Annotated[str | None, typer.Argument(help="One service; all of them when omitted.")] = None,
+    lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines from the end.")] = 40,
+    follow_logs: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print the end of a service's log (`.harness/logs/<service>.log`)."""
+    paths = HarnessPaths.default()
+    known = (*STACK.names(), "migrations")
+    if service is not None and service not in known:
+        _fail(f"unknown service {service!r}; choose one of {', '.join(known)}", EXIT_USAGE)
+    names = [service] if service else [name for name in known if paths.log_file(name).exists()]
+    if not names:
+        _fail(f"no logs in {paths.logs}; has a stack been started?", EXIT_WRONG_STATE)
+    for name in names:
+        if len(names) > 1:
+            print(f"==> {paths.log_file(name)} <==")
+        text = tail(paths.log_file(name), lines)
+        if text:
+            print(text)
+    if follow_logs:
+        try:
+            follow(
+                [paths.log_file(name) for name in names],
+                lambda line: print(line, flush=True),
+                keep_going=paths.state_file.exists,
+            )
+        except KeyboardInterrupt:
+            return
+
+
+@app.command()
+def flip(
+    backend: Annotated[Backend, typer.Option(help="The DATA_BACKEND to restart the API with.")],
+) -> None:
+    """Restart only the API with the other DATA_BACKEND; PostgreSQL and RTDB keep running, untouched."""
+    console = _console()
+    paths = HarnessPaths.default()
+    with paths.locked():
+        state = _running_state(paths)
+        if state.data_backend == backend.value:
+            console.print(f"the API already runs with DATA_BACKEND={backend.value}; nothing changed")
+            return
+        runtime = NativeRuntime(paths, reporter=RichReporter(console))
+        try:
+            runtime.flip(state, backend.value)
+        except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
+            _fail(f"{error}\nthe API was started again with DATA_BACKEND={state.data_backend}", EXIT_FAILED)
+    console.print(f"API restarted with DATA_BACKEND={backend.value} (pid {state.processes['api'].pid})")
+
+
+@app.command()
+def token() -> None:
+    """Print a fresh 12-hour bearer token for the demo tenant of the running stack."""
+    print(token_for(_running_state(HarnessPaths.default())))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

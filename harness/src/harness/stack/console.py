@@ -1,0 +1,106 @@
+"""What the CLI shows: progress of slow steps, the summary after ``up``, the status table."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.stack.description import StackDescription
+from harness.stack.health import probe
+from harness.stack.processes import is_running
+from harness.stack.state import HarnessPaths, StackState
+from harness.stack.tokens import DEMO_TENANT_ID, demo_token
+
+
+class RichReporter:
+    """A spinner while a step runs, then one line with its duration."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    @contextlib.contextmanager
+    def step(self, label: str) -> Iterator[None]:
+        began = time.monotonic()
+        with self.console.status(f"{label}..."):
+            yield
+        self.console.print(f"[green]✓[/] {label} [dim]({time.monotonic() - began:.1f} s)[/]")
+
+    def note(self, message: str) -> None:
+        self.console.print(message)
+
+
+def token_for(state: StackState) -> str:
+    return demo_token(secret=state.jwt_secret, audience=state.jwt_audience, issuer=state.jwt_issuer)
+
+
+def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, detached: bool) -> None:
+    token = token_for(state)
+    console.print()
+    console.print(f"[bold]Stack up[/] (runtime {state.runtime}, DATA_BACKEND={state.data_backend})")
+    console.print(f"  API          {state.api_url}/api/v1")
+    console.print(f"  frontend     {state.frontend_url}/")
+    console.print(f"  PostgreSQL   {state.supabase_db_url}")
+    console.print(f"  RTDB         {state.rtdb_url}")
+    console.print(f"  state file   {paths.state_file}   logs {paths.logs}/")
+    console.print()
+    console.print(f"Bearer token for tenant [bold]{DEMO_TENANT_ID}[/] (12 h):")
+    # Printed bare, without wrapping or markup, so it can be copied as is.
+    console.print(token, soft_wrap=True, markup=False, highlight=False)
+    console.print()
+    console.print(
+        f"  curl -H 'Authorization: Bearer {token}' {state.api_url}/api/v1/settings",
+        soft_wrap=True,
+        markup=False,
+        highlight=False,
+    )
+    console.print()
+    if detached:
+        console.print("Detached: `python -m harness status`, `logs`, `flip`, `down`.")
+    else:
+        console.print("Press Ctrl-C to stop the stack.")
+
+
+def _health_target(description: StackDescription, state: StackState, name: str) -> str:
+    spec = description.service(name)
+    if spec.health.kind == "postgres":
+        return state.supabase_db_url
+    return f"http://127.0.0.1:{state.ports[name]}{spec.health.path}"
+
+
+def status_table(description: StackDescription, state: StackState) -> tuple[Table, bool]:
+    """The table and whether every service runs and passes its health check."""
+    table = Table(title=f"stack: runtime {state.runtime}, DATA_BACKEND={state.data_backend}")
+    for column in ("service", "pid", "url", "process", "health"):
+        table.add_column(column)
+    all_healthy = True
+    for spec in description.start_order():
+        identity = state.processes.get(spec.name)
+        running = identity is not None and is_running(identity)
+        healthy = running and probe(spec.health, _health_target(description, state, spec.name))
+        all_healthy = all_healthy and healthy
+        url = (
+            f"127.0.0.1:{state.ports[spec.name]}"
+            if spec.engine == "postgresql"
+            else (f"http://127.0.0.1:{state.ports[spec.name]}")
+        )
+        table.add_row(
+            spec.name,
+            str(identity.pid) if identity else "-",
+            url,
+            "[green]running[/]" if running else "[red]gone[/]",
+            "[green]ok[/]" if healthy else "[red]failing[/]",
+        )
+    if state.supervisor is not None:
+        alive = is_running(state.supervisor)
+        table.add_row(
+            "(up, foreground)",
+            str(state.supervisor.pid),
+            "-",
+            "[green]running[/]" if alive else "[red]gone[/]",
+            "-",
+        )
+    return table, all_healthy

@@ -1,0 +1,283 @@
+"""The one description of the local stack, shared by every runtime (native now, docker and compose later).
+
+A service says what it is (image build inputs, command, ports, environment, health check, what it needs
+first), never how a particular runtime starts it. Commands, environments and health paths are
+templates with ``${...}`` placeholders (``${api.port}``, ``${secret.jwt_secret}``, ``${project_root}``...)
+that a runtime fills from the values of one stack (see ``harness.stack.values``). Paths in templates
+start from ``${project_root}`` or ``${data_dir}`` so a container can map them to its own directories.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+ServiceName = Literal["postgres", "rtdb", "api", "frontend"]
+HealthKind = Literal["http", "postgres"]
+# "postgresql": a PostgreSQL server (initdb as a non-root user, migrations applied after it is healthy);
+# "process": a program that runs in the foreground with the given command and environment.
+Engine = Literal["postgresql", "process"]
+
+
+class DescriptionError(ValueError):
+    """The description contradicts itself (duplicate names or ports, unknown or cyclic dependencies)."""
+
+
+class Placeholders(string.Template):
+    """``${service.key}`` placeholders: dots are part of the name; a missing value is an error."""
+
+    idpattern = r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*"
+    flags = re.ASCII
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill a template; raises ``KeyError`` naming the first placeholder without a value."""
+    return Placeholders(template).substitute(values)
+
+
+def placeholders_in(template: str) -> set[str]:
+    names: set[str] = set()
+    for match in Placeholders.pattern.finditer(template):
+        name = match.group("named") or match.group("braced")
+        if name:
+            names.add(name)
+    return names
+
+
+@dataclass(frozen=True, slots=True)
+class ImageBuild:
+    """Inputs of the service's image for the docker runtime; paths relative to the project root.
+
+    A container runs its image's own entrypoint and command with the service's environment;
+    ``ServiceSpec.command`` is how the service runs from a checkout (the native runtime).
+    """
+
+    context: str
+    dockerfile: str
+    # The usual public base image; the docker runtime builds a Debian base itself when it cannot be pulled.
+    base_image: str
+
+
+@dataclass(frozen=True, slots=True)
+class PortSpec:
+    """A TCP port the service listens on (127.0.0.1 only). ``default`` is used when free."""
+
+    name: str
+    default: int
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """``http``: GET ``path`` answers ``expect_status``; ``postgres``: a superuser connection succeeds."""
+
+    kind: HealthKind
+    path: str = ""
+    expect_status: int = 200
+    timeout_s: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceSpec:
+    name: ServiceName
+    description: str
+    engine: Engine
+    image: ImageBuild
+    command: tuple[str, ...]
+    ports: tuple[PortSpec, ...]
+    health: HealthCheck
+    environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    depends_on: tuple[ServiceName, ...] = ()
+
+    @property
+    def port(self) -> PortSpec:
+        """The service's main port (the first one)."""
+        return self.ports[0]
+
+    def templates(self) -> Iterable[str]:
+        yield from self.command
+        yield from self.environment.values()
+        yield self.health.path
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationStep:
+    """Schema migrations applied with the Supabase CLI once ``service`` is healthy, before its dependants."""
+
+    service: ServiceName
+    directory: str
+    database: str
+
+
+@dataclass(frozen=True, slots=True)
+class StackDescription:
+    services: tuple[ServiceSpec, ...]
+    migrations: MigrationStep | None = None
+
+    def service(self, name: str) -> ServiceSpec:
+        for service in self.services:
+            if service.name == name:
+                return service
+        raise KeyError(f"no service named {name!r}; the stack has {', '.join(self.names())}")
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(service.name for service in self.services)
+
+    def start_order(self) -> tuple[ServiceSpec, ...]:
+        """Services in an order where each comes after what it depends on (stable: description order)."""
+        check(self)
+        ordered: list[ServiceSpec] = []
+        placed: set[str] = set()
+        while len(ordered) < len(self.services):
+            for service in self.services:
+                if service.name not in placed and all(dep in placed for dep in service.depends_on):
+                    ordered.append(service)
+                    placed.add(service.name)
+                    break
+        return tuple(ordered)
+
+    def stop_order(self) -> tuple[ServiceSpec, ...]:
+        return tuple(reversed(self.start_order()))
+
+
+def check(description: StackDescription) -> None:
+    """Raise ``DescriptionError`` unless names and ports are unique and dependencies exist and are acyclic."""
+    names = [service.name for service in description.services]
+    duplicates = {name for name in names if names.count(name) > 1}
+    if duplicates:
+        raise DescriptionError(f"duplicate service names: {sorted(duplicates)}")
+    ports = [port.default for service in description.services for port in service.ports]
+    duplicate_ports = {port for port in ports if ports.count(port) > 1}
+    if duplicate_ports:
+        raise DescriptionError(f"duplicate default ports: {sorted(duplicate_ports)}")
+    for service in description.services:
+        if not service.ports:
+            raise DescriptionError(f"{service.name} has no port")
+        for dependency in service.depends_on:
+            if dependency not in names:
+                raise DescriptionError(f"{service.name} depends on unknown service {dependency!r}")
+    if description.migrations is not None and description.migrations.service not in names:
+        raise DescriptionError(f"migrations target unknown service {description.migrations.service!r}")
+    _check_acyclic(description)
+
+
+def _check_acyclic(description: StackDescription) -> None:
+    needs = {service.name: set(service.depends_on) for service in description.services}
+    placed: set[str] = set()
+    for _ in range(len(needs)):
+        ready = {name for name, deps in needs.items() if name not in placed and deps <= placed}
+        if not ready:
+            break
+        placed |= ready
+    if len(placed) != len(needs):
+        raise DescriptionError(f"dependency cycle among {sorted(set(needs) - placed)}")
+
+
+def _env(variables: dict[str, str]) -> Mapping[str, str]:
+    return MappingProxyType(variables)
+
+
+_PYTHON_BASE = "python:3.11-slim-bookworm"
+
+POSTGRES = ServiceSpec(
+    name="postgres",
+    description="Supabase's database: PostgreSQL 15, migrated with the Supabase CLI",
+    engine="postgresql",
+    image=ImageBuild("harness/docker/postgres", "harness/docker/postgres/Dockerfile", "postgres:15-bookworm"),
+    command=(
+        "postgres",
+        "-D",
+        "${data_dir}/postgres",
+        "-p",
+        "${postgres.port}",
+        "-c",
+        "listen_addresses=127.0.0.1",
+    ),
+    # 54322 is the database port of supabase/config.toml, so tools pointed at `supabase start` work too.
+    ports=(PortSpec("postgres", 54322),),
+    health=HealthCheck("postgres", timeout_s=60.0),
+)
+
+RTDB = ServiceSpec(
+    name="rtdb",
+    description="Realtime Database emulator (the harness's own, REST protocol of firebase-admin)",
+    engine="process",
+    image=ImageBuild("harness", "harness/docker/rtdb/Dockerfile", _PYTHON_BASE),
+    command=(
+        "python",
+        "-m",
+        "harness.rtdb",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "${rtdb.port}",
+        "--snapshot",
+        "${data_dir}/rtdb.json",
+    ),
+    # 9000 is the Firebase Database Emulator's usual port.
+    ports=(PortSpec("http", 9000),),
+    health=HealthCheck("http", path="/.json?ns=harness-ready-probe&shallow=true", timeout_s=30.0),
+)
+
+API = ServiceSpec(
+    name="api",
+    description="Control-plane API v1 (FastAPI under uvicorn)",
+    engine="process",
+    image=ImageBuild("services/api", "services/api/Dockerfile", _PYTHON_BASE),
+    command=("python", "-m", "botmox_api"),
+    ports=(PortSpec("http", 8000),),
+    environment=_env(
+        {
+            "APP_ENV": "development",
+            "DATA_BACKEND": "${backend}",
+            "SUPABASE_DB_URL": "${postgres.api_url}",
+            "SUPABASE_JWT_SECRET": "${secret.jwt_secret}",
+            "SUPABASE_JWT_AUDIENCE": "${jwt_audience}",
+            "FIREBASE_DATABASE_EMULATOR_HOST": "${rtdb.host}",
+            "FIREBASE_DATABASE_URL": "${rtdb.url}",
+            "DEFAULT_TENANT_ID": "${default_tenant_id}",
+            "INTERNAL_API_TOKEN": "${secret.internal_api_token}",
+            "INTERNAL_INFRA_TOKEN": "${secret.internal_infra_token}",
+            "CORS_ORIGINS": "${frontend.url},http://localhost:${frontend.port}",
+            "REQUIRE_RTDB_READY": "true",
+            "REQUIRE_SUPABASE_READY": "${supabase_required}",
+            "HOST": "127.0.0.1",
+            "PORT": "${api.port}",
+            "LOG_LEVEL": "INFO",
+            "LOG_FORMAT": "json",
+        }
+    ),
+    health=HealthCheck("http", path="/api/v1/health/ready", timeout_s=60.0),
+    depends_on=("postgres", "rtdb"),
+)
+
+FRONTEND = ServiceSpec(
+    name="frontend",
+    description="Settings page: static files and a generated /runtime-config.js",
+    engine="process",
+    image=ImageBuild("services/frontend", "services/frontend/Dockerfile", "debian:bookworm-slim"),
+    command=("python", "-m", "harness.stack.static_server"),
+    # 5173 is among the API's default CORS origins (the Bot-Mox frontend's dev server port).
+    ports=(PortSpec("http", 5173),),
+    # The variables of services/frontend's image (entrypoint.sh + Caddyfile); the harness's static
+    # server reads the same ones.
+    environment=_env(
+        {
+            "FRONTEND_ROOT": "${project_root}/services/frontend/public",
+            "API_BASE_URL": "${api.url}",
+            "FRONTEND_DEMO_TOKEN": "${demo_token}",
+            "FRONTEND_BIND": "127.0.0.1",
+            "FRONTEND_PORT": "${frontend.port}",
+        }
+    ),
+    health=HealthCheck("http", path="/runtime-config.js", timeout_s=30.0),
+    depends_on=("api",),
+)
+
+STACK = StackDescription(
+    services=(POSTGRES, RTDB, API, FRONTEND),
+    migrations=MigrationStep(service="postgres", directory="supabase/migrations", database="botmox"),
+)

@@ -1,0 +1,97 @@
+"""The values of one stack (ports, secrets, backend, paths) and the placeholders templates use.
+
+Every service is reachable on 127.0.0.1 in both runtimes (processes, or containers on the host
+network), so the URLs below hold for native and docker alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Literal
+
+from harness.stack.credentials import StackCredentials
+from harness.stack.description import StackDescription, render
+from harness.stack.tokens import demo_token
+
+DataBackend = Literal["rtdb", "supabase"]
+DATA_BACKENDS: tuple[DataBackend, ...] = ("rtdb", "supabase")
+LOOPBACK = "127.0.0.1"
+API_DB_ROLE = "botmox_api"
+DB_SUPERUSER = "postgres"
+RTDB_NAMESPACE = "botmox-local"
+DEFAULT_TENANT_ID = "default"
+JWT_AUDIENCE = "authenticated"
+
+
+@dataclass(frozen=True, slots=True)
+class StackValues:
+    backend: DataBackend
+    ports: Mapping[str, int]
+    credentials: StackCredentials
+    project_root: Path
+    data_dir: Path
+    database: str
+    rtdb_namespace: str = RTDB_NAMESPACE
+    default_tenant_id: str = DEFAULT_TENANT_ID
+    jwt_audience: str = JWT_AUDIENCE
+
+    def with_backend(self, backend: DataBackend) -> StackValues:
+        return replace(self, backend=backend)
+
+    def url(self, service: str) -> str:
+        return f"http://{LOOPBACK}:{self.ports[service]}"
+
+    @property
+    def rtdb_url(self) -> str:
+        return f"{self.url('rtdb')}?ns={self.rtdb_namespace}"
+
+    def postgres_url(self, *, admin: bool) -> str:
+        auth = DB_SUPERUSER if admin else f"{API_DB_ROLE}:{self.credentials.db_api_password}"
+        return f"postgresql://{auth}@{LOOPBACK}:{self.ports['postgres']}/{self.database}?sslmode=disable"
+
+    def placeholders(self) -> dict[str, str]:
+        values: dict[str, str] = {
+            "backend": self.backend,
+            "supabase_required": "true" if self.backend == "supabase" else "false",
+            "project_root": str(self.project_root),
+            "data_dir": str(self.data_dir),
+            "rtdb_namespace": self.rtdb_namespace,
+            "default_tenant_id": self.default_tenant_id,
+            "jwt_audience": self.jwt_audience,
+            "demo_token": demo_token(secret=self.credentials.jwt_secret, audience=self.jwt_audience),
+            **self.credentials.placeholders(),
+        }
+        for service, port in self.ports.items():
+            values[f"{service}.port"] = str(port)
+            values[f"{service}.host"] = f"{LOOPBACK}:{port}"
+            values[f"{service}.url"] = self.url(service)
+        if "postgres" in self.ports:
+            values["postgres.api_url"] = self.postgres_url(admin=False)
+            values["postgres.admin_url"] = self.postgres_url(admin=True)
+        if "rtdb" in self.ports:
+            # rtdb.url is the database URL with its namespace, not the bare server.
+            values["rtdb.url"] = self.rtdb_url
+        return values
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedService:
+    """A service's command, environment and health URL with every placeholder filled."""
+
+    name: str
+    command: tuple[str, ...]
+    environment: dict[str, str]
+    health_url: str
+
+
+def render_service(description: StackDescription, name: str, values: StackValues) -> RenderedService:
+    spec = description.service(name)
+    filled = values.placeholders()
+    return RenderedService(
+        name=name,
+        command=tuple(render(part, filled) for part in spec.command),
+        environment={key: render(value, filled) for key, value in spec.environment.items()},
+        health_url=values.url(name) + render(spec.health.path, filled),
+    )

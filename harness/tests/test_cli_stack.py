@@ -1,0 +1,237 @@
+"""``python -m harness`` end to end on the native runtime: up, status, token, flip, logs, down, Ctrl-C.
+
+Each test gets its own ``BOTMOX_HARNESS_HOME``; a finalizer stops whatever the state file still names,
+so a failing test leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from harness.stack import processes
+from harness.stack.health import port_is_listening
+from harness.stack.native import NativeRuntime
+from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
+
+pytestmark = pytest.mark.integration
+
+CLI_TIMEOUT_S = 180
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class Harness:
+    paths: HarnessPaths
+    environment: dict[str, str]
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "harness", *args],
+            env=self.environment,
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            check=False,
+        )
+
+    def spawn_foreground(self) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "harness", "up"],
+            env=self.environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+
+    def state(self) -> StackState:
+        state = load(self.paths)
+        assert state is not None, "no state file"
+        return state
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    paths = HarnessPaths(tmp_path / "harness-home")
+    environment = {**os.environ, HOME_VARIABLE: str(paths.home)}
+    try:
+        yield Harness(paths, environment)
+    finally:
+        state = load(paths)
+        if state is not None:
+            if state.supervisor is not None:
+                processes.stop(state.supervisor, grace_s=60)
+            leftover = load(paths)
+            if leftover is not None:
+                NativeRuntime(paths).down(leftover)
+
+
+def _printed_token(output: str) -> str:
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Bearer token for tenant demo"):
+            return lines[index + 1].strip()
+    raise AssertionError(f"no token in the output:\n{output}")
+
+
+def _assert_nothing_left(state: StackState) -> None:
+    for name, identity in state.processes.items():
+        assert not processes.is_running(identity), f"{name} (pid {identity.pid}) still runs"
+    for name, port in state.ports.items():
+        if port_is_listening(port):
+            sockets = subprocess.run(["ss", "-tanp"], capture_output=True, text=True, check=False).stdout
+            raise AssertionError(f"something still listens on port {port} of {name}:\n{sockets}")
+    if state.postgres_dir:
+        assert not Path(state.postgres_dir).exists()
+
+
+def _wait_ready(harness: Harness, child: subprocess.Popen[str]) -> StackState:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert child.poll() is None, f"`up` exited early ({child.returncode})"
+        state = load(harness.paths)
+        if state is not None and "frontend" in state.processes:
+            try:
+                config = httpx.get(f"{state.frontend_url}/runtime-config.js", timeout=2, trust_env=False)
+                if config.is_success:
+                    return state
+            except httpx.TransportError:
+                pass
+        time.sleep(0.2)
+    raise AssertionError("the foreground stack did not come up")
+
+
+def test_up_status_flip_down(harness: Harness) -> None:
+    started = harness.run("up", "--detach", "--backend", "rtdb", "--runtime", "native")
+    assert started.returncode == 0, started.stdout + started.stderr
+    token = _printed_token(started.stdout)
+    state = harness.state()
+    assert state.runtime == "native"
+    assert state.data_backend == "rtdb"
+    assert state.supervisor is None
+    assert set(state.processes) == {"postgres", "rtdb", "api", "frontend"}
+    assert all(processes.is_running(identity) for identity in state.processes.values())
+
+    status = harness.run("status")
+    assert status.returncode == 0, status.stdout + status.stderr
+    for name in ("postgres", "rtdb", "api", "frontend"):
+        assert name in status.stdout
+
+    with httpx.Client(base_url=state.frontend_url, timeout=10, trust_env=False) as frontend:
+        assert frontend.get("/").status_code == 200
+        config = frontend.get("/runtime-config.js").text
+        assert f'"apiBaseUrl": "{state.api_url}"' in config
+    preflight = httpx.options(
+        f"{state.api_url}/api/v1/settings",
+        headers={
+            "Origin": state.frontend_url,
+            "Access-Control-Request-Method": "PUT",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+        timeout=10,
+        trust_env=False,
+    )
+    assert preflight.headers.get("access-control-allow-origin") == state.frontend_url, preflight.text
+
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=state.api_url, headers=headers, timeout=10, trust_env=False) as api:
+        settings = api.get("/api/v1/settings")
+        assert settings.status_code == 200, settings.text
+
+        # A second `up` refuses and changes nothing.
+        before = harness.paths.state_file.read_bytes()
+        again = harness.run("up", "--detach")
+        assert again.returncode == 3
+        assert "already running" in again.stderr
+        assert harness.paths.state_file.read_bytes() == before
+
+        flipped = harness.run("flip", "--backend", "supabase")
+        assert flipped.returncode == 0, flipped.stdout + flipped.stderr
+        after = harness.state()
+        assert after.data_backend == "supabase"
+        assert after.processes["api"] != state.processes["api"]
+        for store in ("postgres", "rtdb", "frontend"):
+            assert after.processes[store] == state.processes[store]
+        assert not processes.is_running(state.processes["api"])
+
+        policy = {"operational": "local", "sync": {"enabled": True}}
+        saved = api.put("/api/v1/settings/storage_policy", json=policy)
+        assert saved.status_code == 200, saved.text
+        with psycopg.connect(after.supabase_db_url) as connection:
+            row = connection.execute(
+                "select operational, sync_enabled from public.storage_policies where tenant_id = 'demo'"
+            ).fetchone()
+        assert row == ("local", True)
+
+    logs = harness.run("logs", "api", "-n", "5")
+    assert logs.returncode == 0
+    assert logs.stdout.strip()
+
+    stopped = harness.run("down")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert not harness.paths.state_file.exists()
+    _assert_nothing_left(after)
+    assert harness.run("status").returncode == 3
+
+
+def test_foreground_up_stops_everything_on_ctrl_c(harness: Harness) -> None:
+    child = harness.spawn_foreground()
+    try:
+        state = _wait_ready(harness, child)
+        assert state.supervisor is not None
+        assert state.supervisor.pid == child.pid
+        child.send_signal(signal.SIGINT)
+        output, _ = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
+    assert child.returncode == 0, output
+    assert "stopped: frontend, api, rtdb, postgres" in output
+    assert not harness.paths.state_file.exists()
+    _assert_nothing_left(state)
+
+
+def test_down_elsewhere_stops_a_foreground_up(harness: Harness) -> None:
+    child = harness.spawn_foreground()
+    try:
+        state = _wait_ready(harness, child)
+        stopped = harness.run("down")
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        output, _ = child.communicate(timeout=90)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate(timeout=30)
+    assert child.returncode == 0, output
+    _assert_nothing_left(state)
+
+
+def test_bad_input_and_wrong_state(harness: Harness) -> None:
+    docker = harness.run("up", "--runtime", "docker")
+    assert docker.returncode == 2
+    assert "not implemented yet" in docker.stderr
+    assert harness.run("up", "--backend", "mongo").returncode == 2
+    assert harness.run("flip").returncode == 2  # --backend is required
+    status = harness.run("status")
+    assert status.returncode == 3
+    assert "no stack is running" in status.stderr
+    assert harness.run("flip", "--backend", "supabase").returncode == 3
+    assert harness.run("token").returncode == 3
+    down = harness.run("down")
+    assert down.returncode == 0
+    assert "no stack is running" in down.stdout
+    unknown = harness.run("logs", "nosuch")
+    assert unknown.returncode == 2
+    assert "unknown service" in unknown.stderr
+    assert not harness.paths.state_file.exists()

@@ -1,0 +1,131 @@
+"""The stack description is consistent, and every template in it resolves from a stack's values."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from harness.stack.credentials import StackCredentials
+from harness.stack.description import (
+    API,
+    FRONTEND,
+    POSTGRES,
+    RTDB,
+    STACK,
+    DescriptionError,
+    MigrationStep,
+    StackDescription,
+    check,
+    placeholders_in,
+    render,
+)
+from harness.stack.values import StackValues, render_service
+
+
+def _values(backend: str = "rtdb") -> StackValues:
+    return StackValues(
+        backend="supabase" if backend == "supabase" else "rtdb",
+        ports={"postgres": 15432, "rtdb": 19000, "api": 18000, "frontend": 15173},
+        credentials=StackCredentials.generate(),
+        project_root=Path("/project"),
+        data_dir=Path("/project/.harness/data"),
+        database="botmox",
+    )
+
+
+def test_the_stack_is_consistent() -> None:
+    check(STACK)
+    assert set(STACK.names()) == {"postgres", "rtdb", "api", "frontend"}
+    ports = [port.default for service in STACK.services for port in service.ports]
+    assert len(ports) == len(set(ports))
+
+
+def test_start_order_puts_every_service_after_its_dependencies() -> None:
+    order = [service.name for service in STACK.start_order()]
+    for service in STACK.services:
+        for dependency in service.depends_on:
+            assert order.index(dependency) < order.index(service.name)
+    assert [service.name for service in STACK.stop_order()] == list(reversed(order))
+
+
+@pytest.mark.parametrize(
+    ("services", "message"),
+    [
+        ((POSTGRES, POSTGRES), "duplicate service names"),
+        ((POSTGRES, dataclasses.replace(RTDB, ports=POSTGRES.ports)), "duplicate default ports"),
+        ((RTDB, API), "unknown service 'postgres'"),
+        (
+            (
+                dataclasses.replace(POSTGRES, depends_on=("frontend",)),
+                RTDB,
+                API,
+                FRONTEND,
+            ),
+            "dependency cycle",
+        ),
+        ((POSTGRES, dataclasses.replace(RTDB, ports=())), "has no port"),
+    ],
+)
+def test_check_refuses_contradictions(services: tuple[object, ...], message: str) -> None:
+    description = StackDescription(services=services)  # type: ignore[arg-type]
+    with pytest.raises(DescriptionError, match=message):
+        check(description)
+
+
+def test_migrations_must_target_a_service_of_the_stack() -> None:
+    description = StackDescription(services=(RTDB,), migrations=MigrationStep("postgres", "m", "db"))
+    with pytest.raises(DescriptionError, match="migrations target"):
+        check(description)
+
+
+@pytest.mark.parametrize("name", ["postgres", "rtdb", "api", "frontend"])
+@pytest.mark.parametrize("backend", ["rtdb", "supabase"])
+def test_every_template_resolves(name: str, backend: str) -> None:
+    rendered = render_service(STACK, name, _values(backend))
+    for part in (*rendered.command, *rendered.environment.values(), rendered.health_url):
+        assert "${" not in part
+    assert rendered.health_url.startswith("http://127.0.0.1:")
+
+
+def test_the_api_environment_carries_the_stack_values() -> None:
+    values = _values("supabase")
+    environment = render_service(STACK, "api", values).environment
+    assert environment["DATA_BACKEND"] == "supabase"
+    assert environment["REQUIRE_SUPABASE_READY"] == "true"
+    assert environment["SUPABASE_JWT_SECRET"] == values.credentials.jwt_secret
+    assert environment["INTERNAL_API_TOKEN"] == values.credentials.internal_api_token
+    assert environment["SUPABASE_DB_URL"] == (
+        f"postgresql://botmox_api:{values.credentials.db_api_password}@127.0.0.1:15432/botmox?sslmode=disable"
+    )
+    assert environment["FIREBASE_DATABASE_EMULATOR_HOST"] == "127.0.0.1:19000"
+    assert environment["FIREBASE_DATABASE_URL"] == "http://127.0.0.1:19000?ns=botmox-local"
+    assert environment["PORT"] == "18000"
+    assert environment["HOST"] == "127.0.0.1"
+    assert "http://127.0.0.1:15173" in environment["CORS_ORIGINS"].split(",")
+    rtdb_environment = render_service(STACK, "api", values.with_backend("rtdb")).environment
+    assert rtdb_environment["REQUIRE_SUPABASE_READY"] == "false"
+
+
+def test_no_secret_is_written_in_the_description() -> None:
+    # Secret-looking variables must come from the generated values, never from a literal.
+    for service in STACK.services:
+        for variable, template in service.environment.items():
+            if any(word in variable for word in ("SECRET", "TOKEN", "PASSWORD", "DB_URL")):
+                assert placeholders_in(template), f"{service.name}.{variable} is a literal"
+
+
+def test_secrets_are_fresh_and_long_enough() -> None:
+    first, second = StackCredentials.generate(), StackCredentials.generate()
+    for field in dataclasses.fields(StackCredentials):
+        assert getattr(first, field.name) != getattr(second, field.name)
+    assert len(first.internal_api_token) >= 32
+    assert len(first.internal_infra_token) >= 32
+    assert len(first.jwt_secret) >= 32
+
+
+def test_render_names_a_missing_placeholder() -> None:
+    with pytest.raises(KeyError, match=r"api\.port"):
+        render("http://127.0.0.1:${api.port}", {})
+    assert render("${a.b}-$$", {"a.b": "x"}) == "x-$"

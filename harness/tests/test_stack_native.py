@@ -1,0 +1,87 @@
+"""The native runtime when a service fails to start: what started is stopped again."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from types import MappingProxyType
+
+import httpx
+import pytest
+
+from harness.stack import processes
+from harness.stack.description import API, STACK, HealthCheck, StackDescription
+from harness.stack.health import ServiceUnhealthy, port_is_listening
+from harness.stack.native import NativeRuntime
+from harness.stack.state import HarnessPaths, load
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_failing_service_stops_everything_started_before_it(tmp_path: Path) -> None:
+    broken_api = dataclasses.replace(
+        API, command=("python", "-c", "import sys; print('api refuses to start'); sys.exit(3)")
+    )
+    services = tuple(broken_api if service.name == "api" else service for service in STACK.services)
+    description = StackDescription(services=services, migrations=STACK.migrations)
+    paths = HarnessPaths(tmp_path / "home")
+    runtime = NativeRuntime(paths, description=description)
+    try:
+        with pytest.raises(ServiceUnhealthy, match="api refuses to start"):
+            runtime.up("rtdb")
+    finally:
+        state = load(paths)
+        assert state is not None
+        runtime.down(state)
+    assert set(state.processes) == {"postgres", "rtdb", "api"}
+    for name, identity in state.processes.items():
+        assert not processes.is_running(identity), name
+    for port in state.ports.values():
+        assert not port_is_listening(port)
+    assert state.postgres_dir is not None
+    assert not Path(state.postgres_dir).exists()
+    assert (paths.logs / "migrations.log").exists()
+
+
+_FAKE_API = """
+import http.server, os, sys
+if os.environ["DATA_BACKEND"] == "supabase":
+    print("this API refuses supabase mode")
+    sys.exit(3)
+class Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(os.environ["DATA_BACKEND"].encode())
+    def log_message(self, *args):
+        pass
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+"""
+
+
+def test_a_failed_flip_starts_the_api_again_in_its_old_mode(tmp_path: Path) -> None:
+    fake_api = dataclasses.replace(
+        API,
+        command=("python", "-c", _FAKE_API),
+        environment=MappingProxyType({"DATA_BACKEND": "${backend}", "PORT": "${api.port}"}),
+        health=HealthCheck("http", "/health", timeout_s=20),
+        depends_on=(),
+    )
+    paths = HarnessPaths(tmp_path / "home")
+    runtime = NativeRuntime(paths, description=StackDescription(services=(fake_api,)))
+    state = runtime.up("rtdb")
+    try:
+        first = state.processes["api"]
+        with pytest.raises(ServiceUnhealthy, match="refuses supabase"):
+            runtime.flip(state, "supabase")
+        assert not processes.is_running(first)
+        again = state.processes["api"]
+        assert again != first
+        assert processes.is_running(again)
+        assert state.data_backend == "rtdb"
+        assert load(paths) == state
+        assert httpx.get(f"{state.api_url}/", timeout=5, trust_env=False).text == "rtdb"
+    finally:
+        runtime.down(state)
+    assert not processes.is_running(state.processes["api"])
+    assert not port_is_listening(state.ports["api"])
