@@ -1,0 +1,85 @@
+"""The application factory: ``create_app(settings)`` wires configuration, stores and routes.
+
+Everything a request needs is built here once (authenticator, rate limiter, CORS policy, logger,
+stores) and shared; the lifespan only closes what was opened. Building does no network I/O, so the
+API starts with every backend down and reports that through ``/health/ready``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TextIO
+
+from fastapi import FastAPI
+
+from botmox_api import __version__
+from botmox_api.auth import Authenticator
+from botmox_api.backends import StoreSetLike, build_store_set
+from botmox_api.config import ApiSettings
+from botmox_api.cors import CorsPolicy
+from botmox_api.exception_handlers import install_exception_handlers
+from botmox_api.firebase_tokens import FirebaseTokenVerifier
+from botmox_api.gate import API_PREFIX, RequestGate
+from botmox_api.logs import build_logger
+from botmox_api.openapi import build_openapi
+from botmox_api.rate_limit import FixedWindowRateLimiter
+from botmox_api.routes import auth, health, storage_policy
+from botmox_api.routes import settings as settings_routes
+
+DESCRIPTION = (
+    "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
+    'envelope: `{"success": true, "data": ...}` or '
+    '`{"success": false, "error": {"code", "message", "details"?}}`.'
+)
+
+
+def create_app(
+    settings: ApiSettings, *, stores: StoreSetLike | None = None, log_stream: TextIO | None = None
+) -> FastAPI:
+    """``stores`` defaults to the real ones for ``settings``; tests may pass their own."""
+    logger = build_logger(level=settings.log_level, fmt=settings.log_format, stream=log_stream)
+    store_set = stores if stores is not None else build_store_set(settings)
+    firebase = FirebaseTokenVerifier(settings.firebase_project_id) if settings.firebase_project_id else None
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if settings.data_backend == "supabase" and not store_set.supabase_configured:
+            logger.warning(
+                "supabase_not_configured",
+                detail="DATA_BACKEND=supabase without Supabase settings: storage_policy "
+                "answers SUPABASE_CONFIG_ERROR until configured",
+            )
+        logger.info("started", data_backend=settings.data_backend, app_env=settings.app_env)
+        try:
+            yield
+        finally:
+            await store_set.aclose()
+            if firebase is not None:
+                firebase.close()
+
+    app = FastAPI(
+        title="Bot-Mox API v1",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=None,  # HTML pages would break "every response is an envelope"
+        redoc_url=None,
+        redirect_slashes=False,  # a redirect is not an envelope either
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.stores = store_set
+    app.state.logger = logger
+    for router in (health.router, auth.router, storage_policy.router, settings_routes.router):
+        app.include_router(router, prefix=API_PREFIX)
+    install_exception_handlers(app)
+    app.add_middleware(
+        RequestGate,
+        authenticator=Authenticator(settings, firebase),
+        rate_limiter=FixedWindowRateLimiter(settings.api_rate_limit_max, settings.api_rate_limit_window_s),
+        cors=CorsPolicy(settings.cors_origins),
+        logger=logger,
+    )
+    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    return app

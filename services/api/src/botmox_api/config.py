@@ -1,0 +1,195 @@
+"""The API's configuration: one typed object read once from the environment (and ``.env``).
+
+Every variable of ``docs/api.md`` is a field here. Start-up rules that depend on ``APP_ENV`` live in
+validators, so an invalid configuration never reaches the application: ``python -m botmox_api``
+turns the ``ValidationError`` into one line on stderr and exit code 2 (see ``describe_config_error``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+TENANT_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MIN_INTERNAL_TOKEN_LENGTH: Final = 32
+
+DataBackend = Literal["rtdb", "supabase"]
+AppEnv = Literal["development", "production"]
+LogFormat = Literal["json", "console"]
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+# Fields whose value must never be echoed, not even in a start-up error.
+_SECRET_FIELDS: Final = frozenset(
+    {
+        "internal_api_token",
+        "internal_infra_token",
+        "supabase_jwt_secret",
+        "supabase_service_role_key",
+        "supabase_db_url",
+    }
+)
+
+
+class ApiSettings(BaseSettings):
+    """All variables of issue 3; names are the upper-cased field names."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # VAR= counts as unset, like the legacy server
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    app_env: AppEnv = "development"
+    data_backend: DataBackend = "rtdb"
+
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+    supabase_db_url: SecretStr | None = None
+    supabase_jwt_secret: SecretStr | None = None
+    supabase_jwt_audience: str = "authenticated"
+    supabase_jwt_issuer: str | None = None
+
+    firebase_database_url: str | None = None
+    firebase_project_id: str | None = None
+    google_application_credentials: str | None = None
+    firebase_database_emulator_host: str | None = None
+    firebase_auth_emulator_host: str | None = None
+
+    default_tenant_id: str = "default"
+    allow_insecure_dev_tokens: bool = False
+    internal_api_token: SecretStr | None = None
+    internal_infra_token: SecretStr | None = None
+
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ("http://localhost:5173", "http://127.0.0.1:5173")
+    api_rate_limit_max: int = Field(default=6000, ge=1)
+    api_rate_limit_window_s: int = Field(default=60, ge=1, le=86_400)
+    api_max_body_bytes: int = Field(default=65_536, ge=1, le=16 * 1024 * 1024)
+    require_supabase_ready: bool = False
+    require_rtdb_ready: bool = False
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65_535)
+    log_level: LogLevel = "INFO"
+    log_format: LogFormat = "json"
+
+    @field_validator("app_env", "data_backend", "log_format", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            # Origins compare case-insensitively; a trailing slash is not part of an origin.
+            return tuple(o.strip().rstrip("/").lower() for o in value.split(",") if o.strip())
+        return value
+
+    @field_validator("default_tenant_id")
+    @classmethod
+    def _tenant_shape(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not TENANT_ID_PATTERN.match(value):
+            raise ValueError("must match ^[a-z0-9][a-z0-9_-]{0,62}$")
+        return value
+
+    @field_validator("firebase_database_emulator_host", "firebase_auth_emulator_host")
+    @classmethod
+    def _host_port(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if info.data.get("app_env") == "production":
+            # In emulator mode firebase-admin accepts tokens with any signature.
+            raise ValueError("must not be set when APP_ENV=production")
+        if "/" in value or ":" not in value:
+            raise ValueError("must be host:port, without a scheme")
+        return value
+
+    @field_validator("internal_api_token", "internal_infra_token")
+    @classmethod
+    def _strong_token(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        production = info.data.get("app_env") == "production"
+        if value is None:
+            if production:
+                raise ValueError(
+                    f"is required when APP_ENV=production (at least {MIN_INTERNAL_TOKEN_LENGTH} characters)"
+                )
+            return None
+        if len(value.get_secret_value()) < MIN_INTERNAL_TOKEN_LENGTH and (
+            production or not info.data.get("allow_insecure_dev_tokens")
+        ):
+            raise ValueError(
+                f"must be at least {MIN_INTERNAL_TOKEN_LENGTH} characters"
+                + ("" if production else " (ALLOW_INSECURE_DEV_TOKENS=true permits shorter in development)")
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _production_rules(self) -> ApiSettings:
+        if self.app_env == "production" and self.allow_insecure_dev_tokens:
+            raise ValueError("ALLOW_INSECURE_DEV_TOKENS=true is refused when APP_ENV=production")
+        return self
+
+    # Plain accessors, so callers never handle SecretStr themselves.
+    def secret(
+        self,
+        name: Literal[
+            "internal_api_token",
+            "internal_infra_token",
+            "supabase_jwt_secret",
+            "supabase_service_role_key",
+            "supabase_db_url",
+        ],
+    ) -> str | None:
+        value: SecretStr | None = getattr(self, name)
+        return value.get_secret_value() if value is not None else None
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; ``str()`` is the one line printed at start-up."""
+
+
+def _allowed(error_type: str, ctx: dict[str, object] | None) -> str:
+    if ctx and "expected" in ctx:
+        return f"allowed: {ctx['expected']}"
+    return ""
+
+
+def describe_config_error(error: ValidationError) -> str:
+    """One line naming each variable, its value and what is allowed; secret values are redacted."""
+    parts: list[str] = []
+    for item in error.errors(include_url=False):
+        loc = [str(p) for p in item["loc"]]
+        field = loc[0] if loc else ""
+        variable = field.upper() if field else "configuration"
+        message = str(item["msg"]).removeprefix("Value error, ")
+        if not field:
+            parts.append(message)
+            continue
+        raw = item.get("input")
+        shown = "<redacted>" if field in _SECRET_FIELDS else repr(raw)
+        allowed = _allowed(item["type"], item.get("ctx"))
+        text = f"{variable}={shown} is invalid: {message}"
+        if allowed and allowed.split(": ", 1)[1] not in message:
+            text += f" ({allowed})"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def load_settings(env_file: str | None = ".env") -> ApiSettings:
+    """Read the configuration once; raises ``ConfigError`` with the start-up line."""
+    try:
+        return ApiSettings(_env_file=env_file)  # type: ignore[call-arg]
+    except ValidationError as error:
+        raise ConfigError(describe_config_error(error)) from None

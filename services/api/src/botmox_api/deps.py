@@ -1,0 +1,49 @@
+"""FastAPI dependencies as ``Annotated`` aliases: routes declare what they need, nothing more.
+
+Everything here is built once per application (``app.state``) and only looked up per request.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from botmox_api.backends import StoreSetLike
+from botmox_api.config import ApiSettings
+from botmox_api.errors import Unauthorized
+from botmox_api.gate import principal_of
+from botmox_api.principal import Principal
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
+
+
+def _principal(request: Request) -> Principal:
+    principal = principal_of(request.scope)
+    if principal is None:  # the gate authenticates every /api/v1 route but health; never reached
+        raise Unauthorized("Bearer token is required")
+    return principal
+
+
+def _stores(request: Request) -> StoreSetLike:
+    stores: StoreSetLike = request.app.state.stores
+    return stores
+
+
+def _settings_store(request: Request) -> SettingsStore:
+    return _stores(request).settings
+
+
+def _storage_policy_store(request: Request) -> StoragePolicyStore:
+    return _stores(request).storage_policy
+
+
+def _api_settings(request: Request) -> ApiSettings:
+    settings: ApiSettings = request.app.state.settings
+    return settings
+
+
+CurrentPrincipal = Annotated[Principal, Depends(_principal)]
+StoreSetDep = Annotated[StoreSetLike, Depends(_stores)]
+SettingsStoreDep = Annotated[SettingsStore, Depends(_settings_store)]
+StoragePolicyStoreDep = Annotated[StoragePolicyStore, Depends(_storage_policy_store)]
+ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]

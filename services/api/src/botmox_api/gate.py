@@ -1,0 +1,165 @@
+"""The request gate: one pure-ASGI middleware that every request passes first.
+
+In order: correlation id (echoed or generated, bound to every log line), CORS preflight, then for
+``/api/v1`` routes authentication (401/403), rate limit (429) and the settings role check (403), all
+before routing, so an unknown route is 404 only after authentication (``api-v1.md``). It also turns
+any exception that escapes the application into a 500 envelope and writes one access-log line per
+request (method, path, status, duration; never headers, query strings or bodies).
+
+A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per request.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Final
+
+import structlog
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from botmox_api import correlation, logs
+from botmox_api.auth import Authenticator
+from botmox_api.cors import CorsPolicy
+from botmox_api.envelope import error_response
+from botmox_api.errors import ApiError, Forbidden, RateLimited, error_code
+from botmox_api.principal import SETTINGS_ROLES, Principal
+from botmox_api.rate_limit import FixedWindowRateLimiter
+
+API_PREFIX: Final = "/api/v1"
+HEALTH_PATH: Final = f"{API_PREFIX}/health"
+# Exactly these: any other path under /api/v1, /health/nope included, is authenticated first.
+HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_PATH}/ready"})
+OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
+SETTINGS_PATH: Final = f"{API_PREFIX}/settings"
+PRINCIPAL_STATE_KEY: Final = "principal"
+
+
+def _is_under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def _api_error_response(error: ApiError) -> Response:
+    return error_response(error.status, error_code(error), error.message, error.details, error.headers)
+
+
+class RequestGate:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        authenticator: Authenticator,
+        rate_limiter: FixedWindowRateLimiter,
+        cors: CorsPolicy,
+        logger: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        self.app = app
+        self._auth = authenticator
+        self._limiter = rate_limiter
+        self._cors = cors
+        self._log = logger
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        origin: str | None = None
+        preflight_method: bytes | None = None
+        authorization: str | None = None
+        received_id: str | None = None
+        for name, value in scope["headers"]:
+            if name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == correlation.HEADER_BYTES:
+                received_id = value.decode("latin-1")
+            elif name == b"access-control-request-method":
+                preflight_method = value
+        request_id = correlation.correlation_id(received_id)
+        context_tokens = logs.bind_request(request_id)
+        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode())]
+        is_preflight = scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None
+        if origin is not None and not is_preflight and self._cors.allows(origin):
+            extra_headers.extend(self._cors.response_headers(origin))
+        state = {"status": 500, "started": False}
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                state["started"] = True
+                message["headers"] = [*message.get("headers", ()), *extra_headers]
+            await send(message)
+
+        try:
+            response = await self._gatekeep(scope, origin, is_preflight, authorization)
+            if response is not None:
+                await response(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
+        except Exception:
+            self._log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+            if not state["started"]:
+                await error_response(500, "INTERNAL_ERROR", "Internal server error")(
+                    scope, receive, send_with_headers
+                )
+        finally:
+            self._log.info(
+                "request",
+                method=scope["method"],
+                path=scope["path"],
+                status=state["status"],
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            logs.unbind_request(context_tokens)
+
+    async def _gatekeep(
+        self, scope: Scope, origin: str | None, is_preflight: bool, authorization: str | None
+    ) -> Response | None:
+        """A response that ends the request here, or ``None`` to route it."""
+        if is_preflight:
+            assert origin is not None
+            if self._cors.allows(origin):
+                return Response(
+                    status_code=204,
+                    headers=dict(
+                        (k.decode(), v.decode("latin-1")) for k, v in self._cors.preflight_headers(origin)
+                    ),
+                )
+            return _api_error_response(Forbidden("Origin is not allowed", details={"origin": origin}))
+        path: str = scope["path"]
+        if path in HEALTH_PATHS:
+            return None  # health needs no token and is never rate limited
+        if not _is_under(path, API_PREFIX) or path == OPENAPI_PATH:
+            # Public: counted per client address, like any request without a valid token.
+            limited = self._limit(self._address_key(scope))
+            return _api_error_response(limited) if limited else None
+        try:
+            principal = await self._auth.authenticate(authorization)
+        except ApiError as error:
+            limited = self._limit(self._address_key(scope))
+            return _api_error_response(limited or error)
+        if not principal.is_internal:
+            limited = self._limit(principal.rate_limit_key)
+            if limited:
+                return _api_error_response(limited)
+        if _is_under(path, SETTINGS_PATH) and not principal.has_any_role(SETTINGS_ROLES):
+            return _api_error_response(Forbidden("Role api or admin is required"))
+        scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
+        return None
+
+    @staticmethod
+    def _address_key(scope: Scope) -> str:
+        client = scope.get("client")
+        return f"a:{client[0]}" if client else "a:unknown"
+
+    def _limit(self, key: str) -> RateLimited | None:
+        decision = self._limiter.hit(key)
+        return None if decision.allowed else RateLimited(decision.retry_after_s)
+
+
+def principal_of(scope: Scope) -> Principal | None:
+    state = scope.get("state")
+    principal = state.get(PRINCIPAL_STATE_KEY) if state else None
+    return principal if isinstance(principal, Principal) else None

@@ -1,0 +1,194 @@
+"""Start-up rules: the configuration, and ``python -m botmox_api`` as a process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from api_fakes import MemoryStoreSet
+from api_support import API_TOKEN, bearer, client_for, make_settings, user
+
+from botmox_api.config import ConfigError, load_settings
+
+STRONG = "s" * 32
+
+
+def _clean_env(**values: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SUPABASE_", "FIREBASE_", "INTERNAL_", "API_"))
+    }
+    for name in (
+        "DATA_BACKEND",
+        "APP_ENV",
+        "PORT",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CORS_ORIGINS",
+        "DEFAULT_TENANT_ID",
+        "ALLOW_INSECURE_DEV_TOKENS",
+    ):
+        env.pop(name, None)
+    env.update(values)
+    return env
+
+
+@contextmanager
+def _server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "botmox_api"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+
+
+@pytest.mark.parametrize(
+    ("env", "variable"),
+    [
+        ({"DATA_BACKEND": "x"}, "DATA_BACKEND='x'"),
+        ({"APP_ENV": "staging"}, "APP_ENV='staging'"),
+        ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml'"),
+        ({"PORT": "notaport"}, "PORT='notaport'"),
+        ({"API_RATE_LIMIT_MAX": "0"}, "API_RATE_LIMIT_MAX='0'"),
+        ({"APP_ENV": "production", "INTERNAL_INFRA_TOKEN": STRONG}, "INTERNAL_API_TOKEN"),
+        (
+            {"APP_ENV": "production", "INTERNAL_API_TOKEN": "tiny-tok3n", "INTERNAL_INFRA_TOKEN": STRONG},
+            "INTERNAL_API_TOKEN=<redacted>",
+        ),
+        ({"INTERNAL_API_TOKEN": "tiny-tok3n"}, "INTERNAL_API_TOKEN=<redacted>"),
+        (
+            {
+                "APP_ENV": "production",
+                "INTERNAL_API_TOKEN": STRONG,
+                "INTERNAL_INFRA_TOKEN": STRONG,
+                "FIREBASE_AUTH_EMULATOR_HOST": "127.0.0.1:9099",
+            },
+            "FIREBASE_AUTH_EMULATOR_HOST",
+        ),
+        (
+            {
+                "APP_ENV": "production",
+                "INTERNAL_API_TOKEN": STRONG,
+                "INTERNAL_INFRA_TOKEN": STRONG,
+                "FIREBASE_DATABASE_EMULATOR_HOST": "127.0.0.1:9000",
+            },
+            "FIREBASE_DATABASE_EMULATOR_HOST",
+        ),
+        ({"FIREBASE_DATABASE_URL": "ftp://nope"}, "FIREBASE_DATABASE_URL"),
+    ],
+)
+def test_invalid_configuration_exits_2_with_one_line(
+    tmp_path: Path, env: dict[str, str], variable: str
+) -> None:
+    with _server(_clean_env(**env), tmp_path) as process:
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the server started despite an invalid configuration")
+        assert process.stderr is not None
+        stderr = process.stderr.read()
+    assert process.returncode == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert variable in lines[0]
+    assert "tiny-tok3n" not in lines[0]
+    assert STRONG not in lines[0]
+
+
+def test_weak_token_allowed_in_development_when_asked() -> None:
+    settings = make_settings(internal_api_token="short", allow_insecure_dev_tokens=True)
+    assert settings.secret("internal_api_token") == "short"
+    with pytest.raises(ValueError, match="ALLOW_INSECURE_DEV_TOKENS"):
+        make_settings(app_env="production", allow_insecure_dev_tokens=True)
+
+
+def test_dotenv_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("DATA_BACKEND", "PORT"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        "DATA_BACKEND=supabase\nPORT=9123\nCORS_ORIGINS=https://A.example, https://b.example\n"
+    )
+    settings = load_settings(str(env_file))
+    assert (settings.data_backend, settings.port) == ("supabase", 9123)
+    assert settings.cors_origins == ("https://a.example", "https://b.example")
+    env_file.write_text("DATA_BACKEND=nope\n")
+    with pytest.raises(ConfigError, match="DATA_BACKEND='nope'"):
+        load_settings(str(env_file))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited"
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("server did not start")
+
+
+@pytest.mark.slow
+def test_supabase_mode_without_settings_starts_and_warns_once(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _clean_env(DATA_BACKEND="supabase", PORT=str(port), INTERNAL_API_TOKEN=API_TOKEN, LOG_FORMAT="json")
+    with _server(env, tmp_path) as process:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        assert _wait_for(f"{base}/health/live", process).status_code == 200
+        response = httpx.get(f"{base}/settings/storage_policy", headers=bearer(API_TOKEN), timeout=5)
+        assert response.status_code == 503
+        assert response.json()["error"]["code"] == "SUPABASE_CONFIG_ERROR"
+        assert "SUPABASE_DB_URL" in response.json()["error"]["details"]["missing"]
+        generic = httpx.get(f"{base}/settings/alerts", headers=bearer(API_TOKEN), timeout=5)
+        assert generic.json()["error"]["code"] == "RTDB_CONFIG_ERROR"  # no RTDB configured here either
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        output = process.stdout.read()
+    assert output.count("supabase_not_configured") == 1
+    assert API_TOKEN not in output
+
+
+async def test_supabase_mode_unconfigured_keeps_rtdb_paths() -> None:
+    from botmox_api.stores.protocols import StoreNotConfigured
+
+    stores = MemoryStoreSet(supabase_configured=False)
+    stores.storage_policy.failure = StoreNotConfigured(
+        "supabase", "Supabase is not configured", details={"missing": ["SUPABASE_DB_URL"]}
+    )
+    async with client_for(make_settings(data_backend="supabase"), stores) as client:
+        assert (await client.get("/api/v1/settings/storage_policy", headers=user())).status_code == 503
+        assert (await client.put("/api/v1/settings/alerts", headers=user(), json={"a": 1})).status_code == 200
