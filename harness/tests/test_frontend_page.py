@@ -4,7 +4,9 @@ The scenarios use three fixtures only: ``settings_api`` (base URL + bearer token
 settings work), ``misconfigured_settings_api`` (the same API with ``storage_policy`` answering
 ``SUPABASE_CONFIG_ERROR``) and ``frontend_url`` (the page, configured to call that API). Here they
 are backed by a fake API and a static server started by the test; the acceptance suite overrides
-the three with the stack the harness brings up, and the scenarios marked ``fake_only`` stay here.
+the three with the stack the harness brings up. The scenarios that hold against any API live in
+``harness.settings_page`` (shared with ``harness/tests/acceptance``); the ones that need the fake
+(an empty tenant, recorded requests, injected failures) stay here.
 
 The fake is a bare ASGI app (no framework) that implements only what the page calls, in the
 envelope of docs/api.md, with CORS for the page's origin, so the page runs cross-origin as it
@@ -28,29 +30,31 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, expect
 
 from harness.browser import chromium_browser
+from harness.settings_page import (
+    ALERTS,
+    PAGE_TIMEOUT_MS,
+    STORAGE_POLICY,
+    SettingsApi,
+    api_client,
+    expect_policy,
+    misconfigured_policy_shows_the_error_while_alerts_work,
+    open_with_token,
+    policy_round_trips_through_the_page,
+    settle,
+)
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 FRONTEND = REPOSITORY / "services" / "frontend"
-STORAGE_POLICY = "/api/v1/settings/storage_policy"
-ALERTS = "/api/v1/settings/alerts"
-PAGE_TIMEOUT_MS = 10_000
 
 # ASGI messages are heterogeneous dicts by definition.
 AsgiMessage = dict[str, Any]
 Receive = Callable[[], Awaitable[AsgiMessage]]
 Send = Callable[[AsgiMessage], Awaitable[None]]
-
-
-@dataclass(frozen=True)
-class SettingsApi:
-    base_url: str
-    token: str
 
 
 # --- the fake settings API ----------------------------------------------------------------------
@@ -360,40 +364,9 @@ def page(browser: Browser) -> Iterator[Page]:
 # --- helpers -------------------------------------------------------------------------------------
 
 
-def api_client(api: SettingsApi) -> httpx.Client:
-    return httpx.Client(
-        base_url=api.base_url, headers={"Authorization": f"Bearer {api.token}"}, trust_env=False, timeout=10
-    )
-
-
 def stored_policy(app: FakeSettingsApp) -> dict[str, object] | None:
     # A function, not the attribute, so that mypy does not carry a narrowing across page actions.
     return app.storage_policy
-
-
-def open_with_token(page: Page, frontend_url: str, token: str) -> None:
-    """Opens the page, pastes the token as a user would, and waits until both sections settled."""
-    page.goto(frontend_url)
-    expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "needs-token")
-    page.get_by_label("Bearer token").fill(token)
-    page.get_by_test_id("api-token-apply").click()
-    settle(page)
-
-
-def settle(page: Page) -> None:
-    for section in ("storage-policy", "alerts"):
-        expect(page.get_by_test_id(section)).to_have_attribute(
-            "data-state", re.compile(r"^(ready|load-error)$")
-        )
-
-
-def expect_policy(page: Page, operational: str, sync_enabled: bool) -> None:
-    expect(page.get_by_test_id(f"operational-{operational}")).to_be_checked()
-    other = "cloud" if operational == "local" else "local"
-    expect(page.get_by_test_id(f"operational-{other}")).not_to_be_checked()
-    expect(page.get_by_test_id("sync-enabled")).to_be_checked(checked=sync_enabled)
-    expect(page.get_by_test_id("secrets")).to_be_disabled()
-    expect(page.get_by_test_id("secrets")).to_have_value("local-only")
 
 
 # --- scenarios that hold against any settings API --------------------------------------------------
@@ -402,53 +375,13 @@ def expect_policy(page: Page, operational: str, sync_enabled: bool) -> None:
 def test_policy_round_trips_through_the_page(
     page: Page, settings_api: SettingsApi, frontend_url: str
 ) -> None:
-    with api_client(settings_api) as client:
-        seeded = client.put(STORAGE_POLICY, json={"operational": "cloud", "sync": {"enabled": False}})
-        assert seeded.status_code == 200, seeded.text
-    open_with_token(page, frontend_url, settings_api.token)
-    expect(page.get_by_test_id("storage-policy-message")).to_have_text("Storage policy loaded")
-    expect_policy(page, "cloud", sync_enabled=False)
-
-    page.get_by_label("Local (this machine)").check()
-    page.get_by_label("Sync between local and cloud").check()
-    page.get_by_role("button", name="Save storage policy").click()
-
-    expect(page.get_by_test_id("storage-policy-message")).to_have_text("Storage policy saved")
-    expect(page.get_by_test_id("storage-policy-error-code")).to_have_text("")
-    with api_client(settings_api) as client:
-        stored = client.get(STORAGE_POLICY).json()["data"]
-    assert stored["operational"] == "local"
-    assert stored["sync"] == {"enabled": True}
-    assert stored["secrets"] == "local-only"
-
-    # A reload starts from scratch: the token comes back from sessionStorage, the policy from the API.
-    page.reload()
-    settle(page)
-    expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "ready")
-    expect_policy(page, "local", sync_enabled=True)
+    policy_round_trips_through_the_page(page, settings_api, frontend_url)
 
 
 def test_misconfigured_storage_policy_shows_the_error_while_alerts_work(
     page: Page, misconfigured_settings_api: SettingsApi, frontend_url: str
 ) -> None:
-    open_with_token(page, frontend_url, misconfigured_settings_api.token)
-    expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "load-error")
-    expect(page.get_by_test_id("storage-policy-message")).to_have_text("Failed to load storage policy")
-    expect(page.get_by_test_id("storage-policy-error-code")).to_have_text("SUPABASE_CONFIG_ERROR")
-
-    expect(page.get_by_test_id("alerts")).to_have_attribute("data-state", "ready")
-    page.get_by_label("Warn this many days before expiry").fill("21")
-    page.get_by_role("button", name="Save alerts").click()
-    expect(page.get_by_test_id("alerts-message")).to_have_text("Alerts saved")
-    with api_client(misconfigured_settings_api) as client:
-        assert client.get(ALERTS).json()["data"]["warning_days"] == 21
-
-    page.get_by_label("Local (this machine)").check()
-    page.get_by_role("button", name="Save storage policy").click()
-    expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "save-error")
-    expect(page.get_by_test_id("storage-policy-message")).to_have_text("Failed to save storage policy")
-    expect(page.get_by_test_id("storage-policy-error-code")).to_have_text("SUPABASE_CONFIG_ERROR")
-    expect(page.get_by_test_id("storage-policy-error-message")).not_to_be_empty()
+    misconfigured_policy_shows_the_error_while_alerts_work(page, misconfigured_settings_api, frontend_url)
 
 
 # --- scenarios that need the fake (an empty tenant, recorded requests, injected failures) ---------
