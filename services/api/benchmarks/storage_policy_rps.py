@@ -1,0 +1,281 @@
+"""Throughput and latency of ``GET`` / ``PATCH /api/v1/settings/storage_policy`` per data backend.
+
+Starts a throwaway migrated PostgreSQL (``harness.postgres.MigratedPostgres``, a
+``PostgresCluster`` with the Supabase migrations) and the harness RTDB emulator, then for each mode
+one uvicorn worker (``python -m botmox_api``, a subprocess), waits for ``/api/v1/health/ready``, and
+drives it from a separate load process (asyncio + httpx, N concurrent connections, bounded by a
+request count and a time limit) with a user JWT. Prints requests/s, p50/p99 latency and the error
+count per mode and operation. Everything started is stopped by PID.
+
+    uv run python services/api/benchmarks/storage_policy_rps.py \
+        --requests 3000 --seconds 20 --concurrency 32 --modes rtdb,supabase
+
+Not a test: it asserts nothing but exits 1 when any request failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from typing import Final
+
+import httpx
+import jwt
+
+from harness.postgres import MigratedPostgres, PgDatabase
+from harness.rtdb.process import RtdbEmulator
+
+JWT_SECRET: Final = "bench-jwt-secret-" + "x" * 32
+POLICY_PATH: Final = "/api/v1/settings/storage_policy"
+READY_PATH: Final = "/api/v1/health/ready"
+READY_TIMEOUT_S: Final = 30.0
+STOP_TIMEOUT_S: Final = 10.0
+OPERATIONS: Final = ("GET", "PATCH")
+MODES: Final = ("rtdb", "supabase")
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    operation: str
+    requests: int
+    errors: int
+    seconds: float
+    p50_ms: float
+    p99_ms: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds if self.seconds else 0.0
+
+
+# -- load process -----------------------------------------------------------------------------
+
+
+def _percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    if not sorted_values:
+        return 0.0
+    index = min(len(sorted_values) - 1, max(0, round(fraction * len(sorted_values)) - 1))
+    return sorted_values[index]
+
+
+async def _drive(
+    base_url: str, token: str, operation: str, total: int, seconds: float, concurrency: int
+) -> LoadResult:
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    issued = 0
+    deadline = time.perf_counter() + seconds
+
+    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30) as client:
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < total and time.perf_counter() < deadline:
+                number = issued
+                issued += 1
+                began = time.perf_counter()
+                if operation == "GET":
+                    response = await client.get(POLICY_PATH, headers=headers)
+                else:
+                    body = (
+                        {"operational": "local" if number % 2 else "cloud"}
+                        if number % 3
+                        else {"sync": {"enabled": bool(number % 2)}}
+                    )
+                    response = await client.patch(POLICY_PATH, json=body, headers=headers)
+                latencies.append((time.perf_counter() - began) * 1000)
+                if response.status_code != 200:
+                    errors += 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return LoadResult(
+        operation, len(latencies), errors, elapsed, _percentile(latencies, 0.5), _percentile(latencies, 0.99)
+    )
+
+
+def _load_main(arguments: argparse.Namespace) -> None:
+    result = asyncio.run(
+        _drive(
+            arguments.url,
+            arguments.token,
+            arguments.operation,
+            arguments.requests,
+            arguments.seconds,
+            arguments.concurrency,
+        )
+    )
+    print(json.dumps(asdict(result)))
+
+
+def _run_load(url: str, token: str, operation: str, arguments: argparse.Namespace) -> LoadResult:
+    """Runs the load generator in its own process, so it does not share a CPU budget with the
+    orchestration (it still shares the machine's cores with the server)."""
+    command = [sys.executable, __file__, "_load", "--url", url, "--token", token, "--operation", operation]
+    command += ["--requests", str(arguments.requests), "--seconds", str(arguments.seconds)]
+    command += ["--concurrency", str(arguments.concurrency)]
+    # The command is this interpreter and this file with our own arguments.
+    completed = subprocess.run(  # noqa: S603
+        command, capture_output=True, text=True, timeout=arguments.seconds + 60, check=True
+    )
+    fields = json.loads(completed.stdout.strip().splitlines()[-1])
+    return LoadResult(**fields)
+
+
+# -- server processes -------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def _user_token(tenant: str) -> str:
+    now = int(time.time())
+    claims: dict[str, object] = {"sub": "bench-user", "aud": "authenticated", "iat": now, "exp": now + 3600}
+    claims["app_metadata"] = {"tenant_id": tenant}
+    return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=STOP_TIMEOUT_S)
+
+
+@contextmanager
+def _api_server(mode: str, database: PgDatabase, emulator: RtdbEmulator, workdir: str) -> Iterator[str]:
+    port = _free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("SUPABASE_", "FIREBASE_"))}
+    env.update(
+        {
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "DATA_BACKEND": mode,
+            "SUPABASE_DB_URL": database.api_dsn,
+            "SUPABASE_JWT_SECRET": JWT_SECRET,
+            "FIREBASE_DATABASE_EMULATOR_HOST": emulator.host,
+            "FIREBASE_DATABASE_URL": f"https://bench-{mode}.firebaseio.com",
+            "LOG_LEVEL": "warning",
+            "API_RATE_LIMIT_MAX": "100000000",
+        }
+    )
+    # cwd is an empty directory so no stray .env is read.
+    process = subprocess.Popen([sys.executable, "-m", "botmox_api"], env=env, cwd=workdir)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait_ready(url, process)
+        yield url
+    finally:
+        _stop(process)
+
+
+def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"botmox_api exited with {process.returncode} before it was ready")
+        try:
+            response = httpx.get(url + READY_PATH, timeout=2)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except httpx.TransportError as error:
+            last = type(error).__name__
+        time.sleep(0.1)
+    raise RuntimeError(f"{url}{READY_PATH} not ready within {READY_TIMEOUT_S:.0f} s ({last})")
+
+
+def _bench_mode(
+    mode: str, database: PgDatabase, emulator: RtdbEmulator, arguments: argparse.Namespace
+) -> list[LoadResult]:
+    token = _user_token(f"bench-{mode}")
+    with (
+        tempfile.TemporaryDirectory(prefix="botmox-bench-") as workdir,
+        _api_server(mode, database, emulator, workdir) as url,
+    ):
+        created = httpx.put(
+            url + POLICY_PATH, json={"operational": "cloud"}, headers={"Authorization": f"Bearer {token}"}
+        )
+        created.raise_for_status()
+        return [_run_load(url, token, operation, arguments) for operation in OPERATIONS]
+
+
+def _bench_main(arguments: argparse.Namespace) -> int:
+    modes = [mode.strip() for mode in arguments.modes.split(",") if mode.strip()]
+    unknown = set(modes) - set(MODES)
+    if unknown:
+        raise SystemExit(f"unknown mode(s): {', '.join(sorted(unknown))}")
+    print(
+        f"cpus={os.cpu_count()} requests={arguments.requests} seconds={arguments.seconds} "
+        f"concurrency={arguments.concurrency}"
+    )
+    print(f"{'mode':<9} {'op':<6} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    failed = 0
+    with ExitStack() as stack:
+        postgres = stack.enter_context(MigratedPostgres.start())
+        database = stack.enter_context(postgres.database("bench"))
+        emulator = stack.enter_context(RtdbEmulator())
+        for mode in modes:
+            for result in _bench_mode(mode, database, emulator, arguments):
+                failed += result.errors
+                print(
+                    f"{mode:<9} {result.operation:<6} {result.requests:>8} {result.errors:>6} "
+                    f"{result.rps:>8.0f} {result.p50_ms:>8.1f} {result.p99_ms:>8.1f}",
+                    flush=True,
+                )
+    return 1 if failed else 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--requests", type=int, default=3000, help="requests per mode and operation (default 3000)"
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=20.0, help="time limit per mode and operation (default 20)"
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections (default 32)")
+    parser.add_argument("--modes", default="rtdb,supabase", help="comma-separated: rtdb, supabase")
+    sub = parser.add_subparsers(dest="command")
+    load = sub.add_parser("_load", help=argparse.SUPPRESS)
+    load.add_argument("--url", required=True)
+    load.add_argument("--token", required=True)
+    load.add_argument("--operation", choices=OPERATIONS, required=True)
+    load.add_argument("--requests", type=int, required=True)
+    load.add_argument("--seconds", type=float, required=True)
+    load.add_argument("--concurrency", type=int, required=True)
+    return parser
+
+
+def main() -> None:
+    arguments = _parser().parse_args()
+    if arguments.command == "_load":
+        _load_main(arguments)
+        return
+    sys.exit(_bench_main(arguments))
+
+
+if __name__ == "__main__":
+    main()

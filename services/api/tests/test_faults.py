@@ -1,0 +1,161 @@
+"""Backend faults through the API: a store that goes away answers 502 in the envelope for the paths
+routed to it, the other paths keep working, the same app recovers when the backend comes back, and
+no document is left half-written (after the fault the stored document is the last acknowledged
+write, with its version)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Final
+
+import httpx
+import pytest
+from api_support import client_for, data, error_code, make_settings, user
+
+from harness.postgres import PgDatabase, PrivatePostgres
+from harness.rtdb.process import RtdbEmulatorProcess
+
+pytestmark = pytest.mark.slow
+
+POLICY: Final = "/api/v1/settings/storage_policy"
+ALERTS: Final = "/api/v1/settings/alerts"
+HEADERS: Final = user("faults", sub="faults-user")
+
+
+def _emulator_overrides(emulator: RtdbEmulatorProcess, namespace: str) -> dict[str, Any]:
+    return {
+        "firebase_database_url": f"https://{namespace}.firebaseio.com",
+        "firebase_database_emulator_host": emulator.host,
+    }
+
+
+async def _acknowledged_writes(client: httpx.AsyncClient) -> tuple[Any, str, Any]:
+    """Two policy writes and one settings write that succeed; returns what the last ones stored."""
+    first = await client.put(POLICY, json={"operational": "local"}, headers=HEADERS)
+    assert first.status_code == 200, first.text
+    second = await client.patch(POLICY, json={"sync": {"enabled": True}}, headers=HEADERS)
+    assert second.status_code == 200, second.text
+    assert second.headers["ETag"] == '"2"'
+    alerts = await client.patch(ALERTS, json={"warning_days": 7}, headers=HEADERS)
+    assert alerts.status_code == 200, alerts.text
+    return data(second), second.headers["ETag"], data(alerts)
+
+
+def _assert_failed(response: httpx.Response, code: str, message: str) -> None:
+    assert response.status_code == 502, response.text
+    assert error_code(response) == code
+    assert response.json()["error"]["message"] == message
+    assert response.json()["error"]["details"]["reason"]
+
+
+async def _assert_stored(client: httpx.AsyncClient, policy: Any, etag: str, alerts: Any) -> None:
+    got = await client.get(POLICY, headers=HEADERS)
+    assert got.status_code == 200, got.text
+    assert data(got) == policy
+    assert got.headers["ETag"] == etag
+    node = await client.get(ALERTS, headers=HEADERS)
+    assert node.status_code == 200, node.text
+    assert data(node) == alerts
+
+
+@pytest.fixture
+async def supabase_on_private_postgres(
+    postgres_private: PrivatePostgres, rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    settings = make_settings(
+        data_backend="supabase",
+        supabase_db_url=postgres_private.database.api_dsn,
+        **_emulator_overrides(rtdb_emulator, rtdb_namespace),
+    )
+    async with client_for(settings) as client:
+        yield client
+
+
+async def test_postgres_down_fails_storage_policy_only_and_recovers_without_a_rebuild(
+    supabase_on_private_postgres: httpx.AsyncClient, postgres_private: PrivatePostgres
+) -> None:
+    client = supabase_on_private_postgres
+    policy, etag, alerts = await _acknowledged_writes(client)
+
+    postgres_private.stop()
+    try:
+        _assert_failed(
+            await client.get(POLICY, headers=HEADERS),
+            "SUPABASE_QUERY_FAILED",
+            "Failed to read storage policy from Supabase",
+        )
+        _assert_failed(
+            await client.put(POLICY, json={"operational": "cloud"}, headers=HEADERS),
+            "SUPABASE_QUERY_FAILED",
+            "Failed to write storage policy to Supabase",
+        )
+        _assert_failed(
+            await client.patch(
+                POLICY, json={"sync": {"enabled": False}}, headers=HEADERS | {"If-Match": etag}
+            ),
+            "SUPABASE_QUERY_FAILED",
+            "Failed to write storage policy to Supabase",
+        )
+        # Every other settings path lives in RTDB and does not notice.
+        written = await client.patch(ALERTS, json={"enabled": True}, headers=HEADERS)
+        assert written.status_code == 200, written.text
+        alerts = data(written)
+        read = await client.get(ALERTS, headers=HEADERS)
+        assert read.status_code == 200, read.text
+    finally:
+        postgres_private.start()
+
+    # The same app (same pool) serves again; nothing of the failed writes was stored.
+    await _assert_stored(client, policy, etag, alerts)
+    after = await client.patch(POLICY, json={"operational": "cloud"}, headers=HEADERS | {"If-Match": etag})
+    assert after.status_code == 200, after.text
+    assert after.headers["ETag"] == '"3"'
+    assert data(after)["operational"] == "cloud"
+    assert data(after)["sync"] == {"enabled": True}
+
+
+@pytest.fixture(params=["rtdb", "supabase"])
+async def api_on_private_rtdb(
+    request: pytest.FixtureRequest, rtdb_private: RtdbEmulatorProcess
+) -> AsyncIterator[tuple[str, httpx.AsyncClient]]:
+    mode = str(request.param)
+    overrides = _emulator_overrides(rtdb_private, "faults")
+    if mode == "supabase":
+        database: PgDatabase = request.getfixturevalue("pg_database")
+        overrides["supabase_db_url"] = database.api_dsn
+    async with client_for(make_settings(data_backend=mode, **overrides)) as client:
+        yield mode, client
+
+
+async def test_rtdb_down_fails_rtdb_paths_and_recovers(
+    api_on_private_rtdb: tuple[str, httpx.AsyncClient], rtdb_private: RtdbEmulatorProcess
+) -> None:
+    mode, client = api_on_private_rtdb
+    policy, etag, alerts = await _acknowledged_writes(client)
+
+    rtdb_private.stop()
+    try:
+        _assert_failed(
+            await client.patch(ALERTS, json={"enabled": True}, headers=HEADERS),
+            "RTDB_QUERY_FAILED",
+            "Failed to write settings to RTDB",
+        )
+        _assert_failed(
+            await client.get(ALERTS, headers=HEADERS),
+            "RTDB_QUERY_FAILED",
+            "Failed to read settings from RTDB",
+        )
+        policy_read = await client.get(POLICY, headers=HEADERS)
+        policy_write = await client.put(POLICY, json={"operational": "cloud"}, headers=HEADERS)
+        if mode == "rtdb":
+            _assert_failed(policy_read, "RTDB_QUERY_FAILED", "Failed to read storage policy from RTDB")
+            _assert_failed(policy_write, "RTDB_QUERY_FAILED", "Failed to write storage policy to RTDB")
+        else:
+            # In supabase mode storage_policy lives in PostgreSQL and does not notice.
+            assert policy_read.status_code == 200, policy_read.text
+            assert policy_write.status_code == 200, policy_write.text
+            policy, etag = data(policy_write), policy_write.headers["ETag"]
+    finally:
+        rtdb_private.start()
+
+    await _assert_stored(client, policy, etag, alerts)
