@@ -11,7 +11,7 @@ UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTHON := $(UV) run --frozen --all-packages python
 # Debian packages the project runs for real (see ../shared/spec/environment.md).
-APT_PACKAGES := postgresql-15 postgresql-15-pgtap postgresql-15-plpgsql-check chromium caddy
+APT_PACKAGES := postgresql-15 postgresql-15-pgtap postgresql-15-plpgsql-check chromium caddy docker.io debootstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export SUPABASE_TELEMETRY_DISABLED := 1
@@ -29,7 +29,7 @@ help: ## List every target with what it does
 bootstrap: apt-packages uv $(VENV_STAMP) $(NODE_STAMP) ## Install what the machine needs (apt, uv, Python and npm deps); idempotent
 
 .PHONY: apt-packages
-apt-packages: ## Install the Debian packages (PostgreSQL 15, pgTAP, plpgsql_check, Chromium, Caddy) when missing
+apt-packages: ## Install the Debian packages (PostgreSQL 15, pgTAP, plpgsql_check, Chromium, Caddy, docker.io, debootstrap) when missing
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \

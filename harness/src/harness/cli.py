@@ -13,18 +13,23 @@ import signal
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Annotated, NoReturn
+from typing import Annotated, NoReturn, Protocol
 
 import typer
 from rich.console import Console
 
+from harness.postgres_supabase import find_project_root
 from harness.stack import processes
+from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, print_summary, status_table, token_for
 from harness.stack.description import STACK
+from harness.stack.docker_daemon import DaemonUnavailable, find_running
+from harness.stack.docker_runtime import DockerRuntime
 from harness.stack.health import ServiceUnhealthy
 from harness.stack.logs import follow, tail
 from harness.stack.native import NativeRuntime, StackStartError
-from harness.stack.state import HarnessPaths, StackState, StateError, load, remove
+from harness.stack.state import HarnessPaths, Runtime, StackState, StateError, load, remove
+from harness.stack.values import DataBackend
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -82,11 +87,37 @@ def _raise_stop(signum: int, _frame: FrameType | None) -> None:
     raise StopRequested(signal.Signals(signum).name)
 
 
-def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> None:
-    if runtime is RuntimeChoice.docker:
-        _fail("the docker runtime is not implemented yet; use --runtime native (or auto)", EXIT_USAGE)
+class StackRuntime(Protocol):
+    project_root: Path
+
+    def up(
+        self, backend: DataBackend, *, supervisor: processes.ProcessIdentity | None = None
+    ) -> StackState: ...
+
+    def down(self, state: StackState) -> list[str]: ...
+
+    def flip(self, state: StackState, backend: DataBackend) -> StackState: ...
+
+
+def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> Runtime:
     if runtime is RuntimeChoice.auto:
-        console.print("runtime auto → native (the docker runtime is not implemented yet)")
+        # Only a daemon that already answers: auto never starts dockerd (and its cold image builds)
+        # behind the user's back; `--runtime docker` does.
+        daemon = find_running()
+        if daemon is None:
+            console.print("runtime auto → native (no Docker daemon answers; --runtime docker starts one)")
+            return "native"
+        daemon.client.close()
+        console.print(f"runtime auto → docker (daemon at {daemon.socket_url})")
+        return "docker"
+    return "docker" if runtime is RuntimeChoice.docker else "native"
+
+
+def _runtime(name: Runtime, paths: HarnessPaths, console: Console | None = None) -> StackRuntime:
+    reporter = RichReporter(console) if console is not None else None
+    if name == "docker":
+        return DockerRuntime(paths, reporter=reporter, console=console)
+    return NativeRuntime(paths, reporter=reporter)
 
 
 @app.command()
@@ -99,10 +130,10 @@ def up(
 ) -> None:
     """Start the whole stack, print its URLs and a demo bearer token; stay until Ctrl-C unless --detach."""
     console = _console()
-    _resolve_runtime(runtime, console)
+    chosen = _resolve_runtime(runtime, console)
     paths = HarnessPaths.default()
     supervisor = None if detach else processes.identify(os.getpid())
-    runtime_impl = NativeRuntime(paths, reporter=RichReporter(console))
+    runtime_impl = _runtime(chosen, paths, console)
     # Ctrl-C (KeyboardInterrupt) and SIGTERM/SIGHUP (StopRequested) during start-up stop what started.
     previous = {sig: signal.signal(sig, _raise_stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
     # SIGINT raises KeyboardInterrupt even when the shell started us with it ignored (a background job).
@@ -117,12 +148,13 @@ def up(
                     EXIT_WRONG_STATE,
                 )
             if existing is not None:
-                runtime_impl.down(existing)  # leftovers of a stack whose processes are all gone
+                # leftovers of a stack whose processes are all gone
+                _runtime(existing.runtime, paths).down(existing)
                 remove(paths)
             _warn_about_env_file(console, runtime_impl.project_root)
             try:
                 state = runtime_impl.up(backend.value, supervisor=supervisor)
-            except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
+            except (StackStartError, ServiceUnhealthy, DaemonUnavailable, RuntimeError, OSError) as error:
                 remove(paths)
                 _fail(str(error), EXIT_FAILED)
             except BaseException:
@@ -148,7 +180,7 @@ def _warn_about_env_file(console: Console, project_root: Path) -> None:
         )
 
 
-def _stay_in_foreground(console: Console, paths: HarnessPaths, runtime: NativeRuntime) -> None:
+def _stay_in_foreground(console: Console, paths: HarnessPaths, runtime: StackRuntime) -> None:
     reported: set[str] = set()
     deadline = time.monotonic() + FOREGROUND_LIMIT_S
     try:
@@ -197,7 +229,7 @@ def down() -> None:
         if state is None:
             console.print("stopped")
             return
-        stopped = NativeRuntime(paths).down(state)
+        stopped = _runtime(state.runtime, paths).down(state)
         remove(paths)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
@@ -263,12 +295,33 @@ def flip(
         if state.data_backend == backend.value:
             console.print(f"the API already runs with DATA_BACKEND={backend.value}; nothing changed")
             return
-        runtime = NativeRuntime(paths, reporter=RichReporter(console))
+        runtime = _runtime(state.runtime, paths, console)
         try:
             runtime.flip(state, backend.value)
         except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
             _fail(f"{error}\nthe API was started again with DATA_BACKEND={state.data_backend}", EXIT_FAILED)
     console.print(f"API restarted with DATA_BACKEND={backend.value} (pid {state.processes['api'].pid})")
+
+
+@app.command()
+def compose(
+    secrets_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--secrets", help="Also write fresh secrets to this env file (mode 0600; never commit it)."
+        ),
+    ] = None,
+) -> None:
+    """Write compose.local.yaml from the stack description (the same services as --runtime docker)."""
+    project_root = find_project_root()
+    target = write_compose(project_root)
+    _console().print(f"wrote {target}")
+    if secrets_file is not None:
+        try:
+            write_secrets(secrets_file)
+        except FileExistsError:
+            _fail(f"{secrets_file} exists; it was left as it is", EXIT_USAGE)
+        _console().print(f"wrote fresh secrets to {secrets_file}")
 
 
 @app.command()

@@ -205,7 +205,7 @@ RTDB = ServiceSpec(
     name="rtdb",
     description="Realtime Database emulator (the harness's own, REST protocol of firebase-admin)",
     engine="process",
-    image=ImageBuild("harness", "harness/docker/rtdb/Dockerfile", _PYTHON_BASE),
+    image=ImageBuild("harness/src/harness/rtdb", "harness/docker/rtdb/Dockerfile", _PYTHON_BASE),
     command=(
         "python",
         "-m",

@@ -96,6 +96,13 @@ class StackState:
     # The `up` that stays in the foreground (None when detached): `down` elsewhere stops it first.
     supervisor: ProcessIdentity | None = None
     processes: dict[str, ProcessIdentity] = field(default_factory=dict)
+    # Docker runtime: service -> container id (``processes`` holds each container's main process),
+    # the daemon's socket, the dockerd the harness started (None when it reused one), and helper
+    # processes (log followers) it started.
+    containers: dict[str, str] = field(default_factory=dict)
+    docker_host: str | None = None
+    docker_daemon: ProcessIdentity | None = None
+    helpers: dict[str, ProcessIdentity] = field(default_factory=dict)
     version: int = STATE_VERSION
 
     def running_services(self) -> dict[str, ProcessIdentity]:
@@ -110,6 +117,8 @@ class StackState:
         data = asdict(self)
         data["supervisor"] = self.supervisor.to_json() if self.supervisor else None
         data["processes"] = {name: ident.to_json() for name, ident in self.processes.items()}
+        data["docker_daemon"] = self.docker_daemon.to_json() if self.docker_daemon else None
+        data["helpers"] = {name: ident.to_json() for name, ident in self.helpers.items()}
         return data
 
     @classmethod
@@ -121,13 +130,17 @@ class StackState:
         fields = dict(data)
         supervisor = fields.pop("supervisor", None)
         processes = fields.pop("processes", {})
-        if not isinstance(processes, dict):
-            raise StateError("state file: processes must be an object")
+        daemon = fields.pop("docker_daemon", None)
+        helpers = fields.pop("helpers", {})
+        if not isinstance(processes, dict) or not isinstance(helpers, dict):
+            raise StateError("state file: processes and helpers must be objects")
         try:
             return cls(
                 **fields,  # type: ignore[arg-type]
                 supervisor=ProcessIdentity.from_json(supervisor) if isinstance(supervisor, dict) else None,
                 processes={str(k): ProcessIdentity.from_json(v) for k, v in processes.items()},
+                docker_daemon=ProcessIdentity.from_json(daemon) if isinstance(daemon, dict) else None,
+                helpers={str(k): ProcessIdentity.from_json(v) for k, v in helpers.items()},
             )
         except (TypeError, ValueError) as error:
             raise StateError(f"state file is malformed: {error}") from error

@@ -1,0 +1,211 @@
+"""Service images: built from the description's Dockerfile and context, labelled with a hash of
+their inputs, and reused while that hash is unchanged (a second ``up`` builds nothing).
+
+The inputs are the Dockerfile, every file of the build context (caches such as ``__pycache__``
+left out) and the base image's id. The harness sends exactly the hashed files as the build
+context (a tar it makes itself, with the Dockerfile under a reserved name), so what is hashed is
+what is built.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import docker
+from docker.errors import APIError, BuildError, ImageNotFound
+
+from harness.stack.description import ServiceSpec
+
+HASH_LABEL = "org.botmox.inputs-hash"
+SERVICE_LABEL = "org.botmox.service"
+REPOSITORY_PREFIX = "botmox-local/"
+CONTEXT_DOCKERFILE = ".botmox.Dockerfile"
+# Never part of an image's inputs: caches and tool state that change without the sources changing.
+EXCLUDED_DIRECTORIES = frozenset(
+    {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".venv", ".git", "node_modules"}
+)
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+# Local configuration with secrets (services/api/.env) never goes into a build context.
+EXCLUDED_FILES = frozenset({".env"})
+_CHUNK = 1 << 16
+
+
+class ImageBuildFailed(RuntimeError):
+    """``docker build`` failed; the message carries the end of its output."""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildInputs:
+    service: str
+    context: Path
+    dockerfile: Path
+    files: tuple[str, ...]  # relative to context, sorted, POSIX separators
+    base_image: str
+    base_image_id: str
+
+    @property
+    def repository(self) -> str:
+        return f"{REPOSITORY_PREFIX}{self.service}"
+
+    def digest(self) -> str:
+        return inputs_hash(self.dockerfile.read_bytes(), self.context, self.files, self.base_image_id)
+
+    def tag(self) -> str:
+        return f"{self.repository}:{self.digest()[:16]}"
+
+
+def inputs_of(spec: ServiceSpec, project_root: Path, base_image: str, base_image_id: str) -> BuildInputs:
+    context = project_root / spec.image.context
+    return BuildInputs(
+        service=spec.name,
+        context=context,
+        dockerfile=project_root / spec.image.dockerfile,
+        files=context_files(context),
+        base_image=base_image,
+        base_image_id=base_image_id,
+    )
+
+
+def context_files(context: Path) -> tuple[str, ...]:
+    """Every regular file under ``context`` except caches, sorted (the hash depends on the order)."""
+    found: list[str] = []
+    for directory, subdirectories, files in os.walk(context):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in EXCLUDED_DIRECTORIES)
+        for name in files:
+            path = Path(directory) / name
+            if name in EXCLUDED_FILES or name.endswith(EXCLUDED_SUFFIXES):
+                continue
+            if path.is_symlink() or not path.is_file():
+                continue
+            found.append(path.relative_to(context).as_posix())
+    return tuple(sorted(found))
+
+
+def _is_executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o111)
+
+
+def inputs_hash(dockerfile: bytes, context: Path, files: tuple[str, ...], base_image_id: str) -> str:
+    """sha256 over the Dockerfile, each context file's path, executable bit and bytes, and the base id."""
+    digest = hashlib.sha256()
+
+    def field(tag: bytes, value: bytes) -> None:
+        digest.update(tag + b"\0" + str(len(value)).encode() + b"\0" + value)
+
+    field(b"dockerfile", dockerfile)
+    field(b"base", base_image_id.encode())
+    for relative in files:
+        path = context / relative
+        field(b"path", relative.encode())
+        field(b"mode", b"x" if _is_executable(path) else b"-")
+        field(b"content", hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def context_tar(inputs: BuildInputs) -> io.BytesIO:
+    """The build context: the hashed files with fixed owners and times, plus the Dockerfile."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for relative in inputs.files:
+            path = inputs.context / relative
+            _add(archive, relative, path.read_bytes(), executable=_is_executable(path))
+        _add(archive, CONTEXT_DOCKERFILE, inputs.dockerfile.read_bytes(), executable=False)
+    buffer.seek(0)
+    return buffer
+
+
+def _add(archive: tarfile.TarFile, name: str, data: bytes, *, executable: bool) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = 0o755 if executable else 0o644
+    info.mtime = 0
+    archive.addfile(info, io.BytesIO(data))
+
+
+def existing(client: docker.DockerClient, inputs: BuildInputs) -> str | None:
+    """The id of an image built from these very inputs, if the daemon has one."""
+    try:
+        image = client.images.get(inputs.tag())
+    except ImageNotFound:
+        return None
+    image_id: str = image.id
+    return image_id if image.labels.get(HASH_LABEL) == inputs.digest() else None
+
+
+def build(
+    client: docker.DockerClient,
+    inputs: BuildInputs,
+    *,
+    build_args: Mapping[str, str],
+    log_path: Path,
+    on_line: Callable[[str], None],
+) -> str:
+    """Build (layer cache on, host network for apt and pip); returns the image id."""
+    digest = inputs.digest()
+    tag = f"{inputs.repository}:{digest[:16]}"
+    tail: list[str] = []
+    image_id = ""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w") as log:
+        try:
+            for line in _stream(client, inputs, tag, digest, build_args):
+                log.write(line + "\n")
+                tail = [*tail[-40:], line]
+                on_line(line)
+                if line.startswith("sha256:"):
+                    image_id = line
+        except (APIError, BuildError) as error:
+            raise ImageBuildFailed(f"building {tag} failed: {error}; log {log_path}") from error
+    if not image_id or not _has_error_free_tail(tail):
+        raise ImageBuildFailed(f"building {tag} failed; log {log_path}:\n" + "\n".join(tail[-15:]))
+    _remove_older(client, inputs.repository, keep=tag)
+    return image_id
+
+
+def _has_error_free_tail(tail: list[str]) -> bool:
+    return not any(line.startswith("ERROR:") for line in tail)
+
+
+def _stream(
+    client: docker.DockerClient, inputs: BuildInputs, tag: str, digest: str, build_args: Mapping[str, str]
+) -> Iterator[str]:
+    chunks = client.api.build(
+        fileobj=context_tar(inputs),
+        custom_context=True,
+        dockerfile=CONTEXT_DOCKERFILE,
+        tag=tag,
+        labels={HASH_LABEL: digest, SERVICE_LABEL: inputs.service},
+        buildargs=dict(build_args),
+        network_mode="host",
+        rm=True,
+        forcerm=True,
+        pull=False,
+        decode=True,
+    )
+    for chunk in chunks:
+        if "error" in chunk:
+            yield f"ERROR: {chunk['error']}".rstrip()
+        elif "stream" in chunk:
+            for line in str(chunk["stream"]).splitlines():
+                if line.strip():
+                    yield line.rstrip()
+        elif "aux" in chunk and isinstance(chunk["aux"], dict) and "ID" in chunk["aux"]:
+            yield str(chunk["aux"]["ID"])
+
+
+def _remove_older(client: docker.DockerClient, repository: str, keep: str) -> None:
+    """Older builds of the same service only take space; one still in use by a container stays."""
+    for image in client.images.list(name=repository):
+        if keep in image.tags:
+            continue
+        for tag in image.tags:
+            try:
+                client.images.remove(tag, noprune=False)
+            except APIError:
+                continue

@@ -1,0 +1,108 @@
+"""``python -m harness up --runtime docker`` end to end: API answers with the printed token, the
+storage policy lands in PostgreSQL, and ``down`` leaves no container, process or port behind.
+
+Slow on a fresh machine (debootstrap and four image builds); later runs reuse the images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from harness.stack import docker_daemon, processes
+from harness.stack.docker_containers import STACK_LABEL, stack_label
+from harness.stack.docker_runtime import DockerRuntime
+from harness.stack.health import port_is_listening
+from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
+
+pytestmark = pytest.mark.integration
+
+UP_TIMEOUT_S = 1800  # a cold machine builds the base and every image
+
+
+@pytest.fixture
+def paths(tmp_path: Path) -> Iterator[HarnessPaths]:
+    if docker_daemon.find_running() is None and not docker_daemon.can_start():
+        pytest.skip("no Docker daemon answers and dockerd cannot be started here")
+    paths = HarnessPaths(tmp_path / "harness-home")
+    try:
+        yield paths
+    finally:
+        leftover = load(paths)
+        if leftover is not None:
+            DockerRuntime(paths).down(leftover)
+
+
+def _harness(paths: HarnessPaths, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args],
+        env={**os.environ, HOME_VARIABLE: str(paths.home), "COLUMNS": "400"},
+        capture_output=True,
+        text=True,
+        timeout=UP_TIMEOUT_S,
+        check=False,
+    )
+
+
+def _printed_token(output: str) -> str:
+    lines = output.splitlines()
+    for index, line in enumerate(lines):
+        if line.startswith("Bearer token for tenant demo"):
+            return lines[index + 1].strip()
+    raise AssertionError(f"no token in the output:\n{output}")
+
+
+def _containers_of(paths: HarnessPaths, state: StackState) -> list[str]:
+    daemon = docker_daemon.find_running()
+    if daemon is None:
+        return []  # the daemon the harness started is gone, and its containers with it
+    with contextlib.closing(daemon.client):
+        found = daemon.client.containers.list(
+            all=True, filters={"label": f"{STACK_LABEL}={stack_label(paths.home)}"}
+        )
+        return [str(container.name) for container in found]
+
+
+def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
+    started = _harness(paths, "up", "--detach", "--backend", "supabase", "--runtime", "docker")
+    assert started.returncode == 0, started.stdout + started.stderr
+    state = load(paths)
+    assert state is not None
+    assert state.runtime == "docker"
+    assert set(state.containers) == {"postgres", "rtdb", "api", "frontend"}
+    assert all(processes.is_running(identity) for identity in state.processes.values())
+
+    token = _printed_token(started.stdout)
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=state.api_url, headers=headers, timeout=10, trust_env=False) as api:
+        assert api.get("/api/v1/settings").status_code == 200
+        saved = api.put(
+            "/api/v1/settings/storage_policy", json={"operational": "local", "sync": {"enabled": True}}
+        )
+        assert saved.status_code == 200, saved.text
+    with psycopg.connect(state.supabase_db_url) as connection:
+        row = connection.execute(
+            "select operational, sync_enabled from public.storage_policies where tenant_id = 'demo'"
+        ).fetchone()
+    assert row == ("local", True)
+    config = httpx.get(f"{state.frontend_url}/runtime-config.js", timeout=5, trust_env=False)
+    assert state.api_url in config.text
+
+    stopped = _harness(paths, "down")
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    assert load(paths) is None
+    assert _containers_of(paths, state) == []
+    for name, identity in {**state.processes, **state.helpers}.items():
+        assert not processes.is_running(identity), f"{name} (pid {identity.pid}) still runs"
+    if state.docker_daemon is not None:
+        assert not processes.is_running(state.docker_daemon), "the dockerd the harness started still runs"
+    for name, port in state.ports.items():
+        assert not port_is_listening(port), f"port {port} of {name} still listens"
