@@ -78,8 +78,12 @@ pytest: bootstrap ## Every pytest test: unit, integration (real PostgreSQL and R
 pgtap: bootstrap ## Start a throwaway PostgreSQL, apply migrations, run lint, advisors and pgTAP (pg_prove)
 	$(PYTHON) -m harness.postgres pgtap
 
+.PHONY: acceptance-docker
+acceptance-docker: bootstrap ## The acceptance suite once more on the docker runtime (supabase mode); builds images when needed
+	BOTMOX_ACCEPTANCE_RUNTIME=docker BOTMOX_ACCEPTANCE_BACKENDS=supabase $(UV) run --frozen pytest harness/tests/acceptance
+
 .PHONY: test
-test: lint typecheck pytest pgtap ## Lint, types and every test (bootstraps first when needed)
+test: lint typecheck pytest pgtap acceptance-docker ## Lint, types and every test (bootstraps first when needed)
 
 BACKEND ?= rtdb
 RUNTIME ?= auto
