@@ -126,3 +126,13 @@ async def test_store_refuses_paths_that_escape_the_node(
 async def test_store_refuses_invalid_tenant_ids(settings_store: RtdbSettingsStore) -> None:
     with pytest.raises(ValueError, match="invalid tenant id"):
         await settings_store.read_tree("../other")
+
+
+@pytest.mark.parametrize("key", ["a%20b", "a%2541", "x%2Fy", "%2E%2E", "q?x=1", "spa ce", "ключ", "50%"])
+async def test_a_key_is_stored_literally_whatever_its_url_escapes(
+    settings_store: RtdbSettingsStore, tenant: str, key: str
+) -> None:
+    node = await settings_store.write(tenant, ("odd", key), {"v": 1}, updated_at=3)
+    assert node == {"v": 1, "updated_at": 3}
+    # The tree shows the key exactly as written: RTDB decoded the URL back to it, once.
+    assert await settings_store.read(tenant, ("odd",)) == {key: {"v": 1, "updated_at": 3}}
