@@ -15,9 +15,7 @@ from botmox_api.errors import BadRequest
 MAX_SEGMENTS: Final = 32
 MAX_PATH_BYTES: Final = 768
 STORAGE_POLICY: Final = "storage_policy"
-# "?" is not in the spec's list, but firebase-admin refuses it in any RTDB path ("illegal
-# characters"), so such a path could never be served: it is refused here (400), not by the store (502).
-_BAD_SEGMENT: Final = re.compile(r"[.#$\[\]?\x00-\x1f\x7f]")
+_BAD_SEGMENT: Final = re.compile(r"[.#$\[\]\x00-\x1f\x7f]")
 
 # What JavaScript's String.prototype.trim removes (the legacy server trimmed with it). Python's
 # str.strip() would also remove \x1c-\x1f and \x85, which are control characters, refused here.
