@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -184,14 +185,35 @@ def test_up_status_flip_down(harness: Harness) -> None:
     assert harness.run("status").returncode == 3
 
 
+def _read_until_prompt(child: subprocess.Popen[str]) -> str:
+    """What `up` printed up to its "Press Ctrl-C" line: only then is the start-up over."""
+    assert child.stdout is not None
+    seen: list[str] = []
+    done = threading.Event()
+
+    def read() -> None:
+        assert child.stdout is not None
+        for line in child.stdout:
+            seen.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        done.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    assert done.wait(READY_TIMEOUT_S), "`up` never said it was ready:\n" + "".join(seen)
+    return "".join(seen)
+
+
 def test_foreground_up_stops_everything_on_ctrl_c(harness: Harness) -> None:
     child = harness.spawn_foreground()
     try:
         state = _wait_ready(harness, child)
         assert state.supervisor is not None
         assert state.supervisor.pid == child.pid
+        printed = _read_until_prompt(child)
         child.send_signal(signal.SIGINT)
-        output, _ = child.communicate(timeout=90)
+        rest, _ = child.communicate(timeout=90)
+        output = printed + rest
     finally:
         if child.poll() is None:
             child.kill()

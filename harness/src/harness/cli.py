@@ -139,6 +139,32 @@ def up(
     # SIGINT raises KeyboardInterrupt even when the shell started us with it ignored (a background job).
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        state = _start(console, paths, runtime_impl, backend.value, supervisor)
+        try:
+            print_summary(console, state, paths, detached=detach)
+            if not detach:
+                _watch_foreground(console, paths)
+        except (KeyboardInterrupt, StopRequested):
+            if detach:
+                console.print("interrupted; the detached stack keeps running (`harness down` stops it)")
+                raise typer.Exit(130) from None
+        # The stack is up: from here on, an interrupt anywhere stops it (never "nothing left running").
+        if not detach:
+            _stop_foreground(console, paths, runtime_impl)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _start(
+    console: Console,
+    paths: HarnessPaths,
+    runtime_impl: StackRuntime,
+    backend: DataBackend,
+    supervisor: processes.ProcessIdentity | None,
+) -> StackState:
+    """Start the stack under the state lock; an interrupt here stops what had started (exit 130)."""
+    try:
         with paths.locked():
             existing = _load(paths)
             if existing is not None and existing.is_alive():
@@ -153,22 +179,16 @@ def up(
                 remove(paths)
             _warn_about_env_file(console, runtime_impl.project_root)
             try:
-                state = runtime_impl.up(backend.value, supervisor=supervisor)
+                return runtime_impl.up(backend, supervisor=supervisor)
             except (StackStartError, ServiceUnhealthy, DaemonUnavailable, RuntimeError, OSError) as error:
                 remove(paths)
                 _fail(str(error), EXIT_FAILED)
             except BaseException:
                 remove(paths)
                 raise
-        print_summary(console, state, paths, detached=detach)
-        if not detach:
-            _stay_in_foreground(console, paths, runtime_impl)
     except (KeyboardInterrupt, StopRequested):
         console.print("stopped during start-up; nothing left running")
         raise typer.Exit(130) from None
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _warn_about_env_file(console: Console, project_root: Path) -> None:
@@ -180,7 +200,8 @@ def _warn_about_env_file(console: Console, project_root: Path) -> None:
         )
 
 
-def _stay_in_foreground(console: Console, paths: HarnessPaths, runtime: StackRuntime) -> None:
+def _watch_foreground(console: Console, paths: HarnessPaths) -> None:
+    """Report services that exit on their own until Ctrl-C, SIGTERM, SIGHUP or the state file goes."""
     reported: set[str] = set()
     deadline = time.monotonic() + FOREGROUND_LIMIT_S
     try:
@@ -198,6 +219,9 @@ def _stay_in_foreground(console: Console, paths: HarnessPaths, runtime: StackRun
                     )
     except (KeyboardInterrupt, StopRequested):
         pass
+
+
+def _stop_foreground(console: Console, paths: HarnessPaths, runtime: StackRuntime) -> None:
     # Further Ctrl-C must not interrupt the shutdown half-way.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)

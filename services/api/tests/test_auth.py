@@ -80,6 +80,8 @@ async def test_supabase_principal(fake_api: httpx.AsyncClient) -> None:
 
 
 def _claims(**changes: object) -> dict[str, object]:
+    """Claims relative to now; ``exp``/``nbf``/``iat`` given as ``("now", offset_s)`` are resolved here,
+    at test time, so a long test session never ages a token past the skew it means to test."""
     now = int(time.time())
     claims: dict[str, object] = {
         "sub": "u",
@@ -89,27 +91,29 @@ def _claims(**changes: object) -> dict[str, object]:
         "tenant_id": "t1",
     }
     claims.update(changes)
-    return {k: v for k, v in claims.items() if v is not None}
+    resolved = {k: now + v[1] if isinstance(v, tuple) else v for k, v in claims.items()}
+    return {k: v for k, v in resolved.items() if v is not None}
 
 
 @pytest.mark.parametrize(
-    ("claims", "accepted"),
+    ("changes", "accepted"),
     [
-        (_claims(), True),
-        (_claims(exp=int(time.time()) - 20), True),  # within 30 s of skew
-        (_claims(exp=int(time.time()) - 60), False),
-        (_claims(exp=None), False),
-        (_claims(sub=None), False),
-        (_claims(aud="other"), False),
-        (_claims(nbf=int(time.time()) + 20), True),
-        (_claims(nbf=int(time.time()) + 120), False),
-        (_claims(iat=int(time.time()) + 120), False),
+        ({}, True),
+        ({"exp": ("now", -20)}, True),  # within 30 s of skew
+        ({"exp": ("now", -60)}, False),
+        ({"exp": None}, False),
+        ({"sub": None}, False),
+        ({"aud": "other"}, False),
+        ({"nbf": ("now", 20)}, True),
+        ({"nbf": ("now", 120)}, False),
+        ({"iat": ("now", 120)}, False),
     ],
 )
 async def test_supabase_token_rules(
-    fake_api: httpx.AsyncClient, claims: dict[str, object], accepted: bool
+    fake_api: httpx.AsyncClient, changes: dict[str, object], accepted: bool
 ) -> None:
-    response = await _verify(fake_api, bearer(jwt.encode(claims, JWT_SECRET, algorithm="HS256")))
+    token = jwt.encode(_claims(**changes), JWT_SECRET, algorithm="HS256")
+    response = await _verify(fake_api, bearer(token))
     assert response.status_code == (200 if accepted else 401), response.text
 
 
