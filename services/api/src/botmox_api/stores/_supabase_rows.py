@@ -6,7 +6,7 @@ Both Supabase transports call the same SQL functions and get the same columns ba
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
 from botmox_api.stores.protocols import IfMatch, StoragePolicy
@@ -28,6 +28,22 @@ def current_version_from_detail(detail: object) -> int | None:
     if match is None:
         raise UnknownVersion
     return None if match.group(1) == "none" else int(match.group(1))
+
+
+async def version_at_conflict(
+    read: Callable[[str], Awaitable[StoragePolicy | None]], tenant_id: str, detail: object
+) -> int | None:
+    """The version a BM412 conflict saw: from the error's detail, else (an older migration) a fresh
+    read, else ``None`` when even that fails. Shared by both Supabase transports."""
+    try:
+        return current_version_from_detail(detail)
+    except UnknownVersion:
+        pass
+    try:
+        current = await read(tenant_id)
+    except Exception:
+        return None
+    return current.version if current is not None else None
 
 
 class MalformedRow(ValueError):

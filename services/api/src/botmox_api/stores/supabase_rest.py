@@ -23,10 +23,9 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
 from botmox_api.stores._supabase_rows import (
     MalformedRow,
-    UnknownVersion,
-    current_version_from_detail,
     if_match_arguments,
     policy_from_row,
+    version_at_conflict,
 )
 from botmox_api.stores.protocols import (
     Backend,
@@ -143,24 +142,11 @@ class RestStoragePolicyStore:
         except APIError as error:
             if error.code == VERSION_CONFLICT_CODE:
                 raise VersionConflict(
-                    "supabase", await self._current_version(tenant_id, error.details)
+                    "supabase", await version_at_conflict(self.read, tenant_id, error.details)
                 ) from error
             raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
         except Exception as error:
             raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
-
-    async def _current_version(self, tenant_id: str, detail: object) -> int | None:
-        """The version the conflict saw (from the error's detail); a fresh read when the
-        detail does not say (an older migration), ``None`` when even that fails."""
-        try:
-            return current_version_from_detail(detail)
-        except UnknownVersion:
-            pass
-        try:
-            current = await self.read(tenant_id)
-        except Exception:
-            return None
-        return current.version if current is not None else None
 
     def _reason(self, error: BaseException) -> str:
         if isinstance(error, APIError):
