@@ -96,9 +96,10 @@ local-down: ## Stop a stack started with `python -m harness up --detach`
 	$(PYTHON) -m harness down
 
 .PHONY: bench
-bench: bootstrap ## Print the project's performance figures (fixture start, emulator ops/s)
+bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulator ops/s, API requests/s per mode
 	$(PYTHON) -m harness.postgres bench
 	$(PYTHON) harness/benchmarks/rtdb_ops.py
+	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
 .PHONY: clean
 clean: ## Remove caches and the Python environment (not node_modules)
