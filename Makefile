@@ -95,6 +95,18 @@ local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNT
 local-down: ## Stop a stack started with `python -m harness up --detach`
 	$(PYTHON) -m harness down
 
+SUPABASE_CLI := node_modules/.bin/supabase
+
+.PHONY: supabase-start supabase-stop supabase-status bootstrap-env
+supabase-start: $(NODE_STAMP) ## Start the real Supabase CLI stack (needs Docker + Supabase's images); applies supabase/migrations
+	$(SUPABASE_CLI) start
+supabase-stop: $(NODE_STAMP) ## Stop the Supabase CLI stack (data volume kept)
+	$(SUPABASE_CLI) stop
+supabase-status: $(NODE_STAMP) ## URLs and keys of the running Supabase CLI stack (prints secrets)
+	$(SUPABASE_CLI) status
+bootstrap-env: $(VENV_STAMP) $(NODE_STAMP) ## Write services/api/.env from `supabase status -o json` (FORCE=1: replace a non-local target)
+	$(PYTHON) -m harness.bootstrap_env $(if $(FORCE),--force)
+
 .PHONY: bench
 bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulator ops/s, API requests/s per mode
 	$(PYTHON) -m harness.postgres bench

@@ -1,6 +1,6 @@
 """The acceptance suite's fixtures: one stack per backend, brought up and down by the harness CLI.
 
-``stack`` is package-scoped and parametrized over the backends, so pytest runs every acceptance test
+``stack`` is session-scoped and parametrized over the backends, so pytest runs every acceptance test
 against the ``rtdb`` stack, stops it, then runs them all against the ``supabase`` stack: each stack
 starts once and only one runs at a time. Its finalizer always runs ``python -m harness down`` and
 then checks that nothing of the stack is left (no process, no listening port, `status` says nothing
@@ -106,7 +106,7 @@ def _stop_everything(paths: HarnessPaths, environment: dict[str, str], started: 
         raise AssertionError("\n".join(problems))
 
 
-@pytest.fixture(scope="package", params=_selected_backends())
+@pytest.fixture(scope="session", params=_selected_backends())
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StackUnderTest]:
@@ -139,7 +139,9 @@ def stack(
         _stop_everything(paths, environment, started)
 
 
-@pytest.fixture(scope="package")
+# Module scope, not wider: while Playwright's sync API is started it keeps its event loop marked as
+# running on the main thread, which breaks every later test that runs a loop of its own.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     with chromium_browser() as attached:
         yield attached
