@@ -23,7 +23,7 @@ PY_PROJECTS := pyproject.toml uv.lock services/api/pyproject.toml services/agent
 
 .PHONY: help
 help: ## List every target with what it does
-	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_-]+:.*?## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*?## "} /^[a-zA-Z0-9_-]+:.*?## / {printf "  \033[36m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: bootstrap
 bootstrap: apt-packages uv $(VENV_STAMP) $(NODE_STAMP) ## Install what the machine needs (apt, uv, Python and npm deps); idempotent
