@@ -88,7 +88,7 @@ test: lint typecheck pytest pgtap acceptance-docker ## Lint, types and every tes
 BACKEND ?= rtdb
 RUNTIME ?= auto
 .PHONY: local
-local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|native); prints URLs and a token; Ctrl-C stops it
+local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native); prints URLs and a token; Ctrl-C stops it
 	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
 
 .PHONY: local-down

@@ -48,7 +48,7 @@ class Harness:
 
     def spawn_foreground(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
-            [sys.executable, "-m", "harness", "up"],
+            [sys.executable, "-m", "harness", "up", "--runtime", "native"],
             env=self.environment,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

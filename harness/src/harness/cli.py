@@ -23,7 +23,7 @@ from harness.stack import processes
 from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, print_summary, status_table, token_for
 from harness.stack.description import STACK
-from harness.stack.docker_daemon import DaemonUnavailable, find_running
+from harness.stack.docker_daemon import DaemonUnavailable, can_start, find_running
 from harness.stack.docker_runtime import DockerRuntime
 from harness.stack.health import ServiceUnhealthy
 from harness.stack.logs import follow, tail
@@ -101,15 +101,18 @@ class StackRuntime(Protocol):
 
 def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> Runtime:
     if runtime is RuntimeChoice.auto:
-        # Only a daemon that already answers: auto never starts dockerd (and its cold image builds)
-        # behind the user's back; `--runtime docker` does.
+        # Docker when a daemon can be had: one that answers, or dockerd installed and ours to start
+        # (the first docker `up` on a machine builds the images: minutes, with progress shown).
         daemon = find_running()
-        if daemon is None:
-            console.print("runtime auto → native (no Docker daemon answers; --runtime docker starts one)")
-            return "native"
-        daemon.client.close()
-        console.print(f"runtime auto → docker (daemon at {daemon.socket_url})")
-        return "docker"
+        if daemon is not None:
+            daemon.client.close()
+            console.print(f"runtime auto → docker (daemon at {daemon.socket_url})")
+            return "docker"
+        if can_start():
+            console.print("runtime auto → docker (starting dockerd; --runtime native skips Docker)")
+            return "docker"
+        console.print("runtime auto → native (no Docker daemon answers and dockerd cannot be started)")
+        return "native"
     return "docker" if runtime is RuntimeChoice.docker else "native"
 
 
