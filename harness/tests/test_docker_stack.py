@@ -71,6 +71,8 @@ def _containers_of(paths: HarnessPaths, state: StackState) -> list[str]:
         return [str(container.name) for container in found]
 
 
+# A cold `up` (debootstrap plus four image builds) takes minutes: more than pytest's default timeout.
+@pytest.mark.timeout(UP_TIMEOUT_S + 120)
 def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
     started = _harness(paths, "up", "--detach", "--backend", "supabase", "--runtime", "docker")
     assert started.returncode == 0, started.stdout + started.stderr
