@@ -22,7 +22,9 @@ import urllib3
 from firebase_admin import credentials, db, exceptions
 from google.auth.exceptions import DefaultCredentialsError
 
+from botmox_api.stores._rtdb_paths import READINESS_PATH
 from botmox_api.stores._rtdb_target import RtdbTarget
+from botmox_api.stores.protocols import Readiness
 
 T = TypeVar("T")
 
@@ -88,6 +90,18 @@ class RtdbConnection:
 
     async def run(self, call: Callable[[], T]) -> T:
         return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def check_ready(self) -> Readiness:
+        """Ready when a shallow read of a key nobody writes answers; never raises."""
+
+        def call() -> None:
+            self.reference(READINESS_PATH).get(shallow=True)
+
+        try:
+            await self.run(call)
+        except Exception as error:
+            return Readiness(False, rtdb_reason(error, timeout_s=self.http_timeout_s))
+        return Readiness(True)
 
     async def aclose(self) -> None:
         with self._lock:

@@ -17,7 +17,7 @@ from typing import cast
 
 from botmox_api.stores._failures import READ_SETTINGS_RTDB, WRITE_SETTINGS_RTDB, query_failed
 from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
-from botmox_api.stores._rtdb_paths import READINESS_PATH, is_valid_key, settings_path
+from botmox_api.stores._rtdb_paths import is_valid_key, settings_path
 from botmox_api.stores._rtdb_target import RtdbTarget
 from botmox_api.stores.protocols import Backend, JsonObject, JsonValue, Readiness, StoreQueryFailed
 
@@ -78,14 +78,7 @@ class RtdbSettingsStore:
             raise self._failed(WRITE_SETTINGS_RTDB, error) from error
 
     async def check_ready(self) -> Readiness:
-        def call() -> None:
-            self._rtdb.reference(READINESS_PATH).get(shallow=True)
-
-        try:
-            await self._rtdb.run(call)
-        except Exception as error:
-            return Readiness(False, rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s))
-        return Readiness(True)
+        return await self._rtdb.check_ready()
 
     async def aclose(self) -> None:
         await self._rtdb.aclose()

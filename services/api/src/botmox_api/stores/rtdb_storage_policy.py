@@ -21,7 +21,7 @@ from typing import Any, Final
 from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
 from botmox_api.stores._policy_rules import WriteMode, next_policy
 from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
-from botmox_api.stores._rtdb_paths import READINESS_PATH, storage_policy_path
+from botmox_api.stores._rtdb_paths import storage_policy_path
 from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node
 from botmox_api.stores._rtdb_target import RtdbTarget
 from botmox_api.stores.protocols import (
@@ -144,14 +144,7 @@ class RtdbStoragePolicyStore:
         return rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s)
 
     async def check_ready(self) -> Readiness:
-        def call() -> None:
-            self._rtdb.reference(READINESS_PATH).get(shallow=True)
-
-        try:
-            await self._rtdb.run(call)
-        except Exception as error:
-            return Readiness(False, self._reason(error))
-        return Readiness(True)
+        return await self._rtdb.check_ready()
 
     async def aclose(self) -> None:
         await self._rtdb.aclose()
