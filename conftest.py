@@ -1,3 +1,3 @@
 """Root conftest: the harness's fixtures are shared by every test tree."""
 
-pytest_plugins = ["harness.fixtures.postgres", "harness.fixtures.rtdb"]
+pytest_plugins = ["harness.fixtures.postgres", "harness.fixtures.rtdb", "harness.fixtures.browser"]

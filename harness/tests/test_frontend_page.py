@@ -32,12 +32,10 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Page, expect
 
-from harness.browser import chromium_browser
 from harness.settings_page import (
     ALERTS,
-    PAGE_TIMEOUT_MS,
     STORAGE_POLICY,
     SettingsApi,
     api_client,
@@ -342,23 +340,6 @@ def misconfigured_settings_api(fake_api: tuple[FakeSettingsApp, str]) -> Setting
 @pytest.fixture
 def frontend_url(frontend_site: FrontendSite, fake_api: tuple[FakeSettingsApp, str]) -> str:
     return frontend_site.url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as attached:
-        yield attached
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # A context per test: its own sessionStorage, so a token never leaks into the next test.
-    context = browser.new_context()
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 # --- helpers -------------------------------------------------------------------------------------

@@ -19,10 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page
 
-from harness.browser import chromium_browser
-from harness.settings_page import PAGE_TIMEOUT_MS
 from harness.stack import processes
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, Runtime, StackState, load, remove
@@ -137,22 +134,3 @@ def stack(
         )
     finally:
         _stop_everything(paths, environment, started)
-
-
-# Module scope, not wider: while Playwright's sync API is started it keeps its event loop marked as
-# running on the main thread, which breaks every later test that runs a loop of its own.
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium_browser() as attached:
-        yield attached
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # A context per test: its own sessionStorage, so a token never leaks into the next test.
-    context = browser.new_context()
-    context.set_default_timeout(PAGE_TIMEOUT_MS)
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
