@@ -1,4 +1,4 @@
-"""Authentication and tenancy (``api-v1.md``), on in-memory stores: the rules are the API's own."""
+"""Authentication and tenancy (``docs/contracts/api-v1.md``) on in-memory stores: the API's own rules."""
 
 from __future__ import annotations
 

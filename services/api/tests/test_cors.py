@@ -1,4 +1,4 @@
-"""CORS (``api-v1.md``, "Envelope"): custom preflight answers and exposed headers."""
+"""CORS (``docs/contracts/api-v1.md``, "CORS"): custom preflight answers and exposed headers."""
 
 from __future__ import annotations
 

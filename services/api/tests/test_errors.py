@@ -1,4 +1,4 @@
-"""The envelope for every outcome, and the order of checks (``api-v1.md``, last paragraph)."""
+"""The envelope for every outcome, and the order of checks (``docs/contracts/api-v1.md``)."""
 
 from __future__ import annotations
 

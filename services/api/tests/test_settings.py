@@ -1,4 +1,4 @@
-"""Generic settings paths, on the real stores, in both modes (``api-v1.md``, "Settings")."""
+"""Generic settings paths, on the real stores, in both modes (``docs/contracts/api-v1.md``, "Settings")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``storage_policy`` on the real stores, in both modes (``api-v1.md``, "storage_policy")."""
+"""``storage_policy`` on the real stores, in both modes (``docs/contracts/api-v1.md``, "storage_policy")."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Authentication: a bearer token becomes a ``Principal`` or an ``Unauthorized``/``Forbidden``.
 
-Order (``api-v1.md``): ``INTERNAL_INFRA_TOKEN``, ``INTERNAL_API_TOKEN`` (constant-time), a Supabase
-access token (HS256, verified locally), a Firebase ID token (firebase-admin). A token's header
+Order (``docs/contracts/api-v1.md``): ``INTERNAL_INFRA_TOKEN``, ``INTERNAL_API_TOKEN`` (constant-time),
+a Supabase access token (HS256, verified locally), a Firebase ID token (firebase-admin). A token's header
 picks between the last two: only an HS256 token can be a Supabase token, and firebase-admin refuses
 HS256 anyway, so no token is verified twice.
 """

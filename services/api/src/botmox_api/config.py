@@ -34,7 +34,7 @@ _SECRET_FIELDS: Final = frozenset(
 
 
 class ApiSettings(BaseSettings):
-    """All variables of issue 3; names are the upper-cased field names."""
+    """Every variable of the API (``docs/api.md``, "Variables"); names are the upper-cased field names."""
 
     model_config = SettingsConfigDict(
         env_file=".env",

@@ -1,4 +1,4 @@
-"""CORS as ``api-v1.md`` states it, rather than Starlette's middleware, whose refusals are plain text.
+"""CORS as ``docs/contracts/api-v1.md`` states it, not Starlette's middleware, whose refusals are plain text.
 
 A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) from a listed origin gets
 204 with the full method and header lists; from any other origin, 403 ``FORBIDDEN`` in the envelope

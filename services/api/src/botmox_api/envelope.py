@@ -1,5 +1,5 @@
-"""The response envelope of ``api-v1.md``, built as bytes once per response (no model validation on
-the hot path): ``{"success": true, "data": ...}`` or ``{"success": false, "error": {...}}``."""
+"""The response envelope of ``docs/contracts/api-v1.md``, built as bytes once per response (no model
+validation on the hot path): ``{"success": true, "data": ...}`` or ``{"success": false, "error": {...}}``."""
 
 from __future__ import annotations
 

@@ -143,7 +143,7 @@ _BACKEND_TITLES = {"supabase": "Supabase", "rtdb": "RTDB"}
 def from_store_error(error: StoreError, *, action: str, subject: str) -> ApiError:
     """Map a store failure: ``action`` is ``read``/``write``, ``subject`` e.g. ``storage policy``.
 
-    Messages follow ``api-v1.md``: "Failed to read storage policy from Supabase",
+    Messages follow ``docs/contracts/api-v1.md``: "Failed to read storage policy from Supabase",
     "Failed to write storage policy to Supabase", likewise for RTDB and for settings.
     """
     title = _BACKEND_TITLES[error.backend]

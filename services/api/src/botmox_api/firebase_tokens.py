@@ -19,7 +19,7 @@ import firebase_admin
 from firebase_admin import auth, credentials
 from google.auth.credentials import AnonymousCredentials
 
-# firebase-admin accepts at most 60 s; the spec's skew for user tokens is 30 s.
+# firebase-admin accepts at most 60 s; docs/contracts/api-v1.md allows user tokens 30 s of skew.
 CLOCK_SKEW_S = 30
 
 

@@ -2,9 +2,9 @@
 
 In order: correlation id (echoed or generated, bound to every log line), CORS preflight, then for
 ``/api/v1`` routes authentication (401/403), rate limit (429) and the settings role check (403), all
-before routing, so an unknown route is 404 only after authentication (``api-v1.md``). It also turns
-any exception that escapes the application into a 500 envelope and writes one access-log line per
-request (method, path, status, duration; never headers, query strings or bodies).
+before routing, so an unknown route is 404 only after authentication (``docs/contracts/api-v1.md``).
+It also turns any exception that escapes the application into a 500 envelope and writes one
+access-log line per request (method, path, status, duration; never headers, query strings or bodies).
 
 A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per request.
 """

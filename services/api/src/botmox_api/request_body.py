@@ -1,4 +1,5 @@
-"""Reading a write's body, in the spec's order: size (413), media type (415), JSON (400).
+"""Reading a write's body in the order of ``docs/contracts/api-v1.md``: size (413), media type (415),
+JSON (400).
 
 The size is checked on ``Content-Length`` before anything is read and again while streaming, so a
 client that lies about (or omits) the length still cannot make the server buffer more than the limit.

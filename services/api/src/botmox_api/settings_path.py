@@ -1,4 +1,4 @@
-"""Settings path normalisation and its rules (``api-v1.md``, "Path rules").
+"""Settings path normalisation and its rules (``docs/contracts/api-v1.md``, "Path rules").
 
 Trim, strip ``/`` at both ends, split on ``/``, drop one leading ``settings`` segment (the frontend
 calls ``/api/v1/settings/settings/...``). The first failing rule gives the reason, in this order:

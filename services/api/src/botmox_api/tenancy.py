@@ -1,4 +1,4 @@
-"""The tenant of a user token (``api-v1.md``, "Authentication and tenancy").
+"""The tenant of a user token (``docs/contracts/api-v1.md``, "Tenancy").
 
 ``app_metadata.tenant_id`` wins over a top-level ``tenant_id``; ``null`` and ``""`` count as absent; a
 present value of any other type is invalid. The id is lower-cased, then matched against

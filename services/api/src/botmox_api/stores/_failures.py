@@ -1,4 +1,4 @@
-"""The messages of ``*_QUERY_FAILED`` errors, fixed by ``api-v1.md``, and one helper to build them.
+"""The messages of ``*_QUERY_FAILED`` errors (``docs/contracts/api-v1.md``), and one helper to build them.
 
 Every backend failure leaves a store as a ``StoreQueryFailed`` carrying one of these messages and
 the store's own reason in ``details["reason"]``. Reasons never carry DSNs, keys or tokens: each

@@ -1,8 +1,8 @@
 """Compose the stores from the configuration: ``build_stores(...)`` → ``StoreSet``.
 
-Routing (``api-v1.md``): generic settings always live in RTDB; ``storage_policy`` lives in RTDB in
-``rtdb`` mode and in Supabase in ``supabase`` mode, over SQL when ``SUPABASE_DB_URL`` is set, else
-over REST when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are. A backend without its
+Routing (``docs/contracts/api-v1.md``): generic settings always live in RTDB; ``storage_policy``
+lives in RTDB in ``rtdb`` mode and in Supabase in ``supabase`` mode, over SQL when ``SUPABASE_DB_URL``
+is set, else over REST when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are. A backend without its
 variables gets an unconfigured store (503 ``*_CONFIG_ERROR`` naming the missing variables).
 
 Building does no network or file I/O: connections open on first use, so the API starts with every

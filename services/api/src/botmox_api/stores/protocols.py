@@ -35,7 +35,7 @@ class StoragePolicy:
     secrets: Literal["local-only"] = SECRETS_LOCAL_ONLY
 
     def to_document(self) -> JsonObject:
-        """The wire document of ``api-v1.md``; identical for both backends."""
+        """The wire document of ``docs/contracts/api-v1.md``; identical for both backends."""
         return {
             "secrets": self.secrets,
             "operational": self.operational,
