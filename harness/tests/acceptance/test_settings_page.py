@@ -1,4 +1,5 @@
-"""Criterion 4 and the bad configuration, in headless Chromium against real APIs.
+"""The settings page saves the policy to the store of the stack's backend, and a Supabase left unconfigured
+fails the policy alone: headless Chromium against real APIs.
 
 The page scenarios are those of ``harness/tests/test_frontend_page.py`` (``harness.settings_page``),
 run here against the stack's own frontend and API instead of a fake, and followed by a look into the

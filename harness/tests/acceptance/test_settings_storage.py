@@ -1,9 +1,9 @@
-"""Criteria 2 and 3: where the stack's API keeps each settings path, read straight from the stores.
+"""Where the stack's API keeps each settings path, read straight from the stores.
 
 Generic paths live in RTDB under ``tenants/<tenant>/settings/<path>`` in both modes: written through
 the API, they are read back raw from the emulator, and a node written raw is served by the API.
-``storage_policy`` lives in RTDB with ``rtdb`` (criterion 2) and only in ``public.storage_policies``
-with ``supabase`` (criterion 3), checked with SQL as the database's administrator.
+``storage_policy`` lives in RTDB with ``rtdb`` and only in ``public.storage_policies`` with
+``supabase``, checked with SQL as the database's administrator.
 """
 
 from __future__ import annotations

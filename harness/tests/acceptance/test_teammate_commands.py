@@ -1,4 +1,4 @@
-"""Criterion 1: a new teammate's commands bring the stack up, in either backend.
+"""A new teammate's commands bring the stack up, in either backend.
 
 `up --detach` (run by the ``stack`` fixture) exits 0 and prints the URLs and a token; the state file
 is private and holds what the docs promise; `status` finds every service healthy; the printed token
@@ -20,7 +20,7 @@ from harness.stack import processes
 
 pytestmark = pytest.mark.integration
 
-# The keys issue 4 requires of .harness/state.json.
+# The keys of .harness/state.json that docs/local-development.md ("The state file") promises.
 DOCUMENTED_KEYS = frozenset(
     {
         "api_url",
