@@ -10,7 +10,7 @@ SHELL := /bin/bash
 UV_VERSION := 0.13.9
 UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 PYTHON := $(UV) run --frozen --all-packages python
-# Debian packages the project runs for real (see ../shared/spec/environment.md).
+# Debian packages the project runs for real (see docs/environment.md).
 APT_PACKAGES := postgresql-15 postgresql-15-pgtap postgresql-15-plpgsql-check chromium caddy docker.io debootstrap
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
