@@ -38,6 +38,7 @@ PATHS = (
     "storage_policy/",
     "alerts",
     "alerts/warning_days",
+    "alerts/warning_days/x",
     "proxy",
     "proxy/fraud_score_threshold",
     "generators/g1",
@@ -80,8 +81,10 @@ GENERIC_BODIES: tuple[Any, ...] = (
     [1, 2],
     {"bad.key": 1},
     True,
+    {"n": 2**53 + 1},
+    {"s": "\ud800"},
 )
-IF_MATCH = (None, None, None, "*", 'W/"1"', '"1"', '"2"', "current")
+IF_MATCH = (None, None, None, "*", 'W/"1"', '"1"', '"2"', '"01"', '"9999999999999999999"', "current")
 
 
 @dataclass
