@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from typing import Final
 
 import httpx
 import pytest
@@ -11,7 +12,7 @@ from api_fakes import MemoryStoreSet
 from api_support import API_TOKEN, bearer, client_for, error_code, make_settings, user
 from fastapi import FastAPI
 
-from botmox_api.stores.protocols import StoragePolicy, StoreNotConfigured, StoreQueryFailed
+from botmox_api.stores.protocols import StoragePolicy, StoreQueryFailed
 
 A = user("tenant-a")
 POLICY = "/api/v1/settings/storage_policy"
@@ -86,20 +87,50 @@ async def test_streamed_body_over_limit_is_413(fake_api: httpx.AsyncClient) -> N
     assert error_code(response) == "PAYLOAD_TOO_LARGE"
 
 
-async def test_config_error_before_if_match_and_store_errors() -> None:
+# Each of these would be answered 412 by a configured store holding nothing (the control below).
+UNMATCHABLE_IF_MATCH = ('"1"', '"01"', "", '"9999999999999999999"', 'W/"1"')
+# Setting these to None leaves the backend the mode routes storage_policy to unconfigured.
+_UNCONFIGURED: Final = {
+    "rtdb": {
+        "firebase_database_url": None,
+        "firebase_project_id": None,
+        "firebase_database_emulator_host": None,
+    },
+    "supabase": {"supabase_db_url": None, "supabase_url": None},
+}
+_CONFIG_ERROR: Final = {
+    "rtdb": ("RTDB_CONFIG_ERROR", "RTDB is not configured", "FIREBASE_DATABASE_URL"),
+    "supabase": ("SUPABASE_CONFIG_ERROR", "Supabase is not configured", "SUPABASE_DB_URL"),
+}
+
+
+@pytest.mark.integration
+async def test_config_error_comes_before_if_match(
+    api: httpx.AsyncClient, api_mode: str, real_settings_overrides: dict[str, object]
+) -> None:
+    """On the real stores: the If-Match that a configured store refuses (412) gets the 503 of an
+    unconfigured one, and the paths routed to the configured backend keep working."""
+    for if_match in UNMATCHABLE_IF_MATCH:
+        control = await api.put(POLICY, headers={**A, "If-Match": if_match}, json={"operational": "local"})
+        assert control.status_code == 412, (if_match, control.text)
+    code, message, variable = _CONFIG_ERROR[api_mode]
+    settings = make_settings(**(real_settings_overrides | _UNCONFIGURED[api_mode]))
+    async with client_for(settings) as client:
+        for if_match in UNMATCHABLE_IF_MATCH:
+            response = await client.put(
+                POLICY, headers={**A, "If-Match": if_match}, json={"operational": "local"}
+            )
+            assert response.status_code == 503, (if_match, response.text)
+            error = response.json()["error"]
+            assert (error["code"], error["message"]) == (code, message)
+            assert variable in error["details"]["missing"]
+        if api_mode == "supabase":  # generic paths live in RTDB, which is configured
+            assert (await client.put("/api/v1/settings/alerts", headers=A, json={"x": 1})).status_code == 200
+
+
+async def test_store_errors_are_502_naming_the_operation() -> None:
     stores = MemoryStoreSet()
-    stores.storage_policy.failure = StoreNotConfigured(
-        "supabase", "Supabase is not configured", details={"missing": ["SUPABASE_DB_URL"]}
-    )
     async with client_for(make_settings(data_backend="supabase"), stores) as client:
-        response = await client.put(POLICY, headers={**A, "If-Match": '"1"'}, json={"operational": "local"})
-        assert response.status_code == 503
-        assert response.json()["error"] == {
-            "code": "SUPABASE_CONFIG_ERROR",
-            "message": "Supabase is not configured",
-            "details": {"missing": ["SUPABASE_DB_URL"]},
-        }
-        assert (await client.put("/api/v1/settings/alerts", headers=A, json={"x": 1})).status_code == 200
         stores.storage_policy.failure = StoreQueryFailed("supabase", "boom", details={"reason": "refused"})
         read = await client.get(POLICY, headers=A)
         assert read.status_code == 502

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from botmox_api.rtdb_limits import MAX_KEY_BYTES
 from botmox_api.schemas import ErrorEnvelope
+from botmox_api.settings_path import MAX_PATH_BYTES, MAX_SEGMENTS
 
 _HEADER_CORRELATION: Final = {
     "x-correlation-id": {
@@ -63,7 +65,8 @@ IF_MATCH_PARAMETER: Final = {
     "name": "If-Match",
     "in": "header",
     "required": False,
-    "description": 'ETags (`"<version>"`, comma-separated) or `*`; compared strongly (weak never match).',
+    "description": 'ETags (`"<version>"`, comma-separated) or `*`; compared strongly, character by character '
+    "(weak tags never match, an empty header matches nothing).",
     "schema": {"type": "string", "pattern": r'^\s*(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)?\s*$'},
 }
 
@@ -90,20 +93,21 @@ def storage_policy_write_body() -> dict[str, Any]:
 # What RTDB can store (``settings_body.py``): a key is 1..768 bytes  without
 # ". # $ [ ] /" or control characters. Lengths are in characters (the API counts UTF-8 bytes), so a
 # fuzzer that fills them with multi-byte characters could overshoot; in practice it does not.
-_KEY_PATTERN: Final = r"^[^.#$\[\]/\x00-\x1f\x7f]{1,768}$"
+_KEY_PATTERN: Final = rf"^[^.#$\[\]/\x00-\x1f\x7f]{{1,{MAX_KEY_BYTES}}}$"
 _SEGMENT: Final = r"[^.#$\[\]/?\x00-\x1f\x7f]+"
 # Mirrors settings_path.py: the whole path is trimmed and stripped of "/" (so a blank path or a bare
 # "settings" is the whole tree, which has its own operation, as does storage_policy).
 _WS: Final = r"[\t\n\v\f\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff]*"
 _NOT_WHOLE_TREE: Final = rf"(?!{_WS}/*(settings/*)?{_WS}$)"
 _NOT_STORAGE_POLICY: Final = rf"(?!{_WS}/*(settings/+)?storage_policy(/|{_WS}$))"
+_SEGMENTS: Final = rf"{_SEGMENT}(/{_SEGMENT}){{0,{MAX_SEGMENTS - 1}}}"
 
 SETTINGS_PATH_SCHEMA: Final = {
     "type": "string",
-    "description": "Segments free of `. # $ [ ] ?` and control characters, at most 32 of them and 768 "
-    "bytes; `storage_policy` and the whole tree have their own operations.",
-    "pattern": rf"^{_NOT_WHOLE_TREE}{_NOT_STORAGE_POLICY}{_WS}/*{_SEGMENT}(/{_SEGMENT}){{0,31}}/*{_WS}$",
-    "maxLength": 768,
+    "description": f"Segments free of `. # $ [ ] ?` and control characters, at most {MAX_SEGMENTS} of them "
+    f"and {MAX_PATH_BYTES} bytes; `storage_policy` and the whole tree have their own operations.",
+    "pattern": rf"^{_NOT_WHOLE_TREE}{_NOT_STORAGE_POLICY}{_WS}/*{_SEGMENTS}/*{_WS}$",
+    "maxLength": MAX_PATH_BYTES,
 }
 
 EXTRA_SCHEMAS: Final[dict[str, dict[str, Any]]] = {

@@ -11,8 +11,9 @@ import re
 from typing import Final
 
 from botmox_api.errors import BadRequest
+from botmox_api.rtdb_limits import MAX_LEVELS_BELOW_SETTINGS
 
-MAX_SEGMENTS: Final = 32
+MAX_SEGMENTS: Final = MAX_LEVELS_BELOW_SETTINGS
 MAX_PATH_BYTES: Final = 768
 STORAGE_POLICY: Final = "storage_policy"
 _BAD_SEGMENT: Final = re.compile(r"[.#$\[\]\x00-\x1f\x7f]")

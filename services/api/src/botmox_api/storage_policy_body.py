@@ -60,15 +60,32 @@ def validate_storage_policy_body(body: JsonValue) -> StoragePolicyChanges:
     return StoragePolicyChanges(operational=operational, sync_enabled=sync_enabled)
 
 
+# Versions are SQL bigints (and far below that in RTDB): a larger number names no stored version,
+# and the SQL store must never be asked for one it cannot hold.
+MAX_VERSION: Final = 2**63 - 1
+
+
 def etag_of(version: int) -> str:
     return f'"{version}"'
 
 
+def _version_named_by(tag: str) -> int | None:
+    """The version whose ETag is exactly ``tag``, character for character (``"01"`` names none)."""
+    inner = tag[1:-1]
+    if not (inner.isascii() and inner.isdigit()) or len(inner) > len(str(MAX_VERSION)):
+        return None
+    version = int(inner)
+    if version > MAX_VERSION or etag_of(version) != tag:
+        return None
+    return version
+
+
 def parse_if_match(values: list[str]) -> IfMatch | None:
     """``None`` without the header. ``*`` matches any stored version; strong tags only (``W/`` never
-    matches); a tag that is not a version number is kept out, so it never matches."""
-    if not any(value.strip() for value in values):
-        return None  # an empty If-Match names no version: treated as absent
+    matches); a tag that is not exactly the ETag of a version a store can hold is kept out, so it never
+    matches, and an empty header names no version at all, so it matches nothing."""
+    if not values:
+        return None
     versions: set[int] = set()
     any_version = False
     for value in values:
@@ -76,8 +93,6 @@ def parse_if_match(values: list[str]) -> IfMatch | None:
             tag = raw.strip()
             if tag == "*":
                 any_version = True
-            elif len(tag) >= 2 and tag[0] == '"' and tag[-1] == '"':
-                inner = tag[1:-1]
-                if inner.isascii() and inner.isdigit() and len(inner) <= 19:
-                    versions.add(int(inner))
+            elif (version := _version_named_by(tag)) is not None:
+                versions.add(version)
     return IfMatch(versions=frozenset(versions), any_version=any_version)

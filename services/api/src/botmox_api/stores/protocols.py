@@ -61,9 +61,9 @@ class StoragePolicyChanges:
 class IfMatch:
     """A parsed ``If-Match`` header.
 
-    ``any_version`` is ``*``. ``versions`` holds the strong ETags that parse as versions; an ETag
-    that does not parse is dropped, so it can never match. Nothing matches a tenant with nothing
-    stored, ``*`` included.
+    ``any_version`` is ``*``. ``versions`` holds the versions whose ETag is exactly one of the
+    header's strong tags; any other tag is dropped, so it can never match (``IfMatch()``, from an
+    empty header, matches nothing). Nothing matches a tenant with nothing stored, ``*`` included.
     """
 
     versions: frozenset[int] = field(default_factory=frozenset)
