@@ -103,8 +103,11 @@ def test_get_if_changed_uses_the_etag(rtdb_app: firebase_admin.App) -> None:
     _, tag = ref.get(etag=True)
     assert ref.get_if_changed(tag) == (False, None, None)
     ref.set("b")
-    changed, value, _ = ref.get_if_changed(tag)
-    assert (changed, value) == (True, "b")
+    changed, value, new_tag = ref.get_if_changed(tag)
+    # RTDB sends the new value's ETag with it, so the caller can cache both.
+    _, current_tag = ref.get(etag=True)
+    assert (changed, value, new_tag) == (True, "b", current_tag)
+    assert ref.get_if_changed(new_tag) == (False, None, None)
 
 
 def test_shallow_get_truncates_children(rtdb_app: firebase_admin.App) -> None:

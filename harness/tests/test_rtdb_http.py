@@ -97,6 +97,22 @@ def test_if_match_mismatch_gets_412_with_the_current_value_and_etag(client: http
     assert client.get("/doc.json").json() is None
 
 
+def test_if_none_match_answers_304_when_unchanged_and_the_etag_when_changed(client: httpx.Client) -> None:
+    _seed(client)
+    tag = client.get("/doc.json", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    unchanged = client.get("/doc.json", headers={"if-none-match": tag})
+    assert (unchanged.status_code, unchanged.content, unchanged.headers["ETag"]) == (304, b"", tag)
+    assert client.put("/doc/a.json", json=2).status_code == 200
+    changed = client.get("/doc.json", headers={"if-none-match": tag})
+    assert changed.status_code == 200
+    assert changed.json() == {"a": 2, "list": [1, 2]}
+    assert (
+        changed.headers["ETag"]
+        == client.get("/doc.json", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    )
+    assert changed.headers["ETag"] != tag
+
+
 def test_if_match_null_etag_creates_only_when_absent(client: httpx.Client) -> None:
     assert client.put("/new.json", json=1, headers={"if-match": "null_etag"}).status_code == 200
     assert client.put("/new.json", json=2, headers={"if-match": "null_etag"}).status_code == 412

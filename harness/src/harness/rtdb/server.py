@@ -209,10 +209,12 @@ class RtdbApp:
         if is_shallow and query is not None:
             raise InvalidRequest("Mixing 'shallow' and query parameters is not supported")
         tag = etag(node)
-        headers = etag_header(tag) if request.wants_etag else []
+        if_none_match = request.headers.get("if-none-match")
+        # RTDB also sends the ETag with a changed value (get_if_changed returns it).
+        headers = etag_header(tag) if request.wants_etag or if_none_match is not None else []
         # Serve nothing that is not yet durable: wait for every write applied so far.
         generation = self._durability.generation
-        if request.headers.get("if-none-match") == tag:
+        if if_none_match == tag:
             await self._durability.wait_durable(generation)
             await respond(send, 304, None, etag_header(tag))
             return
