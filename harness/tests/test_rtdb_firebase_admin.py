@@ -11,6 +11,7 @@ import pytest
 from firebase_admin import db, exceptions
 
 from harness.fixtures.rtdb import close_listener, firebase_app, unique_namespace
+from harness.rtdb.faults import EmulatorFaults
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -169,6 +170,18 @@ def test_two_namespaces_stay_apart(rtdb_emulator: RtdbEmulatorProcess) -> None:
         assert _ref(two).get() == {"shared": {"path": "from two"}, "only-two": True}
         _ref(one).delete()
         assert _ref(two, "/shared/path").get() == "from two"
+
+
+def test_stock_client_replays_a_write_whose_answer_was_lost(
+    rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str, rtdb_faults: EmulatorFaults
+) -> None:
+    """Why the API's stores send writes once: firebase-admin's own session re-sends a write whose
+    answer timed out, so a write that had landed is applied a second time."""
+    with firebase_app(rtdb_emulator.database_url(rtdb_namespace), httpTimeout=0.5) as app:
+        ref = _ref(app, "/counter")
+        rtdb_faults.drop_answer("PATCH", "counter")
+        ref.update({"n": {".sv": {"increment": 1}}})
+        assert ref.get() == {"n": 2}
 
 
 def _next_event(events: queue.Queue[tuple[str, str, Any]]) -> tuple[str, str, Any]:

@@ -20,7 +20,9 @@ from harness.rtdb.asgi_io import (
     read_body,
     respond,
     respond_error,
+    until_disconnect,
 )
+from harness.rtdb.faults import CONTROL_PREFIX, FaultHooks
 from harness.rtdb.keys import MAX_DEPTH, InvalidRequest, is_prefix, split_update_key
 from harness.rtdb.pushids import PushIdGenerator
 from harness.rtdb.query import parse_query, run_query
@@ -74,6 +76,7 @@ class RtdbApp:
         self._database = Database()
         self._hub = ListenerHub()
         self._push_ids = PushIdGenerator()
+        self._faults = FaultHooks()
         self._durability: Durability
         if config.snapshot is not None:
             load_snapshot(config.snapshot, self._database)
@@ -92,6 +95,9 @@ class RtdbApp:
         if scope["type"] != "http":
             return
         try:
+            if scope["path"].startswith(CONTROL_PREFIX):
+                await self._faults.control(scope, receive, send, self._config.default_namespace)
+                return
             request = parse_request(scope, self._config.default_namespace)
             for name, reason in _UNSUPPORTED_PARAMS.items():
                 if name in request.params:
@@ -99,7 +105,7 @@ class RtdbApp:
             if request.method == "GET" and request.wants_stream:
                 await self._stream(request, receive, send)
                 return
-            await self._dispatch(request, receive, send)
+            await self._dispatch(request, receive, self._faults.answering(request, receive, send))
         except InvalidRequest as error:
             await respond_error(send, error.status, error.message)
         except SnapshotError as error:
@@ -279,8 +285,7 @@ async def _send_chunk(send: Send, chunk: bytes) -> None:
 
 
 async def _end_on_disconnect(receive: Receive, subscription: Subscription) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    await until_disconnect(receive)
     subscription.queue.put_nowait(None)
 
 
