@@ -58,9 +58,12 @@ async def test_emulator_stopped_then_started(rtdb_private: Any, tenant: str) -> 
         rtdb_private.start()
         assert (await settings.check_ready()).ready is True
         # Every acknowledged write survived, and none of the failed ones left anything behind.
-        assert await settings.read_tree(tenant) == {
+        tree = await settings.read_tree(tenant)
+        raw_policy = tree["storage_policy"]
+        assert isinstance(raw_policy, dict)
+        assert tree == {
             "alerts": {"warning_days": 7, "updated_at": 1},
-            "storage_policy": {**stored.to_document(), "version": 1},
+            "storage_policy": {**stored.to_document(), "version": 1, "write_id": raw_policy["write_id"]},
         }
         assert await policy.read(tenant) == stored
         again = await policy.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="v")
