@@ -48,7 +48,8 @@ _SEND_ONCE: Final = Retry(0, read=False)
 
 
 class _RetryGetOnly(Retry):
-    """The policy it copies, for GET; any other request is sent once, so a lost answer fails the call."""
+    """GET follows the policy this one copies; any other request is sent once, so a write whose
+    answer is lost fails the call instead of being sent again."""
 
     def increment(
         self,
@@ -120,6 +121,8 @@ class RtdbConnection:
                 # under ours, keeps racing threads from each building (and leaking) one.
                 try:
                     root = db.reference("/", app=app)
+                    # firebase-admin has no option for its retry policy; its session is reachable
+                    # only through a reference's client.
                     _send_writes_once(root._client.session)
                 except BaseException:
                     firebase_admin.delete_app(app)  # so the next call can try again under the same name
