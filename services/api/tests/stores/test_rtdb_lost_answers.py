@@ -28,8 +28,10 @@ from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from harness.rtdb.faults import EmulatorFaults
 
-# How long a writer waits for an answer that never comes; long enough for another writer to get in.
+# How long a writer waits for an answer that never comes.
 LOST_ANSWER_TIMEOUT_S: Final = 1.0
+# The same, where another writer must get in meanwhile: ample room on a loaded machine.
+INTERLEAVED_TIMEOUT_S: Final = 3.0
 SEED: Final = StoragePolicyChanges(operational="local")
 
 
@@ -49,8 +51,22 @@ async def policy_losing(rtdb_target: RtdbTarget) -> AsyncIterator[RtdbStoragePol
 
 
 @pytest.fixture
+async def policy_interleaved(rtdb_target: RtdbTarget) -> AsyncIterator[RtdbStoragePolicyStore]:
+    store = RtdbStoragePolicyStore(rtdb_target, http_timeout_s=INTERLEAVED_TIMEOUT_S)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
 async def settings_losing(rtdb_target: RtdbTarget) -> AsyncIterator[RtdbSettingsStore]:
     store = RtdbSettingsStore(rtdb_target, http_timeout_s=LOST_ANSWER_TIMEOUT_S)
+    yield store
+    await store.aclose()
+
+
+@pytest.fixture
+async def settings_interleaved(rtdb_target: RtdbTarget) -> AsyncIterator[RtdbSettingsStore]:
+    store = RtdbSettingsStore(rtdb_target, http_timeout_s=INTERLEAVED_TIMEOUT_S)
     yield store
     await store.aclose()
 
@@ -65,7 +81,7 @@ async def _landed(faults: EmulatorFaults) -> None:
 
 def _assert_lost(raised: pytest.ExceptionInfo[StoreQueryFailed], message: str) -> None:
     assert (raised.value.backend, raised.value.message) == ("rtdb", message)
-    assert raised.value.details == {"reason": f"RTDB did not answer within {LOST_ANSWER_TIMEOUT_S:g} s"}
+    assert raised.value.details == {"reason": f"RTDB did not answer within {INTERLEAVED_TIMEOUT_S:g} s"}
 
 
 async def _write(
@@ -104,14 +120,14 @@ async def test_policy_write_whose_answer_is_lost_lands_once_and_succeeds(
 
 async def test_policy_write_whose_answer_is_lost_is_not_replayed_over_a_later_write(
     policy: RtdbStoragePolicyStore,
-    policy_losing: RtdbStoragePolicyStore,
+    policy_interleaved: RtdbStoragePolicyStore,
     rtdb_faults: EmulatorFaults,
     tenant: str,
 ) -> None:
     await policy.replace(tenant, SEED, updated_by="seed")
     rtdb_faults.drop_answer("PUT", storage_policy_path(tenant))
     lost = asyncio.create_task(
-        policy_losing.replace(tenant, StoragePolicyChanges(operational="cloud"), updated_by="lost")
+        policy_interleaved.replace(tenant, StoragePolicyChanges(operational="cloud"), updated_by="lost")
     )
     await _landed(rtdb_faults)
     later = await policy.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="later")
@@ -136,7 +152,7 @@ async def test_policy_write_whose_answer_is_lost_is_not_replayed_over_a_later_wr
 )
 async def test_generic_write_whose_answer_is_lost_fails_and_is_not_replayed_over_a_later_write(
     settings_store: RtdbSettingsStore,
-    settings_losing: RtdbSettingsStore,
+    settings_interleaved: RtdbSettingsStore,
     rtdb_faults: EmulatorFaults,
     tenant: str,
     method: str,
@@ -146,7 +162,7 @@ async def test_generic_write_whose_answer_is_lost_fails_and_is_not_replayed_over
 ) -> None:
     await settings_store.write(tenant, path, {"warning_days": 5}, updated_at=1)
     rtdb_faults.drop_answer(method, settings_path(tenant, path))
-    lost = asyncio.create_task(settings_losing.write(tenant, path, body, updated_at=2))
+    lost = asyncio.create_task(settings_interleaved.write(tenant, path, body, updated_at=2))
     await _landed(rtdb_faults)
     later = await settings_store.write(tenant, path, later_body, updated_at=3)
 
