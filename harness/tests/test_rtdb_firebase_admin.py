@@ -11,6 +11,7 @@ import pytest
 from firebase_admin import db, exceptions
 
 from harness.fixtures.rtdb import close_listener, firebase_app, unique_namespace
+from harness.rtdb.faults import EmulatorFaults
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -103,8 +104,11 @@ def test_get_if_changed_uses_the_etag(rtdb_app: firebase_admin.App) -> None:
     _, tag = ref.get(etag=True)
     assert ref.get_if_changed(tag) == (False, None, None)
     ref.set("b")
-    changed, value, _ = ref.get_if_changed(tag)
-    assert (changed, value) == (True, "b")
+    changed, value, new_tag = ref.get_if_changed(tag)
+    # RTDB sends the new value's ETag with it, so the caller can cache both.
+    _, current_tag = ref.get(etag=True)
+    assert (changed, value, new_tag) == (True, "b", current_tag)
+    assert ref.get_if_changed(new_tag) == (False, None, None)
 
 
 def test_shallow_get_truncates_children(rtdb_app: firebase_admin.App) -> None:
@@ -166,6 +170,18 @@ def test_two_namespaces_stay_apart(rtdb_emulator: RtdbEmulatorProcess) -> None:
         assert _ref(two).get() == {"shared": {"path": "from two"}, "only-two": True}
         _ref(one).delete()
         assert _ref(two, "/shared/path").get() == "from two"
+
+
+def test_stock_client_replays_a_write_whose_answer_was_lost(
+    rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str, rtdb_faults: EmulatorFaults
+) -> None:
+    """Why the API's stores send writes once: firebase-admin's own session re-sends a write whose
+    answer timed out, so a write that had landed is applied a second time."""
+    with firebase_app(rtdb_emulator.database_url(rtdb_namespace), httpTimeout=0.5) as app:
+        ref = _ref(app, "/counter")
+        rtdb_faults.drop_answer("PATCH", "counter")
+        ref.update({"n": {".sv": {"increment": 1}}})
+        assert ref.get() == {"n": 2}
 
 
 def _next_event(events: queue.Queue[tuple[str, str, Any]]) -> tuple[str, str, Any]:

@@ -7,6 +7,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from harness.fixtures.rtdb import unique_namespace
+from harness.rtdb.faults import EmulatorFaults
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.integration
@@ -97,6 +99,22 @@ def test_if_match_mismatch_gets_412_with_the_current_value_and_etag(client: http
     assert client.get("/doc.json").json() is None
 
 
+def test_if_none_match_answers_304_when_unchanged_and_the_etag_when_changed(client: httpx.Client) -> None:
+    _seed(client)
+    tag = client.get("/doc.json", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    unchanged = client.get("/doc.json", headers={"if-none-match": tag})
+    assert (unchanged.status_code, unchanged.content, unchanged.headers["ETag"]) == (304, b"", tag)
+    assert client.put("/doc/a.json", json=2).status_code == 200
+    changed = client.get("/doc.json", headers={"if-none-match": tag})
+    assert changed.status_code == 200
+    assert changed.json() == {"a": 2, "list": [1, 2]}
+    assert (
+        changed.headers["ETag"]
+        == client.get("/doc.json", headers={"X-Firebase-ETag": "true"}).headers["ETag"]
+    )
+    assert changed.headers["ETag"] != tag
+
+
 def test_if_match_null_etag_creates_only_when_absent(client: httpx.Client) -> None:
     assert client.put("/new.json", json=1, headers={"if-match": "null_etag"}).status_code == 200
     assert client.put("/new.json", json=2, headers={"if-match": "null_etag"}).status_code == 412
@@ -131,3 +149,70 @@ def test_stream_starts_with_the_current_value(client: httpx.Client) -> None:
         lines = stream.iter_lines()
         assert next(lines) == "event: put"
         assert next(lines) == 'data: {"path":"/","data":{"a":1,"list":[1,2]}}'
+
+
+def test_drop_answer_applies_the_write_and_sends_no_answer(
+    client: httpx.Client, rtdb_faults: EmulatorFaults
+) -> None:
+    _seed(client)
+    rtdb_faults.drop_answer("PUT", "doc/a")
+    assert rtdb_faults.armed() == [{"kind": "drop_answer", "method": "PUT", "path": "doc/a", "remaining": 1}]
+    with pytest.raises(httpx.ReadTimeout):
+        client.put("/doc/a.json", json=2, timeout=0.5)
+    # Applied (and durable) although unanswered; the fault is used up, the next write is answered.
+    assert client.get("/doc.json").json() == {"a": 2, "list": [1, 2]}
+    assert rtdb_faults.armed() == []
+    assert client.put("/doc/a.json", json=3).status_code == 200
+
+
+def test_drop_answer_matches_method_path_and_namespace_and_spares_refusals(
+    client: httpx.Client, rtdb_faults: EmulatorFaults, rtdb_emulator: RtdbEmulatorProcess
+) -> None:
+    _seed(client)
+    rtdb_faults.drop_answer("PUT", "doc", times=2)
+    assert client.patch("/doc.json", json={"a": 5}).status_code == 200  # another method
+    assert client.put("/doc/a.json", json=6).status_code == 200  # another path
+    other = client.put("/doc.json", json=7, params={"ns": unique_namespace()})  # another namespace
+    assert other.status_code == 200
+    assert client.put("/doc.json", json=8, headers={"if-match": "stale"}).status_code == 412  # refused
+    assert client.put("/doc.json", content=b"{bad").status_code == 400
+    assert rtdb_faults.armed()[0]["remaining"] == 2
+    with pytest.raises(httpx.ReadTimeout):
+        client.put("/doc.json", json=9, timeout=0.5)
+    assert rtdb_faults.armed()[0]["remaining"] == 1
+    rtdb_faults.clear()
+    assert rtdb_faults.armed() == []
+    assert client.put("/doc.json", json=10).status_code == 200
+
+
+def test_drop_answer_on_a_read(client: httpx.Client, rtdb_faults: EmulatorFaults) -> None:
+    _seed(client)
+    rtdb_faults.drop_answer("GET", "doc")
+    with pytest.raises(httpx.ReadTimeout):
+        client.get("/doc.json", timeout=0.5)
+    assert client.get("/doc.json").json() == {"a": 1, "list": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        b"{",
+        b"[]",
+        b'{"kind": "crash", "method": "PUT", "path": "a"}',
+        b'{"kind": "drop_answer", "method": "HEAD", "path": "a"}',
+        b'{"kind": "drop_answer", "method": "PUT", "path": 1}',
+        b'{"kind": "drop_answer", "method": "PUT", "path": "a.b"}',
+        b'{"kind": "drop_answer", "method": "PUT", "path": "a", "times": 0}',
+        b'{"kind": "drop_answer", "method": "PUT", "path": "a", "times": true}',
+    ],
+)
+def test_bad_fault_specs_get_400(client: httpx.Client, spec: bytes) -> None:
+    answer = client.post("/.harness/faults", content=spec)
+    assert answer.status_code == 400
+    assert isinstance(answer.json()["error"], str)
+    assert client.get("/.harness/faults").json() == []
+
+
+def test_unknown_control_paths_get_404(client: httpx.Client) -> None:
+    assert client.get("/.harness/nothing").status_code == 404
+    assert client.put("/.harness/faults").status_code == 405

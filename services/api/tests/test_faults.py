@@ -1,7 +1,7 @@
 """Backend faults through the API: a store that goes away answers 502 in the envelope for the paths
 routed to it, the other paths keep working, the same app recovers when the backend comes back, and
 no document is left half-written (after the fault the stored document is the last acknowledged
-write, with its version)."""
+write, with its version), and an RTDB write whose answer is lost is applied once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,14 @@ import httpx
 import pytest
 from api_support import client_for, data, error_code, make_settings, user
 
+from botmox_api.stores._rtdb_paths import settings_path, storage_policy_path
+from botmox_api.stores._rtdb_target import resolve_rtdb_target
+from botmox_api.stores.factory import StoreSet
+from botmox_api.stores.rtdb_settings import RtdbSettingsStore
+from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
+from botmox_api.stores.unconfigured import UnconfiguredStoragePolicyStore
 from harness.postgres import PgDatabase, PrivatePostgres
+from harness.rtdb.faults import EmulatorFaults
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.slow
@@ -159,3 +166,63 @@ async def test_rtdb_down_fails_rtdb_paths_and_recovers(
         rtdb_private.start()
 
     await _assert_stored(client, policy, etag, alerts)
+
+
+@pytest.fixture
+async def api_on_stores_that_wait_1s(
+    rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The API in rtdb mode, its RTDB stores waiting 1 s for an answer (5 s by default)."""
+    overrides = _emulator_overrides(rtdb_emulator, rtdb_namespace)
+    target = resolve_rtdb_target(
+        database_url=overrides["firebase_database_url"],
+        project_id=None,
+        emulator_host=overrides["firebase_database_emulator_host"],
+        credentials_path=None,
+    )
+    assert target is not None
+    stores = StoreSet(
+        settings=RtdbSettingsStore(target, http_timeout_s=1.0),
+        storage_policy=RtdbStoragePolicyStore(target, http_timeout_s=1.0),
+        supabase=UnconfiguredStoragePolicyStore("supabase", ["SUPABASE_DB_URL"]),
+        supabase_configured=False,
+        rtdb_configured=True,
+    )
+    async with client_for(make_settings(data_backend="rtdb", **overrides), stores) as client:
+        yield client
+
+
+async def test_rtdb_answers_lost_after_the_write_landed(
+    api_on_stores_that_wait_1s: httpx.AsyncClient, rtdb_faults: EmulatorFaults
+) -> None:
+    client = api_on_stores_that_wait_1s
+    first = await client.put(POLICY, json={"operational": "local"}, headers=HEADERS)
+    assert first.headers["ETag"] == '"1"', first.text
+
+    # The policy write landed, its answer was lost: the API still answers with it, not 412.
+    rtdb_faults.drop_answer("PUT", storage_policy_path("faults"))
+    patched = await client.patch(
+        POLICY, json={"sync": {"enabled": True}}, headers=HEADERS | {"If-Match": '"1"'}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.headers["ETag"] == '"2"'
+    assert "write_id" not in data(patched)
+    assert data(patched) == {
+        **data(first),
+        "sync": {"enabled": True},
+        "updated_at": data(patched)["updated_at"],
+    }
+
+    # A generic write whose answer is lost is a 502, and it is not sent again.
+    rtdb_faults.drop_answer("PATCH", settings_path("faults", ("alerts",)))
+    lost = await client.patch(ALERTS, json={"warning_days": 7, "channel": "mail"}, headers=HEADERS)
+    _assert_failed(lost, "RTDB_QUERY_FAILED", "Failed to write settings to RTDB")
+    assert rtdb_faults.armed() == []
+
+    # What landed is served as usual; the policy's write id (store bookkeeping) is never served.
+    whole = data(await client.get("/api/v1/settings", headers=HEADERS))
+    assert whole["storage_policy"] == data(patched)
+    assert {key: whole["alerts"][key] for key in ("warning_days", "channel")} == {
+        "warning_days": 7,
+        "channel": "mail",
+    }

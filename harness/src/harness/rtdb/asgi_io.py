@@ -46,18 +46,25 @@ class RtdbRequest:
         return "text/event-stream" in self.headers.get("accept", "")
 
 
+def query_params(scope: Scope) -> dict[str, str]:
+    return dict(parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True))
+
+
+def namespace_of(params: dict[str, str], default_namespace: str) -> str:
+    namespace = params.get("ns", default_namespace)
+    if _NAMESPACE.fullmatch(namespace) is None:
+        raise InvalidRequest(f"Invalid namespace {namespace[:100]!r}")
+    return namespace
+
+
 def parse_request(scope: Scope, default_namespace: str) -> RtdbRequest:
     headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
     method = scope["method"].upper()
     override = headers.get("x-http-method-override")
     if method == "POST" and override:
         method = override.upper()
-    params = dict(
-        parse_qsl(scope.get("query_string", b"").decode("utf-8", "replace"), keep_blank_values=True)
-    )
-    namespace = params.get("ns", default_namespace)
-    if _NAMESPACE.fullmatch(namespace) is None:
-        raise InvalidRequest(f"Invalid namespace {namespace[:100]!r}")
+    params = query_params(scope)
+    namespace = namespace_of(params, default_namespace)
     raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
     try:
         text = raw_path.decode("utf-8")
@@ -91,6 +98,12 @@ async def read_body(receive: Receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """Returns when the client has gone away (request body messages are skipped)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 async def respond(

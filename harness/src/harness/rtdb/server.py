@@ -20,7 +20,9 @@ from harness.rtdb.asgi_io import (
     read_body,
     respond,
     respond_error,
+    until_disconnect,
 )
+from harness.rtdb.faults import CONTROL_PREFIX, FaultHooks
 from harness.rtdb.keys import MAX_DEPTH, InvalidRequest, is_prefix, split_update_key
 from harness.rtdb.pushids import PushIdGenerator
 from harness.rtdb.query import parse_query, run_query
@@ -74,6 +76,7 @@ class RtdbApp:
         self._database = Database()
         self._hub = ListenerHub()
         self._push_ids = PushIdGenerator()
+        self._faults = FaultHooks()
         self._durability: Durability
         if config.snapshot is not None:
             load_snapshot(config.snapshot, self._database)
@@ -92,6 +95,9 @@ class RtdbApp:
         if scope["type"] != "http":
             return
         try:
+            if scope["path"].startswith(CONTROL_PREFIX):
+                await self._faults.control(scope, receive, send, self._config.default_namespace)
+                return
             request = parse_request(scope, self._config.default_namespace)
             for name, reason in _UNSUPPORTED_PARAMS.items():
                 if name in request.params:
@@ -99,7 +105,7 @@ class RtdbApp:
             if request.method == "GET" and request.wants_stream:
                 await self._stream(request, receive, send)
                 return
-            await self._dispatch(request, receive, send)
+            await self._dispatch(request, receive, self._faults.answering(request, receive, send))
         except InvalidRequest as error:
             await respond_error(send, error.status, error.message)
         except SnapshotError as error:
@@ -209,10 +215,12 @@ class RtdbApp:
         if is_shallow and query is not None:
             raise InvalidRequest("Mixing 'shallow' and query parameters is not supported")
         tag = etag(node)
-        headers = etag_header(tag) if request.wants_etag else []
+        if_none_match = request.headers.get("if-none-match")
+        # RTDB also sends the ETag with a changed value (get_if_changed returns it).
+        headers = etag_header(tag) if request.wants_etag or if_none_match is not None else []
         # Serve nothing that is not yet durable: wait for every write applied so far.
         generation = self._durability.generation
-        if request.headers.get("if-none-match") == tag:
+        if if_none_match == tag:
             await self._durability.wait_durable(generation)
             await respond(send, 304, None, etag_header(tag))
             return
@@ -277,8 +285,7 @@ async def _send_chunk(send: Send, chunk: bytes) -> None:
 
 
 async def _end_on_disconnect(receive: Receive, subscription: Subscription) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
+    await until_disconnect(receive)
     subscription.queue.put_nowait(None)
 
 

@@ -190,7 +190,9 @@ async def test_factory_stores_against_the_emulator(rtdb_emulator: Any, rtdb_name
         assert (await stores.check_rtdb()).ready is True
         written = await stores.storage_policy.replace("acme", StoragePolicyChanges(), updated_by="u")
         tree = await stores.settings.read_tree("acme")
-        # The raw node carries the version; the API swaps it for ``to_document()``.
-        assert tree == {"storage_policy": {**written.to_document(), "version": 1}}
+        # The raw node carries the version and the write id; the API swaps it for ``to_document()``.
+        node = tree["storage_policy"]
+        assert isinstance(node, dict)
+        assert node == {**written.to_document(), "version": 1, "write_id": node["write_id"]}
     finally:
         await stores.aclose()

@@ -1,16 +1,20 @@
 """The RTDB emulator going away and coming back: failures are StoreQueryFailed with the contract's
-messages, nothing is half-written, and the same store objects work again afterwards."""
+messages, nothing is half-written, and the same store objects work again afterwards. A write that
+gets no usable answer is not sent again; a read is."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
 
 import pytest
 
 from botmox_api.stores._rtdb_target import RtdbTarget, resolve_rtdb_target
-from botmox_api.stores.protocols import IfMatch, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.stores.protocols import IfMatch, JsonValue, StoragePolicyChanges, StoreQueryFailed
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 
@@ -58,9 +62,12 @@ async def test_emulator_stopped_then_started(rtdb_private: Any, tenant: str) -> 
         rtdb_private.start()
         assert (await settings.check_ready()).ready is True
         # Every acknowledged write survived, and none of the failed ones left anything behind.
-        assert await settings.read_tree(tenant) == {
+        tree = await settings.read_tree(tenant)
+        raw_policy = tree["storage_policy"]
+        assert isinstance(raw_policy, dict)
+        assert tree == {
             "alerts": {"warning_days": 7, "updated_at": 1},
-            "storage_policy": {**stored.to_document(), "version": 1},
+            "storage_policy": {**stored.to_document(), "version": 1, "write_id": raw_policy["write_id"]},
         }
         assert await policy.read(tenant) == stored
         again = await policy.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="v")
@@ -112,3 +119,65 @@ async def test_silent_server_times_out_after_the_configured_http_timeout(tenant:
         await store.aclose()
         server.close()
         await server.wait_closed()
+
+
+_OVERLOADED: Final = b'{"error": "overloaded"}'
+_ANSWER_503: Final = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: " + str(len(_OVERLOADED)).encode() + b"\r\n\r\n" + _OVERLOADED
+)
+
+
+@asynccontextmanager
+async def _recording_server(answer: bytes | None) -> AsyncIterator[tuple[str, list[str]]]:
+    """A server that records each request's method, then sends ``answer`` (or nothing) and hangs up."""
+    methods: list[str] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        methods.append(head.split(b" ", 1)[0].decode())
+        length = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+        await reader.readexactly(int(length.group(1)) if length else 0)
+        if answer is not None:
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}", methods
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    ("answer", "reason"),
+    [(None, "RTDB unreachable: connection failed"), (_ANSWER_503, "RTDB answered HTTP 503: overloaded")],
+    ids=["hang-up", "503"],
+)
+@pytest.mark.parametrize("body", [{"x": 1}, 5, None], ids=["PATCH", "PUT", "DELETE"])
+async def test_a_write_without_a_usable_answer_is_sent_once(
+    tenant: str, answer: bytes | None, reason: str, body: JsonValue
+) -> None:
+    async with _recording_server(answer) as (host, methods):
+        store = RtdbSettingsStore(_target(host, "once"), http_timeout_s=2.0)
+        try:
+            with pytest.raises(StoreQueryFailed) as raised:
+                await store.write(tenant, ("alerts",), body, updated_at=1)
+        finally:
+            await store.aclose()
+    assert raised.value.details == {"reason": reason}
+    assert len(methods) == 1
+
+
+async def test_a_read_without_an_answer_is_sent_again(tenant: str) -> None:
+    async with _recording_server(None) as (host, methods):
+        store = RtdbSettingsStore(_target(host, "again"), http_timeout_s=2.0)
+        try:
+            with pytest.raises(StoreQueryFailed) as raised:
+                await store.read_tree(tenant)
+        finally:
+            await store.aclose()
+    assert raised.value.details == {"reason": "RTDB unreachable: connection failed"}
+    assert methods == ["GET", "GET"]

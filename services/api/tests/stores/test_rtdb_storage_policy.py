@@ -24,14 +24,24 @@ async def test_node_shape(
     rtdb_policy: RtdbStoragePolicyStore, settings_store: RtdbSettingsStore, tenant: str
 ) -> None:
     await rtdb_policy.replace(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="uid-1")
-    assert await settings_store.read(tenant, ("storage_policy",)) == {
+    node = await settings_store.read(tenant, ("storage_policy",))
+    assert isinstance(node, dict)
+    assert node == {
         "secrets": "local-only",
         "operational": "cloud",
         "sync": {"enabled": True},
         "updated_at": 1_700_000_000_000,
         "updated_by": "uid-1",
         "version": 1,
+        "write_id": node["write_id"],
     }
+    # Each write names itself anew, so a writer whose answer was lost can find its own write.
+    await rtdb_policy.merge(tenant, StoragePolicyChanges(), updated_by="uid-1")
+    again = await settings_store.read(tenant, ("storage_policy",))
+    assert isinstance(again, dict)
+    assert isinstance(node["write_id"], str)
+    assert isinstance(again["write_id"], str)
+    assert again["write_id"] != node["write_id"]
 
 
 async def _store_raw(settings: RtdbSettingsStore, tenant: str, node: JsonValue) -> None:

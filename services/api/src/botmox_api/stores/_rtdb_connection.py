@@ -5,6 +5,11 @@ firebase-admin's RTDB client is synchronous (requests). Each call runs in a work
 ``max_threads`` threads and never the event loop. The ``App`` is created on first use (building a
 store does no I/O, not even reading a credentials file) under a unique name, so nothing depends on
 firebase-admin's default app, and it is deleted by ``aclose()``.
+
+firebase-admin's HTTP session retries any request once after a read timeout or a dropped connection
+(and up to 4 times on HTTP 500/503). A write whose answer is lost may well have been applied, so a
+re-sent write could land twice or undo a write acknowledged in between. The session built here keeps
+that retry policy for GET and sends every other request exactly once.
 """
 
 from __future__ import annotations
@@ -12,7 +17,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
-from typing import Any, Final, TypeVar
+from types import TracebackType
+from typing import Any, Final, Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -21,6 +27,10 @@ import requests
 import urllib3
 from firebase_admin import credentials, db, exceptions
 from google.auth.exceptions import DefaultCredentialsError
+from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
+from urllib3.connectionpool import ConnectionPool
+from urllib3.util import Retry
 
 from botmox_api.stores._rtdb_paths import READINESS_PATH
 from botmox_api.stores._rtdb_target import RtdbTarget
@@ -31,6 +41,39 @@ T = TypeVar("T")
 DEFAULT_HTTP_TIMEOUT_S: Final = 5.0
 # requests keeps 10 pooled connections per host; more threads would only open throwaway sockets.
 DEFAULT_MAX_THREADS: Final = 10
+
+
+# What requests does with max_retries=0: give up at once, whatever went wrong.
+_SEND_ONCE: Final = Retry(0, read=False)
+
+
+class _RetryGetOnly(Retry):
+    """GET follows the policy this one copies; any other request is sent once, so a write whose
+    answer is lost fails the call instead of being sent again."""
+
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
+        if method is not None and method.upper() == "GET":
+            return super().increment(method, url, response, error, _pool, _stacktrace)
+        _SEND_ONCE.increment(method, url, response, error, _pool, _stacktrace)
+        raise AssertionError("a retry policy with no retries left always gives up")
+
+
+def _send_writes_once(session: requests.Session) -> None:
+    for prefix in ("http://", "https://"):
+        adapter = session.get_adapter(prefix)
+        if not isinstance(adapter, HTTPAdapter):
+            raise TypeError(f"unexpected transport adapter {type(adapter).__name__}")
+        # Retry keeps each constructor argument as an attribute of the same name (Retry.new copies
+        # it that way too), so this is firebase-admin's policy, every setting kept.
+        adapter.max_retries = _RetryGetOnly(**vars(adapter.max_retries))
 
 
 class RtdbClosed(RuntimeError):
@@ -77,7 +120,10 @@ class RtdbConnection:
                 # firebase-admin caches its HTTP client per app without a lock; creating it here,
                 # under ours, keeps racing threads from each building (and leaking) one.
                 try:
-                    db.reference("/", app=app)
+                    root = db.reference("/", app=app)
+                    # firebase-admin has no option for its retry policy; its session is reachable
+                    # only through a reference's client.
+                    _send_writes_once(root._client.session)
                 except BaseException:
                     firebase_admin.delete_app(app)  # so the next call can try again under the same name
                     raise

@@ -1,5 +1,9 @@
 """The RTDB form of a storage policy: ``{secrets, operational, sync: {enabled}, updated_at,
-updated_by, version}`` at ``tenants/{t}/settings/storage_policy``.
+updated_by, version, write_id}`` at ``tenants/{t}/settings/storage_policy``.
+
+``write_id`` names the transaction that wrote the node, so a writer whose answer was lost can tell
+whether its write landed. It is the store's bookkeeping, not part of the document: the API never
+serves the raw node.
 
 Nodes written by the legacy server have no ``version``: they count as version 1, so the first
 write through this API makes them version 2. Parsing is lenient on purpose: a field of the wrong
@@ -20,6 +24,7 @@ from botmox_api.stores.protocols import (
 )
 
 LEGACY_VERSION = 1
+WRITE_ID_KEY = "write_id"
 
 
 def _int_or(value: Any, default: int) -> int:
@@ -51,5 +56,10 @@ def policy_from_node(node: Any) -> StoragePolicy | None:
     )
 
 
-def node_from_policy(policy: StoragePolicy) -> JsonObject:
-    return {**policy.to_document(), "version": policy.version}
+def node_from_policy(policy: StoragePolicy, write_id: str) -> JsonObject:
+    return {**policy.to_document(), "version": policy.version, WRITE_ID_KEY: write_id}
+
+
+def written_by(node: Any, write_id: str) -> bool:
+    """Whether ``node`` is the one the transaction ``write_id`` wrote (and nobody wrote since)."""
+    return isinstance(node, dict) and node.get(WRITE_ID_KEY) == write_id

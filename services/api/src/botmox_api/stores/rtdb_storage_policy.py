@@ -10,19 +10,29 @@ answers 412 with the new value and ETag and the loop starts over from that value
 
 The loop is bounded in attempts and time; running out is a ``StoreQueryFailed``, and nothing is
 written in that case (every PUT is all-or-nothing).
+
+Each transaction stores a fresh write id in the node with its PUT. The PUT is sent once (see
+``_rtdb_connection``); when its answer is lost (a timeout, a dropped connection, a 5xx), the
+transaction re-reads the node: if it holds its write id, the write landed and is the answer (not
+a 412 for its own write, and not a second application of a merge); otherwise the call fails
+(``StoreQueryFailed``) without writing again, since another writer may have acknowledged a newer
+version in between.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any, Final
+
+from firebase_admin import exceptions
 
 from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
 from botmox_api.stores._policy_rules import WriteMode, next_policy
 from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
 from botmox_api.stores._rtdb_paths import storage_policy_path
-from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node
+from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node, written_by
 from botmox_api.stores._rtdb_target import RtdbTarget
 from botmox_api.stores.protocols import (
     Backend,
@@ -39,6 +49,12 @@ MAX_TRANSACTION_ATTEMPTS: Final = 100
 
 def epoch_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+def _answer_lost(error: exceptions.FirebaseError) -> bool:
+    """Whether the PUT may have been applied although it failed: no answer, or a server error."""
+    response = error.http_response
+    return response is None or response.status_code >= 500
 
 
 class _Contention(Exception):
@@ -103,6 +119,7 @@ class RtdbStoragePolicyStore:
         if_match: IfMatch | None,
     ) -> StoragePolicy:
         path = storage_policy_path(tenant_id)
+        write_id = uuid.uuid4().hex
 
         def call() -> StoragePolicy:
             ref = self._rtdb.reference(path)
@@ -110,7 +127,12 @@ class RtdbStoragePolicyStore:
             node, etag = ref.get(etag=True)
             for _ in range(MAX_TRANSACTION_ATTEMPTS):
                 new = self._next(node, changes, mode, updated_by, if_match)
-                written, node, etag = ref.set_if_unchanged(etag, node_from_policy(new))
+                try:
+                    written, node, etag = ref.set_if_unchanged(etag, node_from_policy(new, write_id))
+                except exceptions.FirebaseError as error:
+                    if _answer_lost(error) and written_by(ref.get(), write_id):
+                        return new
+                    raise
                 if written:
                     return new
                 if time.monotonic() > deadline:
