@@ -20,6 +20,8 @@ from api_support import API_TOKEN, bearer, client_for, make_settings, user
 from botmox_api.config import ConfigError, load_settings
 
 STRONG = "s" * 32
+DB_PASSWORD = "pg-pa55word-never-shown"
+PRODUCTION = {"APP_ENV": "production", "INTERNAL_API_TOKEN": STRONG, "INTERNAL_INFRA_TOKEN": STRONG}
 
 
 def _clean_env(**values: str) -> dict[str, str]:
@@ -38,6 +40,7 @@ def _clean_env(**values: str) -> dict[str, str]:
         "CORS_ORIGINS",
         "DEFAULT_TENANT_ID",
         "ALLOW_INSECURE_DEV_TOKENS",
+        "FORWARDED_ALLOW_IPS",
     ):
         env.pop(name, None)
     env.update(values)
@@ -102,6 +105,29 @@ def _server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
             "FIREBASE_DATABASE_EMULATOR_HOST",
         ),
         ({"FIREBASE_DATABASE_URL": "ftp://nope"}, "FIREBASE_DATABASE_URL"),
+        # Production fails closed: emulator mode, any origin, a database without TLS, a weak JWT secret.
+        (
+            {**PRODUCTION, "FIREBASE_DATABASE_URL": "http://127.0.0.1:9000?ns=botmox"},
+            "FIREBASE_DATABASE_URL='http://127.0.0.1:9000?ns=botmox' is invalid: an http:// URL",
+        ),
+        ({**PRODUCTION, "CORS_ORIGINS": "https://app.example,*"}, "CORS_ORIGINS='https://app.example,*'"),
+        (
+            {**PRODUCTION, "SUPABASE_DB_URL": f"postgresql://botmox_api:{DB_PASSWORD}@db.example.com/botmox"},
+            "SUPABASE_DB_URL=<redacted> is invalid: connects to db.example.com without TLS",
+        ),
+        (
+            {
+                **PRODUCTION,
+                "SUPABASE_DB_URL": f"host=db.example.com password={DB_PASSWORD} sslmode=prefer",
+            },
+            "SUPABASE_DB_URL=<redacted> is invalid: connects to db.example.com without TLS",
+        ),
+        (
+            {**PRODUCTION, "SUPABASE_DB_URL": f"postgresql://botmox_api:{DB_PASSWORD}@[::1/botmox"},
+            "SUPABASE_DB_URL=<redacted> is invalid: is not a valid PostgreSQL connection string",
+        ),
+        ({**PRODUCTION, "SUPABASE_JWT_SECRET": "tiny-tok3n"}, "SUPABASE_JWT_SECRET=<redacted>"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1,caddy"}, "FORWARDED_ALLOW_IPS='10.0.0.1,caddy'"),
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line(
@@ -120,6 +146,36 @@ def test_invalid_configuration_exits_2_with_one_line(
     assert variable in lines[0]
     assert "tiny-tok3n" not in lines[0]
     assert STRONG not in lines[0]
+    assert DB_PASSWORD not in lines[0]
+
+
+def test_production_accepts_what_it_requires() -> None:
+    settings = make_settings(
+        app_env="production",
+        firebase_database_url="https://bot-mox.firebaseio.com",
+        cors_origins="https://app.example",
+        supabase_jwt_secret="j" * 32,
+        supabase_db_url=f"postgresql://botmox_api:{DB_PASSWORD}@db.example.com/botmox?sslmode=verify-full",
+        forwarded_allow_ips="127.0.0.1, 10.0.0.0/8 ,::1",
+    )
+    assert [str(n) for n in settings.forwarded_allow_ips] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    for local in (
+        "postgresql://botmox_api:pw@127.0.0.1:54322/botmox?sslmode=disable",
+        "postgresql://botmox_api:pw@localhost/botmox",
+        "host=/var/run/postgresql dbname=botmox",
+        "postgresql://botmox_api:pw@[::1]:5432/botmox",
+    ):
+        assert make_settings(app_env="production", supabase_db_url=local).secret("supabase_db_url") == local
+    for sslmode in ("require", "verify-ca", "verify-full"):
+        make_settings(app_env="production", supabase_db_url=f"host=db.example.com sslmode={sslmode}")
+    # Development keeps the emulator, any origin, short secrets and local databases without TLS.
+    development = make_settings(
+        firebase_database_url="http://127.0.0.1:9000?ns=x",
+        cors_origins="*",
+        supabase_jwt_secret="short",
+        supabase_db_url="postgresql://u:p@db.example.com/x",
+    )
+    assert development.cors_origins == ("*",)
 
 
 def test_weak_token_allowed_in_development_when_asked() -> None:
