@@ -20,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botmox_api import correlation, logs
 from botmox_api.auth import Authenticator
-from botmox_api.cors import CorsPolicy
+from botmox_api.cors import VARY, CorsPolicy
 from botmox_api.envelope import error_response
 from botmox_api.errors import ApiError, Forbidden, RateLimited, error_code
 from botmox_api.principal import SETTINGS_ROLES, Principal
@@ -79,7 +79,7 @@ class RequestGate:
                 preflight_method = value
         request_id = correlation.correlation_id(received_id)
         context_tokens = logs.bind_request(request_id)
-        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode())]
+        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode()), VARY]
         is_preflight = scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None
         if origin is not None and not is_preflight and self._cors.allows(origin):
             extra_headers.extend(self._cors.response_headers(origin))
