@@ -39,6 +39,8 @@ def main() -> None:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,  # the request gate writes one structured line per request
+        # The request gate alone reads X-Forwarded-For (FORWARDED_ALLOW_IPS, client_address.py);
+        # uvicorn's own proxy headers would rewrite the client first, from the same variable.
         proxy_headers=False,
         server_header=False,
     )
