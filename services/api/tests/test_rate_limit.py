@@ -205,5 +205,6 @@ def test_uvicorn_leaves_the_client_address_to_the_gate(
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.setenv("FORWARDED_ALLOW_IPS", "127.0.0.1")  # uvicorn reads it too
     monkeypatch.setattr(entry.uvicorn, "run", lambda _app, **options: served.update(options))
+    monkeypatch.setattr(entry.logs, "route_stdlib_logging", lambda **_options: None)  # process-wide
     entry.main()
     assert served["proxy_headers"] is False
