@@ -92,11 +92,15 @@ def route_stdlib_logging(*, level: str = "INFO", fmt: str = "json", stream: Text
             _renderer(fmt),
         ],
     )
+    threshold = logging.getLevelNamesMapping()[level]
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(formatter)
+    handler.setLevel(threshold)
     root = logging.getLogger()
     root.handlers = [handler]
-    root.setLevel(logging.getLevelNamesMapping()[level])
+    # Libraries' chatter (httpx logs every request at INFO) stays out unless it is a warning; loggers
+    # with a level of their own (uvicorn's, set from LOG_LEVEL) keep it.
+    root.setLevel(max(threshold, logging.WARNING))
 
 
 def bind_request(correlation_id: str) -> Mapping[str, Any]:
