@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import re
 import tarfile
+import tomllib
 from pathlib import Path
 
 from harness.postgres_supabase import find_project_root
 from harness.stack.description import STACK
-from harness.stack.docker_images import CONTEXT_DOCKERFILE, BuildInputs, context_files, context_tar, inputs_of
+from harness.stack.docker_images import (
+    CONTEXT_DOCKERFILE,
+    LOCKED_REQUIREMENTS,
+    BuildInputs,
+    context_files,
+    context_tar,
+    inputs_of,
+)
 
 
 def _context(tmp_path: Path) -> tuple[Path, Path]:
@@ -90,3 +100,56 @@ def test_the_description_images_have_their_dockerfiles() -> None:
         assert "ARG BASE_IMAGE=" + spec.image.base_image in text, spec.name
         assert "FROM ${BASE_IMAGE}" in text, spec.name
         assert inputs.files, f"{spec.name}: empty build context"
+
+
+def _locked_versions(root: Path) -> dict[str, str]:
+    lock = tomllib.loads((root / "uv.lock").read_text())
+    return {package["name"]: package["version"] for package in lock["package"] if "version" in package}
+
+
+def test_the_api_context_carries_the_uv_lock_pins() -> None:
+    """The API image installs uv.lock's pins (hash-checked), generated into the context at build
+    time, not pyproject.toml's version ranges; the image runs with APP_ENV=production."""
+    root = find_project_root()
+    spec = STACK.service("api")
+    inputs = inputs_of(spec, root, spec.image.base_image, "sha256:x")
+    assert LOCKED_REQUIREMENTS not in inputs.files  # generated, never a file of the source tree
+    with tarfile.open(fileobj=io.BytesIO(context_tar(inputs).getvalue())) as archive:
+        packed = archive.extractfile(LOCKED_REQUIREMENTS)
+        assert packed is not None
+        requirements = packed.read().decode()
+        dockerfile = archive.extractfile(CONTEXT_DOCKERFILE)
+        assert dockerfile is not None
+        dockerfile_text = dockerfile.read().decode()
+    pins = {
+        match.group(1): match.group(2)
+        for match in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", requirements, re.MULTILINE)
+    }
+    locked = _locked_versions(root)
+    assert pins, requirements
+    assert all(locked[name] == version for name, version in pins.items()), requirements
+    # Every runtime dependency of the API and its own dependencies, and nothing of the dev group.
+    for direct in ("fastapi", "uvicorn", "pydantic", "psycopg", "firebase-admin", "structlog", "starlette"):
+        assert pins[direct] == locked[direct], direct
+    assert not {"pytest", "ruff", "mypy", "botmox-api", "botmox-harness"} & set(pins)
+    assert requirements.count("--hash=sha256:") >= len(pins)
+    assert "--require-hashes --no-deps -r /src/requirements.lock.txt" in dockerfile_text
+    assert '["project"]["dependencies"]' not in dockerfile_text  # the ranges are not installed
+    assert re.search(r"^\s+APP_ENV=production \\$", dockerfile_text, re.MULTILINE)
+
+
+def test_a_pin_change_in_uv_lock_changes_the_image_hash(tmp_path: Path) -> None:
+    context, dockerfile = _context(tmp_path)
+    plain = _inputs(context, dockerfile)
+    locked = dataclasses.replace(plain, generated=((LOCKED_REQUIREMENTS, b"fastapi==1.0 \\\n"),))
+    bumped = dataclasses.replace(plain, generated=((LOCKED_REQUIREMENTS, b"fastapi==1.1 \\\n"),))
+    assert len({plain.digest(), locked.digest(), bumped.digest()}) == 3
+
+
+def test_local_stacks_run_the_api_image_in_development() -> None:
+    """The image defaults to production; the harness's stacks (native, docker, compose) say
+    development explicitly, since they run emulators and local databases."""
+    api = STACK.service("api")
+    assert api.environment["APP_ENV"] == "development"
+    compose = (find_project_root() / "compose.local.yaml").read_text()
+    assert 'APP_ENV: "development"' in compose

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import jwt
+import pytest
 from fastapi import FastAPI
 
 from botmox_api.app import create_app
@@ -105,3 +112,71 @@ def data(response: httpx.Response) -> Any:
     body = response.json()
     assert body["success"] is True, body
     return body["data"]
+
+
+# `python -m botmox_api` as a process, for start-up and logging tests.
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("SUPABASE_", "FIREBASE_", "INTERNAL_", "API_"))
+    }
+    for name in (
+        "DATA_BACKEND",
+        "APP_ENV",
+        "PORT",
+        "LOG_LEVEL",
+        "LOG_FORMAT",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "CORS_ORIGINS",
+        "DEFAULT_TENANT_ID",
+        "ALLOW_INSECURE_DEV_TOKENS",
+        "FORWARDED_ALLOW_IPS",
+    ):
+        env.pop(name, None)
+    env.update(values)
+    return env
+
+
+@contextmanager
+def server_process(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "botmox_api"],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        for stream in (process.stdout, process.stderr):
+            if stream:
+                stream.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "server exited"
+        try:
+            return httpx.get(url, timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail("server did not start")

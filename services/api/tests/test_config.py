@@ -4,69 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from api_fakes import MemoryStoreSet
-from api_support import API_TOKEN, bearer, client_for, make_settings, user
+from api_support import (
+    API_TOKEN,
+    bearer,
+    clean_env,
+    client_for,
+    free_port,
+    make_settings,
+    server_process,
+    user,
+    wait_for,
+)
 
 from botmox_api.config import ConfigError, load_settings
 
 STRONG = "s" * 32
-
-
-def _clean_env(**values: str) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("SUPABASE_", "FIREBASE_", "INTERNAL_", "API_"))
-    }
-    for name in (
-        "DATA_BACKEND",
-        "APP_ENV",
-        "PORT",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "GOOGLE_APPLICATION_CREDENTIALS",
-        "CORS_ORIGINS",
-        "DEFAULT_TENANT_ID",
-        "ALLOW_INSECURE_DEV_TOKENS",
-    ):
-        env.pop(name, None)
-    env.update(values)
-    return env
-
-
-@contextmanager
-def _server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "botmox_api"],
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
-        for stream in (process.stdout, process.stderr):
-            if stream:
-                stream.close()
+DB_PASSWORD = "pg-pa55word-never-shown"
+PRODUCTION = {"APP_ENV": "production", "INTERNAL_API_TOKEN": STRONG, "INTERNAL_INFRA_TOKEN": STRONG}
 
 
 @pytest.mark.parametrize(
@@ -102,12 +62,35 @@ def _server(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
             "FIREBASE_DATABASE_EMULATOR_HOST",
         ),
         ({"FIREBASE_DATABASE_URL": "ftp://nope"}, "FIREBASE_DATABASE_URL"),
+        # Production fails closed: emulator mode, any origin, a database without TLS, a weak JWT secret.
+        (
+            {**PRODUCTION, "FIREBASE_DATABASE_URL": "http://127.0.0.1:9000?ns=botmox"},
+            "FIREBASE_DATABASE_URL='http://127.0.0.1:9000?ns=botmox' is invalid: an http:// URL",
+        ),
+        ({**PRODUCTION, "CORS_ORIGINS": "https://app.example,*"}, "CORS_ORIGINS='https://app.example,*'"),
+        (
+            {**PRODUCTION, "SUPABASE_DB_URL": f"postgresql://botmox_api:{DB_PASSWORD}@db.example.com/botmox"},
+            "SUPABASE_DB_URL=<redacted> is invalid: connects to db.example.com without TLS",
+        ),
+        (
+            {
+                **PRODUCTION,
+                "SUPABASE_DB_URL": f"host=db.example.com password={DB_PASSWORD} sslmode=prefer",
+            },
+            "SUPABASE_DB_URL=<redacted> is invalid: connects to db.example.com without TLS",
+        ),
+        (
+            {**PRODUCTION, "SUPABASE_DB_URL": f"postgresql://botmox_api:{DB_PASSWORD}@[::1/botmox"},
+            "SUPABASE_DB_URL=<redacted> is invalid: is not a valid PostgreSQL connection string",
+        ),
+        ({**PRODUCTION, "SUPABASE_JWT_SECRET": "tiny-tok3n"}, "SUPABASE_JWT_SECRET=<redacted>"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.1,caddy"}, "FORWARDED_ALLOW_IPS='10.0.0.1,caddy'"),
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line(
     tmp_path: Path, env: dict[str, str], variable: str
 ) -> None:
-    with _server(_clean_env(**env), tmp_path) as process:
+    with server_process(clean_env(**env), tmp_path) as process:
         try:
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -120,6 +103,36 @@ def test_invalid_configuration_exits_2_with_one_line(
     assert variable in lines[0]
     assert "tiny-tok3n" not in lines[0]
     assert STRONG not in lines[0]
+    assert DB_PASSWORD not in lines[0]
+
+
+def test_production_accepts_what_it_requires() -> None:
+    settings = make_settings(
+        app_env="production",
+        firebase_database_url="https://bot-mox.firebaseio.com",
+        cors_origins="https://app.example",
+        supabase_jwt_secret="j" * 32,
+        supabase_db_url=f"postgresql://botmox_api:{DB_PASSWORD}@db.example.com/botmox?sslmode=verify-full",
+        forwarded_allow_ips="127.0.0.1, 10.0.0.0/8 ,::1",
+    )
+    assert [str(n) for n in settings.forwarded_allow_ips] == ["127.0.0.1/32", "10.0.0.0/8", "::1/128"]
+    for local in (
+        "postgresql://botmox_api:pw@127.0.0.1:54322/botmox?sslmode=disable",
+        "postgresql://botmox_api:pw@localhost/botmox",
+        "host=/var/run/postgresql dbname=botmox",
+        "postgresql://botmox_api:pw@[::1]:5432/botmox",
+    ):
+        assert make_settings(app_env="production", supabase_db_url=local).secret("supabase_db_url") == local
+    for sslmode in ("require", "verify-ca", "verify-full"):
+        make_settings(app_env="production", supabase_db_url=f"host=db.example.com sslmode={sslmode}")
+    # Development keeps the emulator, any origin, short secrets and local databases without TLS.
+    development = make_settings(
+        firebase_database_url="http://127.0.0.1:9000?ns=x",
+        cors_origins="*",
+        supabase_jwt_secret="short",
+        supabase_db_url="postgresql://u:p@db.example.com/x",
+    )
+    assert development.cors_origins == ("*",)
 
 
 def test_weak_token_allowed_in_development_when_asked() -> None:
@@ -144,30 +157,13 @@ def test_dotenv_is_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
         load_settings(str(env_file))
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait_for(url: str, process: subprocess.Popen[str]) -> httpx.Response:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "server exited"
-        try:
-            return httpx.get(url, timeout=2)
-        except httpx.TransportError:
-            time.sleep(0.1)
-    pytest.fail("server did not start")
-
-
 @pytest.mark.slow
 def test_supabase_mode_without_settings_starts_and_warns_once(tmp_path: Path) -> None:
-    port = _free_port()
-    env = _clean_env(DATA_BACKEND="supabase", PORT=str(port), INTERNAL_API_TOKEN=API_TOKEN, LOG_FORMAT="json")
-    with _server(env, tmp_path) as process:
+    port = free_port()
+    env = clean_env(DATA_BACKEND="supabase", PORT=str(port), INTERNAL_API_TOKEN=API_TOKEN, LOG_FORMAT="json")
+    with server_process(env, tmp_path) as process:
         base = f"http://127.0.0.1:{port}/api/v1"
-        assert _wait_for(f"{base}/health/live", process).status_code == 200
+        assert wait_for(f"{base}/health/live", process).status_code == 200
         response = httpx.get(f"{base}/settings/storage_policy", headers=bearer(API_TOKEN), timeout=5)
         assert response.status_code == 503
         assert response.json()["error"]["code"] == "SUPABASE_CONFIG_ERROR"

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from api_support import API_TOKEN, ORIGIN, bearer
 
+VERIFY = "/api/v1/auth/verify"
 PREFLIGHT = {"Access-Control-Request-Method": "PUT", "Access-Control-Request-Headers": "authorization"}
 
 
@@ -43,3 +44,26 @@ async def test_simple_response_exposes_headers(fake_api: httpx.AsyncClient) -> N
     assert exposed == {"etag", "x-correlation-id"}
     other = await fake_api.get("/api/v1/auth/verify", headers={"Origin": "https://evil", **bearer(API_TOKEN)})
     assert "access-control-allow-origin" not in other.headers
+
+
+def _varies_on_origin(response: httpx.Response) -> bool:
+    values = ",".join(response.headers.get_list("vary"))
+    return "origin" in {v.strip().lower() for v in values.split(",")}
+
+
+async def test_every_answer_varies_on_origin(fake_api: httpx.AsyncClient) -> None:
+    """Whether an answer carries Access-Control-Allow-Origin (or is a 204 or a 403 preflight) depends on
+    Origin, so a cache must key on it: for listed, unlisted and absent origins alike."""
+    answers = [
+        await fake_api.options("/api/v1/settings", headers={"Origin": ORIGIN, **PREFLIGHT}),
+        await fake_api.options("/api/v1/settings", headers={"Origin": "https://evil.example", **PREFLIGHT}),
+        await fake_api.get(VERIFY, headers={"Origin": ORIGIN, **bearer(API_TOKEN)}),
+        await fake_api.get(VERIFY, headers={"Origin": "https://evil.example", **bearer(API_TOKEN)}),
+        await fake_api.get(VERIFY, headers=bearer(API_TOKEN)),
+        await fake_api.get(VERIFY),  # 401
+        await fake_api.get("/api/v1/health/live", headers={"Origin": ORIGIN}),
+    ]
+    assert [a.status_code for a in answers] == [204, 403, 200, 200, 200, 401, 200]
+    for answer in answers:
+        assert _varies_on_origin(answer), answer.headers
+        assert len(answer.headers.get_list("vary")) == 1, answer.headers

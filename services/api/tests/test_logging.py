@@ -5,11 +5,35 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
 
+import httpx
+import psycopg
 from api_fakes import MemoryStoreSet
-from api_support import API_TOKEN, JWT_SECRET, bearer, client_for, make_settings, supabase_token
+from api_support import (
+    API_TOKEN,
+    JWT_SECRET,
+    bearer,
+    clean_env,
+    client_for,
+    free_port,
+    make_settings,
+    server_process,
+    supabase_token,
+    wait_for,
+)
 
 from botmox_api.logs import build_logger
+from botmox_api.stores.protocols import StoreQueryFailed
+
+DB_PASSWORD = "hunter2-db-pa55word"
+
+
+def _json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
 async def test_request_lines_carry_correlation_id_and_no_secret() -> None:
@@ -37,17 +61,86 @@ async def test_request_lines_carry_correlation_id_and_no_secret() -> None:
     assert all(isinstance(r["duration_ms"], float) for r in requests)
 
 
-def test_redaction_of_careless_calls() -> None:
+async def test_a_502_is_logged_with_its_cause_and_correlation_id() -> None:
     stream = io.StringIO()
-    logger = build_logger(stream=stream, fmt="console")
-    logger.info(
-        "oops",
+    stores = MemoryStoreSet()
+    cause = psycopg.OperationalError("server closed the connection unexpectedly")
+    failure = StoreQueryFailed("supabase", "boom", details={"reason": "Database connection failed"})
+    failure.__cause__ = cause  # as the stores raise it: ``raise query_failed(...) from error``
+    stores.storage_policy.failure = failure
+    async with client_for(make_settings(data_backend="supabase"), stores, log_stream=stream) as client:
+        response = await client.get(
+            "/api/v1/settings/storage_policy", headers={**bearer(API_TOKEN), "x-correlation-id": "cid-502"}
+        )
+    assert response.status_code == 502
+    assert "server closed" not in response.text  # the cause is for the server's log only
+    failed = [line for line in _json_lines(stream.getvalue()) if line["event"] == "store_failed"]
+    assert len(failed) == 1
+    assert failed[0] == {
+        **failed[0],
+        "correlation_id": "cid-502",
+        "level": "error",
+        "status": 502,
+        "code": "SUPABASE_QUERY_FAILED",
+        "message": "Failed to read storage policy from Supabase",
+        "reason": "Database connection failed",
+        "cause": "OperationalError: server closed the connection unexpectedly",
+    }
+
+
+def test_a_store_failure_on_a_real_server_logs_its_cause_without_the_dsn_password(tmp_path: Path) -> None:
+    """A mistyped DSN (an IPv6 host without its ``]``): libpq's error quotes the whole DSN, and
+    psycopg's pool logs it on every connection attempt while the request ends in a 502."""
+    port = free_port()
+    env = clean_env(
+        DATA_BACKEND="supabase",
+        SUPABASE_DB_URL=f"postgresql://botmox_api:{DB_PASSWORD}@[::1/botmox",
+        INTERNAL_API_TOKEN=API_TOKEN,
+        PORT=str(port),
+        LOG_FORMAT="json",
+    )
+    with server_process(env, tmp_path) as process:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        assert wait_for(f"{base}/health/live", process).status_code == 200
+        response = httpx.get(
+            f"{base}/settings/storage_policy",
+            headers={**bearer(API_TOKEN), "x-correlation-id": "cid-dsn"},
+            timeout=15,
+        )
+        assert response.status_code == 502
+        os.kill(process.pid, signal.SIGTERM)
+        process.wait(timeout=10)
+        assert process.stdout is not None
+        assert process.stderr is not None
+        stdout, stderr = process.stdout.read(), process.stderr.read()
+    assert DB_PASSWORD not in stdout + stderr
+    lines = _json_lines(stdout)
+    failed = [line for line in lines if line["event"] == "store_failed"]
+    assert [(f["correlation_id"], f["code"]) for f in failed] == [("cid-dsn", "SUPABASE_QUERY_FAILED")]
+    assert failed[0]["cause"].startswith("PoolTimeout: ")
+    # The pool's own warnings went through the same pipeline, DSN redacted.
+    pool = [line for line in lines if line.get("logger") == "psycopg.pool"]
+    assert pool
+    assert "botmox_api:[redacted]@" in pool[0]["event"]
+
+
+def test_the_redaction_patterns() -> None:
+    """The shapes the processor knows, whatever code logs them (the test above is a real one)."""
+    stream = io.StringIO()
+    build_logger(stream=stream, fmt="json").warning(
+        "libpq said",
         authorization="Bearer abc.def.ghi",
         note="header was Bearer sekrit",
-        dsn_hint="postgresql://botmox_api:pw123@127.0.0.1/db",
         supabase_db_url="x",
+        uri='invalid URI: "postgresql://botmox_api:pw-one@[::1/botmox"',
+        keywords="host=db.example.com password=pw-two dbname=botmox",
+        quoted="host=db.example.com password='pw three' dbname=botmox",
+        query="postgresql://db.example.com/botmox?PASSWORD=pw-four&sslmode=require",
+        empty_user="postgresql://:pw-five@db.example.com/botmox",
     )
     text = stream.getvalue()
-    assert "sekrit" not in text
-    assert "pw123" not in text
-    assert "abc.def.ghi" not in text
+    for secret in ("pw-one", "pw-two", "pw three", "pw-four", "pw-five", "sekrit", "abc.def.ghi"):
+        assert secret not in text
+    line = json.loads(text)
+    assert line["keywords"] == "host=db.example.com password=[redacted] dbname=botmox"
+    assert line["uri"] == 'invalid URI: "postgresql://botmox_api:[redacted]@[::1/botmox"'

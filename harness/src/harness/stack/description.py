@@ -60,6 +60,9 @@ class ImageBuild:
     dockerfile: str
     # The usual public base image; the docker runtime builds a Debian base itself when it cannot be pulled.
     base_image: str
+    # The uv workspace package whose uv.lock pins the image installs: the harness exports them into
+    # the build context (docker_images.LOCKED_REQUIREMENTS) at build time.
+    locked_package: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +229,7 @@ API = ServiceSpec(
     name="api",
     description="Control-plane API v1 (FastAPI under uvicorn)",
     engine="process",
-    image=ImageBuild("services/api", "services/api/Dockerfile", _PYTHON_BASE),
+    image=ImageBuild("services/api", "services/api/Dockerfile", _PYTHON_BASE, locked_package="botmox-api"),
     command=("python", "-m", "botmox_api"),
     ports=(PortSpec("http", 8000),),
     environment=_env(

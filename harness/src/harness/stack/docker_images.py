@@ -2,9 +2,15 @@
 their inputs, and reused while that hash is unchanged (a second ``up`` builds nothing).
 
 The inputs are the Dockerfile, every file of the build context (caches such as ``__pycache__``
-left out) and the base image's id. The harness sends exactly the hashed files as the build
-context (a tar it makes itself, with the Dockerfile under a reserved name), so what is hashed is
-what is built.
+left out), the files the harness generates for it and the base image's id. The harness sends
+exactly the hashed files as the build context (a tar it makes itself, with the Dockerfile under a
+reserved name), so what is hashed is what is built.
+
+Generated: for an image whose description names a ``locked_package``, ``requirements.lock.txt``
+holds that package's uv.lock pins with their hashes (``uv export --frozen``, no dev dependencies,
+no workspace packages), so the image installs exactly what the tests ran against, not the version
+ranges of its pyproject.toml. It is made at build time and never committed; a change of a pin in
+uv.lock changes the image's hash.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -33,6 +41,7 @@ EXCLUDED_DIRECTORIES = frozenset(
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # Local configuration with secrets (services/api/.env) never goes into a build context.
 EXCLUDED_FILES = frozenset({".env"})
+LOCKED_REQUIREMENTS = "requirements.lock.txt"
 _CHUNK = 1 << 16
 
 
@@ -48,13 +57,16 @@ class BuildInputs:
     files: tuple[str, ...]  # relative to context, sorted, POSIX separators
     base_image: str
     base_image_id: str
+    generated: tuple[tuple[str, bytes], ...] = ()  # (name in the context, content), sorted
 
     @property
     def repository(self) -> str:
         return f"{REPOSITORY_PREFIX}{self.service}"
 
     def digest(self) -> str:
-        return inputs_hash(self.dockerfile.read_bytes(), self.context, self.files, self.base_image_id)
+        return inputs_hash(
+            self.dockerfile.read_bytes(), self.context, self.files, self.base_image_id, self.generated
+        )
 
     def tag(self) -> str:
         return f"{self.repository}:{self.digest()[:16]}"
@@ -62,14 +74,43 @@ class BuildInputs:
 
 def inputs_of(spec: ServiceSpec, project_root: Path, base_image: str, base_image_id: str) -> BuildInputs:
     context = project_root / spec.image.context
+    generated: tuple[tuple[str, bytes], ...] = ()
+    if spec.image.locked_package:
+        generated = ((LOCKED_REQUIREMENTS, locked_requirements(project_root, spec.image.locked_package)),)
+    names = {name for name, _ in generated}
     return BuildInputs(
         service=spec.name,
         context=context,
         dockerfile=project_root / spec.image.dockerfile,
-        files=context_files(context),
+        # A generated file wins over a stale copy of it in the source tree.
+        files=tuple(f for f in context_files(context) if f not in names),
         base_image=base_image,
         base_image_id=base_image_id,
+        generated=generated,
     )
+
+
+def _uv() -> str:
+    # `uv run` names its own binary in $UV; otherwise the one on PATH.
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        raise ImageBuildFailed("uv is needed to export the uv.lock pins for an image; run `make bootstrap`")
+    return found
+
+
+def export_arguments(package: str) -> list[str]:
+    """``uv`` arguments that print ``package``'s runtime pins from uv.lock, with hashes, as a pip
+    requirements file (no dev dependencies, no workspace packages: the image installs those itself)."""
+    return ["export", "--frozen", "--package", package, "--no-dev", "--no-emit-workspace", "--no-header"]
+
+
+def locked_requirements(project_root: Path, package: str) -> bytes:
+    command = [_uv(), *export_arguments(package), "--quiet"]
+    result = subprocess.run(command, cwd=project_root, capture_output=True, check=False)  # noqa: S603
+    if result.returncode != 0:
+        stderr = result.stderr.decode(errors="replace").strip()
+        raise ImageBuildFailed(f"`uv export` for {package} failed: {stderr}")
+    return result.stdout
 
 
 def context_files(context: Path) -> tuple[str, ...]:
@@ -91,8 +132,15 @@ def _is_executable(path: Path) -> bool:
     return bool(path.stat().st_mode & 0o111)
 
 
-def inputs_hash(dockerfile: bytes, context: Path, files: tuple[str, ...], base_image_id: str) -> str:
-    """sha256 over the Dockerfile, each context file's path, executable bit and bytes, and the base id."""
+def inputs_hash(
+    dockerfile: bytes,
+    context: Path,
+    files: tuple[str, ...],
+    base_image_id: str,
+    generated: tuple[tuple[str, bytes], ...] = (),
+) -> str:
+    """sha256 over the Dockerfile, each context file's path, executable bit and bytes (generated
+    files too), and the base id."""
     digest = hashlib.sha256()
 
     def field(tag: bytes, value: bytes) -> None:
@@ -105,16 +153,22 @@ def inputs_hash(dockerfile: bytes, context: Path, files: tuple[str, ...], base_i
         field(b"path", relative.encode())
         field(b"mode", b"x" if _is_executable(path) else b"-")
         field(b"content", hashlib.sha256(path.read_bytes()).digest())
+    for name, content in generated:
+        field(b"path", name.encode())
+        field(b"mode", b"-")
+        field(b"content", hashlib.sha256(content).digest())
     return digest.hexdigest()
 
 
 def context_tar(inputs: BuildInputs) -> io.BytesIO:
-    """The build context: the hashed files with fixed owners and times, plus the Dockerfile."""
+    """The build context: the hashed and generated files with fixed owners and times, plus the Dockerfile."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
         for relative in inputs.files:
             path = inputs.context / relative
             _add(archive, relative, path.read_bytes(), executable=_is_executable(path))
+        for name, content in inputs.generated:
+            _add(archive, name, content, executable=False)
         _add(archive, CONTEXT_DOCKERFILE, inputs.dockerfile.read_bytes(), executable=False)
     buffer.seek(0)
     return buffer

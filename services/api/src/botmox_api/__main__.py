@@ -12,6 +12,7 @@ from typing import Final
 
 import uvicorn
 
+from botmox_api import logs
 from botmox_api.app import create_app
 from botmox_api.config import ApiSettings, ConfigError, load_settings
 
@@ -28,6 +29,7 @@ def _export_for_firebase_admin(settings: ApiSettings) -> None:
 def main() -> None:
     try:
         settings = load_settings()
+        logs.route_stdlib_logging(level=settings.log_level, fmt=settings.log_format)
         _export_for_firebase_admin(settings)
         app = create_app(settings)
     except (ConfigError, ValueError) as error:
@@ -38,7 +40,10 @@ def main() -> None:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's own lines go through route_stdlib_logging too
         access_log=False,  # the request gate writes one structured line per request
+        # The request gate alone reads X-Forwarded-For (FORWARDED_ALLOW_IPS, client_address.py);
+        # uvicorn's own proxy headers would rewrite the client first, from the same variable.
         proxy_headers=False,
         server_header=False,
     )

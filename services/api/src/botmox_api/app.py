@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from botmox_api import __version__
 from botmox_api.auth import Authenticator
 from botmox_api.backends import StoreSetLike, build_store_set
+from botmox_api.client_address import ClientAddresses
 from botmox_api.config import ApiSettings
 from botmox_api.cors import CorsPolicy
 from botmox_api.exception_handlers import install_exception_handlers
@@ -79,6 +80,7 @@ def create_app(
         authenticator=Authenticator(settings, firebase),
         rate_limiter=FixedWindowRateLimiter(settings.api_rate_limit_max, settings.api_rate_limit_window_s),
         cors=CorsPolicy(settings.cors_origins),
+        client_addresses=ClientAddresses(settings.forwarded_allow_ips),
         logger=logger,
     )
     app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]

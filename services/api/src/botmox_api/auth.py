@@ -4,6 +4,9 @@ Order (``docs/contracts/api-v1.md``): ``INTERNAL_INFRA_TOKEN``, ``INTERNAL_API_T
 a Supabase access token (HS256, verified locally), a Firebase ID token (firebase-admin). A token's header
 picks between the last two: only an HS256 token can be a Supabase token, and firebase-admin refuses
 HS256 anyway, so no token is verified twice.
+
+Two steps, so that the request gate can refuse an address that is over its rate limit between them:
+``internal`` (a constant-time comparison, cheap) and ``verify`` (a signature check, the costly part).
 """
 
 from __future__ import annotations
@@ -85,7 +88,10 @@ class Authenticator:
         self._audience = settings.supabase_jwt_audience
         self._issuer = settings.supabase_jwt_issuer
 
-    def _internal_principal(self, token: str) -> Principal | None:
+    def internal(self, token: str | None) -> Principal | None:
+        """The internal principal whose token this is, else ``None`` (no signature is checked)."""
+        if token is None:
+            return None
         candidate = token.encode("utf-8", "surrogateescape")
         found: Principal | None = None
         # Compare against every configured token so timing does not reveal which one matched.
@@ -109,13 +115,11 @@ class Authenticator:
             raise Unauthorized(_INVALID_TOKEN) from None
         return claims
 
-    async def authenticate(self, authorization: str | None) -> Principal:
-        token = bearer_token(authorization)
+    async def verify(self, token: str | None) -> Principal:
+        """A user token (Supabase or Firebase) as a principal; ``Unauthorized`` otherwise. Call it
+        after ``internal`` found no internal principal."""
         if token is None:
             raise Unauthorized(_MISSING_TOKEN)
-        internal = self._internal_principal(token)
-        if internal is not None:
-            return internal
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:

@@ -7,16 +7,25 @@ turns the ``ValidationError`` into one line on stderr and exit code 2 (see ``des
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Final, Literal
+from urllib.parse import urlsplit
 
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 TENANT_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MIN_INTERNAL_TOKEN_LENGTH: Final = 32
+MIN_JWT_SECRET_LENGTH: Final = 32
+# libpq's sslmode values that refuse a connection without TLS.
+TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
+_LOCAL_HOSTS: Final = frozenset({"localhost", ""})
 
 DataBackend = Literal["rtdb", "supabase"]
+IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AppEnv = Literal["development", "production"]
 LogFormat = Literal["json", "console"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -67,6 +76,7 @@ class ApiSettings(BaseSettings):
     internal_infra_token: SecretStr | None = None
 
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ("http://localhost:5173", "http://127.0.0.1:5173")
+    forwarded_allow_ips: Annotated[tuple[IpNetwork, ...], NoDecode] = ()
     api_rate_limit_max: int = Field(default=6000, ge=1)
     api_rate_limit_window_s: int = Field(default=60, ge=1, le=86_400)
     api_max_body_bytes: int = Field(default=65_536, ge=1, le=16 * 1024 * 1024)
@@ -95,6 +105,28 @@ class ApiSettings(BaseSettings):
             # Origins compare case-insensitively; a trailing slash is not part of an origin.
             return tuple(o.strip().rstrip("/").lower() for o in value.split(",") if o.strip())
         return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _listed_origins_in_production(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if "*" in value and info.data.get("app_env") == "production":
+            raise ValueError("* (any origin) is refused when APP_ENV=production: list the origins")
+        return value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_networks(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        networks: list[IpNetwork] = []
+        for item in (part.strip() for part in value.split(",")):
+            if not item:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(item, strict=False))
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
+        return tuple(networks)
 
     @field_validator("default_tenant_id")
     @classmethod
@@ -135,6 +167,45 @@ class ApiSettings(BaseSettings):
             )
         return value
 
+    @field_validator("firebase_database_url")
+    @classmethod
+    def _no_emulator_url_in_production(cls, value: str | None, info: ValidationInfo) -> str | None:
+        production = info.data.get("app_env") == "production"
+        if value is not None and production and urlsplit(value.strip()).scheme.lower() == "http":
+            # An http:// URL is emulator mode for firebase-admin: any token signature is accepted.
+            raise ValueError("an http:// URL (emulator mode) is refused when APP_ENV=production")
+        return value
+
+    @field_validator("supabase_jwt_secret")
+    @classmethod
+    def _strong_jwt_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if (
+            value is not None
+            and info.data.get("app_env") == "production"
+            and len(value.get_secret_value()) < MIN_JWT_SECRET_LENGTH
+        ):
+            raise ValueError(f"must be at least {MIN_JWT_SECRET_LENGTH} characters when APP_ENV=production")
+        return value
+
+    @field_validator("supabase_db_url")
+    @classmethod
+    def _tls_to_remote_database(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or info.data.get("app_env") != "production":
+            return value
+        try:
+            params = conninfo_to_dict(value.get_secret_value())
+        except ProgrammingError:
+            # libpq's message quotes the DSN, password included: never pass it on.
+            raise ValueError("is not a valid PostgreSQL connection string") from None
+        hosts = [*str(params.get("host", "")).split(","), *str(params.get("hostaddr", "")).split(",")]
+        remote = [host for host in hosts if not _is_local_host(host)]
+        if remote and params.get("sslmode") not in TLS_SSLMODES:
+            raise ValueError(
+                f"connects to {', '.join(remote)} without TLS: add sslmode=require (or verify-ca, "
+                "verify-full) when APP_ENV=production"
+            )
+        return value
+
     @model_validator(mode="after")
     def _production_rules(self) -> ApiSettings:
         if self.app_env == "production" and self.allow_insecure_dev_tokens:
@@ -154,6 +225,17 @@ class ApiSettings(BaseSettings):
     ) -> str | None:
         value: SecretStr | None = getattr(self, name)
         return value.get_secret_value() if value is not None else None
+
+
+def _is_local_host(host: str) -> bool:
+    """Loopback names and addresses, and Unix-socket directories (libpq's default when unset)."""
+    host = host.strip().lower()
+    if host in _LOCAL_HOSTS or host.startswith("/") or host.startswith("@"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class ConfigError(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from botmox_api.stores.protocols import StoreError, StoreNotConfigured, StoreQueryFailed, VersionConflict
+from botmox_api.stores.protocols import StoreError, StoreNotConfigured, VersionConflict
 
 
 class ApiError(Exception):
@@ -101,13 +101,19 @@ class RateLimited(ApiError):
 
 
 class QueryFailed(ApiError):
-    """502: the store answered with an error or could not be reached. ``code`` is per backend."""
+    """502: the store answered with an error or could not be reached. ``code`` is per backend.
+
+    ``cause`` is the store's underlying exception, for the server's log only (never the client's).
+    """
 
     status = 502
 
-    def __init__(self, code: str, message: str, *, details: object | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, details: object | None = None, cause: BaseException | None = None
+    ) -> None:
         super().__init__(message, details=details)
         self.instance_code = code
+        self.cause = cause
 
 
 class ConfigMissing(ApiError):
@@ -155,6 +161,4 @@ def from_store_error(error: StoreError, *, action: str, subject: str) -> ApiErro
         return ConfigMissing(f"{prefix}_CONFIG_ERROR", f"{title} is not configured", details=details)
     preposition = "from" if action == "read" else "to"
     message = f"Failed to {action} {subject} {preposition} {title}"
-    if isinstance(error, StoreQueryFailed):
-        return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details)
-    return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details)
+    return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)

@@ -2,7 +2,9 @@
 
 ``ApiError`` → its code/status; Starlette's ``HTTPException`` (unknown route 404, wrong method 405)
 → ``NOT_FOUND``/``METHOD_NOT_ALLOWED`` with ``Allow``; FastAPI's request validation (422) → 400.
-Unexpected exceptions are caught by the request gate (500 ``INTERNAL_ERROR``).
+Unexpected exceptions are caught by the request gate (500 ``INTERNAL_ERROR``). A 502 is logged here
+with its cause (the client only gets the backend's message and reason): the line carries the request's
+correlation id, and the logger redacts credentials in it.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from botmox_api.envelope import error_response
-from botmox_api.errors import ApiError, MethodNotAllowed, error_code
+from botmox_api.errors import ApiError, MethodNotAllowed, QueryFailed, error_code
 from botmox_api.gate import API_PREFIX, SETTINGS_PATH
 from botmox_api.routes.settings import PATH_METHODS, WHOLE_TREE_METHODS
 from botmox_api.settings_path import is_whole_tree
@@ -50,8 +52,22 @@ def _allowed_methods(path: str, allow_header: str | None) -> tuple[str, ...]:
     return tuple(sorted(methods, key=lambda m: (*_CANONICAL_ORDER, m).index(m)))
 
 
-async def _on_api_error(_request: Request, error: Exception) -> Response:
+def _log_store_failure(request: Request, error: QueryFailed) -> None:
+    cause = error.cause
+    request.app.state.logger.error(
+        "store_failed",
+        status=error.status,
+        code=error_code(error),
+        message=error.message,
+        reason=error.details.get("reason") if isinstance(error.details, dict) else None,
+        cause=f"{type(cause).__name__}: {cause}" if cause is not None else None,
+    )
+
+
+async def _on_api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
+    if isinstance(error, QueryFailed):
+        _log_store_failure(request, error)
     return api_error_response(error)
 
 

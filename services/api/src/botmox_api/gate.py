@@ -3,7 +3,9 @@
 In order: correlation id (echoed or generated, bound to every log line), CORS preflight, then for
 ``/api/v1`` routes authentication (401/403), rate limit (429) and the settings role check (403), all
 before routing, so an unknown route is 404 only after authentication (``docs/contracts/api-v1.md``).
-It also turns any exception that escapes the application into a 500 envelope and writes one
+A request without an internal token from a client address that is already over its limit is
+refused (429) before its token is verified, so a flood of bad tokens costs no signature checks. It
+also turns any exception that escapes the application into a 500 envelope and writes one
 access-log line per request (method, path, status, duration; never headers, query strings or bodies).
 
 A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per request.
@@ -19,8 +21,9 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botmox_api import correlation, logs
-from botmox_api.auth import Authenticator
-from botmox_api.cors import CorsPolicy
+from botmox_api.auth import Authenticator, bearer_token
+from botmox_api.client_address import ClientAddresses
+from botmox_api.cors import VARY, CorsPolicy
 from botmox_api.envelope import error_response
 from botmox_api.errors import ApiError, Forbidden, RateLimited, error_code
 from botmox_api.principal import SETTINGS_ROLES, Principal
@@ -51,12 +54,14 @@ class RequestGate:
         authenticator: Authenticator,
         rate_limiter: FixedWindowRateLimiter,
         cors: CorsPolicy,
+        client_addresses: ClientAddresses,
         logger: structlog.typing.FilteringBoundLogger,
     ) -> None:
         self.app = app
         self._auth = authenticator
         self._limiter = rate_limiter
         self._cors = cors
+        self._addresses = client_addresses
         self._log = logger
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,7 +84,7 @@ class RequestGate:
                 preflight_method = value
         request_id = correlation.correlation_id(received_id)
         context_tokens = logs.bind_request(request_id)
-        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode())]
+        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode()), VARY]
         is_preflight = scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None
         if origin is not None and not is_preflight and self._cors.allows(origin):
             extra_headers.extend(self._cors.response_headers(origin))
@@ -135,11 +140,18 @@ class RequestGate:
             # Public: counted per client address, like any request without a valid token.
             limited = self._limit(self._address_key(scope))
             return _api_error_response(limited) if limited else None
-        try:
-            principal = await self._auth.authenticate(authorization)
-        except ApiError as error:
-            limited = self._limit(self._address_key(scope))
-            return _api_error_response(limited or error)
+        token = bearer_token(authorization)
+        principal = self._auth.internal(token)
+        if principal is None:
+            address = self._address_key(scope)
+            spent = self._limiter.peek(address)
+            if not spent.allowed:
+                return _api_error_response(RateLimited(spent.retry_after_s))
+            try:
+                principal = await self._auth.verify(token)
+            except ApiError as error:
+                limited = self._limit(address)
+                return _api_error_response(limited or error)
         if not principal.is_internal:
             limited = self._limit(principal.rate_limit_key)
             if limited:
@@ -149,10 +161,8 @@ class RequestGate:
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         return None
 
-    @staticmethod
-    def _address_key(scope: Scope) -> str:
-        client = scope.get("client")
-        return f"a:{client[0]}" if client else "a:unknown"
+    def _address_key(self, scope: Scope) -> str:
+        return f"a:{self._addresses.of(scope)}"
 
     def _limit(self, key: str) -> RateLimited | None:
         decision = self._limiter.hit(key)

@@ -3,7 +3,11 @@
 The logger is built per application (no global ``structlog.configure``), writes to the given
 stream, and merges context variables so every line of a request carries its ``correlation_id``.
 A last processor redacts anything that looks like a credential, so a careless call cannot leak a
-token, key or secret.
+token, key, secret or DSN password.
+
+Libraries log through the standard library (psycopg's pool logs each failed connection attempt
+with libpq's message, which can quote the whole DSN). ``route_stdlib_logging`` sends those records
+through the same processors, redaction included; the server entry point installs it once per process.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ _SENSITIVE_KEY: Final = re.compile(
 )
 _BEARER: Final = re.compile(r"(?i)\bbearer\s+[^\s\"',;]+")
 _JWT: Final = re.compile(r"\beyJ[\w-]{5,}\.[\w-]*\.[\w-]*")
-_URL_PASSWORD: Final = re.compile(r"(//[^/:@\s]+:)[^@\s/]+@")
+_URL_PASSWORD: Final = re.compile(r"(//[^/:@\s]*:)[^@\s/]+@")
+# libpq key=value DSNs and URI query parameters: password=... (quoted or bare).
+_KEYWORD_PASSWORD: Final = re.compile(r"(?i)(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
 REDACTED: Final = "[redacted]"
 
 
 def _scrub(value: str) -> str:
     value = _BEARER.sub("Bearer " + REDACTED, value)
     value = _JWT.sub(REDACTED, value)
+    value = _KEYWORD_PASSWORD.sub(r"\1\2" + REDACTED, value)
     return _URL_PASSWORD.sub(r"\1" + REDACTED + "@", value)
 
 
@@ -41,19 +48,28 @@ def redact_secrets(_logger: Any, _method: str, event_dict: EventDict) -> EventDi
     return event_dict
 
 
+def _renderer(fmt: str) -> Processor:
+    return (
+        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
+    )
+
+
+# What every line gets before rendering, whether it came from structlog or the standard library.
+_ENRICH: Final[tuple[Processor, ...]] = (
+    structlog.contextvars.merge_contextvars,
+    structlog.processors.add_log_level,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+)
+
+
 def build_logger(
     *, level: str = "INFO", fmt: str = "json", stream: TextIO | None = None
 ) -> structlog.typing.FilteringBoundLogger:
-    renderer: Processor = (
-        structlog.processors.JSONRenderer() if fmt == "json" else structlog.dev.ConsoleRenderer(colors=False)
-    )
     processors: list[Processor] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        *_ENRICH,
         structlog.processors.format_exc_info,
         redact_secrets,
-        renderer,
+        _renderer(fmt),
     ]
     logger: structlog.typing.FilteringBoundLogger = structlog.wrap_logger(
         structlog.PrintLogger(stream or sys.stdout),
@@ -62,6 +78,29 @@ def build_logger(
         cache_logger_on_first_use=True,
     )
     return logger
+
+
+def route_stdlib_logging(*, level: str = "INFO", fmt: str = "json", stream: TextIO | None = None) -> None:
+    """Send every standard-library record (the root logger's) through the same processors as
+    ``build_logger``: same format, correlation id, redaction. Process-wide, so only for the server."""
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*_ENRICH, structlog.stdlib.add_logger_name],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            redact_secrets,
+            _renderer(fmt),
+        ],
+    )
+    threshold = logging.getLevelNamesMapping()[level]
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(formatter)
+    handler.setLevel(threshold)
+    root = logging.getLogger()
+    root.handlers = [handler]
+    # Libraries' chatter (httpx logs every request at INFO) stays out unless it is a warning; loggers
+    # with a level of their own (uvicorn's, set from LOG_LEVEL) keep it.
+    root.setLevel(max(threshold, logging.WARNING))
 
 
 def bind_request(correlation_id: str) -> Mapping[str, Any]:

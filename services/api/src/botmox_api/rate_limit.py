@@ -43,19 +43,29 @@ class FixedWindowRateLimiter:
     def tracked_keys(self) -> int:
         return len(self._counts)
 
-    def hit(self, key: str) -> RateDecision:
+    def _roll(self) -> float:
         now = self._clock()
         elapsed = now - self._window_start
         if elapsed >= self._window:
             # Align to the window grid so Retry-After stays truthful after idle periods.
             self._window_start = now - (elapsed % self._window)
             self._counts = {}
+        return now
+
+    def _refused(self, now: float) -> RateDecision:
+        remaining = self._window_start + self._window - now
+        return RateDecision(False, max(1, math.ceil(remaining)))
+
+    def peek(self, key: str) -> RateDecision:
+        """Whether ``key`` has already spent its budget in this window, without counting a request."""
+        now = self._roll()
+        return _ALLOWED if self._counts.get(key, 0) < self._max else self._refused(now)
+
+    def hit(self, key: str) -> RateDecision:
+        now = self._roll()
         count = self._counts.get(key, 0) + 1
         if count == 1 and len(self._counts) >= self._max_keys:
             # Evict the oldest key rather than grow without bound.
             self._counts.pop(next(iter(self._counts)))
         self._counts[key] = count
-        if count <= self._max:
-            return _ALLOWED
-        remaining = self._window_start + self._window - now
-        return RateDecision(False, max(1, math.ceil(remaining)))
+        return _ALLOWED if count <= self._max else self._refused(now)
