@@ -18,10 +18,9 @@ import httpx
 import psycopg
 import pytest
 from api_support import client_for, data, make_settings, user
-from tcp_relay import relay
+from tcp_relay import PG_STATEMENT, Markers, PgStatements, relay
 
 from botmox_api.stores._rtdb_paths import READINESS_PATH
-from botmox_api.stores._sql_readiness import CHECK_SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +28,6 @@ HEALTH_PATHS: Final = ("/api/v1/health", "/api/v1/health/ready")
 FLOOD_REQUESTS: Final = 300
 FLOOD_CONCURRENCY: Final = 50
 RTDB_PROBE: Final = f"/{READINESS_PATH}.json".encode()
-SQL_PROBE: Final = b"to_regclass('public.storage_policies')"
 USER_POOL_SIZE: Final = 10  # SqlStoragePolicyStore's and RtdbSettingsStore's defaults
 BUSY_WAIT_S: Final = 15.0
 HEALTH_CACHE_TTL_S: Final = 1.0
@@ -88,10 +86,9 @@ async def test_a_health_flood_costs_each_store_about_a_probe_per_second(
 ) -> None:
     pg_host, pg_port = "127.0.0.1", pg_database.port
     async with (
-        relay(*_host_port(rtdb_emulator.host), count=(RTDB_PROBE,)) as rtdb,
-        relay(pg_host, pg_port, count=(SQL_PROBE,)) as sql,
+        relay(*_host_port(rtdb_emulator.host), Markers(RTDB_PROBE)) as rtdb,
+        relay(pg_host, pg_port, PgStatements()) as sql,
     ):
-        assert SQL_PROBE.decode() in CHECK_SCHEMA
         dsn = psycopg.conninfo.make_conninfo(pg_database.api_dsn, host=pg_host, port=sql.port)
         settings = _settings("supabase", rtdb.host, rtdb_namespace, dsn)
         async with client_for(settings) as client:
@@ -102,7 +99,8 @@ async def test_a_health_flood_costs_each_store_about_a_probe_per_second(
         # One probe per store per TTL, counted from each answer: at most one more than the whole
         # TTLs the flood lasted, whatever the number of requests.
         allowed = int(elapsed / HEALTH_CACHE_TTL_S) + 1
-        seen = {"rtdb": rtdb.count(RTDB_PROBE), "supabase": sql.count(SQL_PROBE)}
+        # Only health runs here, so every statement PostgreSQL receives is part of a probe.
+        seen = {"rtdb": rtdb.counts[RTDB_PROBE.decode()], "supabase": sql.counts[PG_STATEMENT]}
         assert seen["rtdb"] >= 1
         assert seen["supabase"] >= 1
         assert max(seen.values()) <= allowed, (
@@ -154,7 +152,7 @@ async def test_health_answers_while_every_user_thread_of_rtdb_waits(
     rtdb_emulator: Any, rtdb_namespace: str
 ) -> None:
     user_path = b"/tenants/"
-    async with relay(*_host_port(rtdb_emulator.host), count=(user_path,)) as rtdb:
+    async with relay(*_host_port(rtdb_emulator.host), Markers(user_path)) as rtdb:
         settings = _settings("rtdb", rtdb.host, rtdb_namespace)
         async with client_for(settings) as client:
             headers = user("tenant-a")
@@ -167,7 +165,7 @@ async def test_health_answers_while_every_user_thread_of_rtdb_waits(
             ]
 
             async def threads_all_waiting() -> bool:
-                return rtdb.count(user_path) >= USER_POOL_SIZE
+                return rtdb.counts[user_path.decode()] >= USER_POOL_SIZE
 
             try:
                 await _until(threads_all_waiting, f"{USER_POOL_SIZE} user requests held at the emulator")
