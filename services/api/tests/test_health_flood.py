@@ -20,6 +20,7 @@ import pytest
 from api_support import client_for, data, make_settings, user
 from tcp_relay import PG_STATEMENT, Markers, PgStatements, relay
 
+from botmox_api.config import ApiSettings
 from botmox_api.stores._rtdb_paths import READINESS_PATH
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def _host_port(host: str) -> tuple[str, int]:
     return name, int(port)
 
 
-def _settings(mode: str, rtdb_host: str, namespace: str, pg_dsn: str | None = None) -> Any:
+def _settings(mode: str, rtdb_host: str, namespace: str, pg_dsn: str | None = None) -> ApiSettings:
     overrides: dict[str, object] = {
         "health_cache_ttl_s": HEALTH_CACHE_TTL_S,
         "data_backend": mode,
