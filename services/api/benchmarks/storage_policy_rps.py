@@ -10,6 +10,10 @@ count per mode and operation. Everything started is stopped by PID.
     uv run python services/api/benchmarks/storage_policy_rps.py \
         --requests 3000 --seconds 20 --concurrency 32 --modes rtdb,supabase
 
+With ``--health-flood N`` each mode also runs the PATCH load again while a second load process
+floods ``/api/v1/health/ready`` over N connections (bounded by ``--health-requests`` and the same
+time limit): rows ``PATCH+H`` (the user PATCHes under the flood) and ``HEALTH`` (the flood itself).
+
 Not a test: it asserts nothing but exits 1 when any request failed.
 """
 
@@ -26,7 +30,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Final
 
 import httpx
@@ -41,6 +45,7 @@ READY_PATH: Final = "/api/v1/health/ready"
 READY_TIMEOUT_S: Final = 30.0
 STOP_TIMEOUT_S: Final = 10.0
 OPERATIONS: Final = ("GET", "PATCH")
+HEALTH: Final = "HEALTH"
 MODES: Final = ("rtdb", "supabase")
 
 
@@ -86,15 +91,21 @@ async def _drive(
                 number = issued
                 issued += 1
                 began = time.perf_counter()
-                if operation == "GET":
-                    response = await client.get(POLICY_PATH, headers=headers)
-                else:
-                    body = (
-                        {"operational": "local" if number % 2 else "cloud"}
-                        if number % 3
-                        else {"sync": {"enabled": bool(number % 2)}}
-                    )
-                    response = await client.patch(POLICY_PATH, json=body, headers=headers)
+                try:
+                    if operation == HEALTH:
+                        response = await client.get(READY_PATH)  # no token: health needs none
+                    elif operation == "GET":
+                        response = await client.get(POLICY_PATH, headers=headers)
+                    else:
+                        body = (
+                            {"operational": "local" if number % 2 else "cloud"}
+                            if number % 3
+                            else {"sync": {"enabled": bool(number % 2)}}
+                        )
+                        response = await client.patch(POLICY_PATH, json=body, headers=headers)
+                except httpx.TransportError:  # a timeout under a flood is a failed request, not a crash
+                    errors += 1
+                    continue
                 latencies.append((time.perf_counter() - began) * 1000)
                 if response.status_code != 200:
                     errors += 1
@@ -122,18 +133,42 @@ def _load_main(arguments: argparse.Namespace) -> None:
     print(json.dumps(asdict(result)))
 
 
-def _run_load(url: str, token: str, operation: str, arguments: argparse.Namespace) -> LoadResult:
-    """Runs the load generator in its own process, so it does not share a CPU budget with the
+def _start_load(
+    url: str, token: str, operation: str, requests: int, seconds: float, concurrency: int
+) -> subprocess.Popen[str]:
+    """Starts the load generator in its own process, so it does not share a CPU budget with the
     orchestration (it still shares the machine's cores with the server)."""
     command = [sys.executable, __file__, "_load", "--url", url, "--token", token, "--operation", operation]
-    command += ["--requests", str(arguments.requests), "--seconds", str(arguments.seconds)]
-    command += ["--concurrency", str(arguments.concurrency)]
+    command += ["--requests", str(requests), "--seconds", str(seconds), "--concurrency", str(concurrency)]
     # The command is this interpreter and this file with our own arguments.
-    completed = subprocess.run(  # noqa: S603
-        command, capture_output=True, text=True, timeout=arguments.seconds + 60, check=True
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # noqa: S603
+
+
+def _load_result(process: subprocess.Popen[str], seconds: float) -> LoadResult:
+    try:
+        stdout, _ = process.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        _stop(process)
+        raise
+    if process.returncode != 0:
+        raise RuntimeError(f"load process exited with {process.returncode}")
+    return LoadResult(**json.loads(stdout.strip().splitlines()[-1]))
+
+
+def _run_load(url: str, token: str, operation: str, arguments: argparse.Namespace) -> LoadResult:
+    process = _start_load(url, token, operation, arguments.requests, arguments.seconds, arguments.concurrency)
+    return _load_result(process, arguments.seconds)
+
+
+def _run_patch_under_health_flood(url: str, token: str, arguments: argparse.Namespace) -> list[LoadResult]:
+    flood = _start_load(
+        url, token, HEALTH, arguments.health_requests, arguments.seconds, arguments.health_flood
     )
-    fields = json.loads(completed.stdout.strip().splitlines()[-1])
-    return LoadResult(**fields)
+    try:
+        patch = _run_load(url, token, "PATCH", arguments)
+    finally:
+        health = _load_result(flood, arguments.seconds)
+    return [replace(patch, operation="PATCH+H"), health]
 
 
 # -- server processes -------------------------------------------------------------------------
@@ -153,7 +188,7 @@ def _user_token(tenant: str) -> str:
     return jwt.encode(claims, JWT_SECRET, algorithm="HS256")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -219,7 +254,10 @@ def _bench_mode(
             url + POLICY_PATH, json={"operational": "cloud"}, headers={"Authorization": f"Bearer {token}"}
         )
         created.raise_for_status()
-        return [_run_load(url, token, operation, arguments) for operation in OPERATIONS]
+        results = [_run_load(url, token, operation, arguments) for operation in OPERATIONS]
+        if arguments.health_flood:
+            results += _run_patch_under_health_flood(url, token, arguments)
+        return results
 
 
 def _bench_main(arguments: argparse.Namespace) -> int:
@@ -229,7 +267,7 @@ def _bench_main(arguments: argparse.Namespace) -> int:
         raise SystemExit(f"unknown mode(s): {', '.join(sorted(unknown))}")
     print(
         f"cpus={os.cpu_count()} requests={arguments.requests} seconds={arguments.seconds} "
-        f"concurrency={arguments.concurrency}"
+        f"concurrency={arguments.concurrency} health_flood={arguments.health_flood}"
     )
     print(f"{'mode':<9} {'op':<6} {'requests':>8} {'errors':>6} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     failed = 0
@@ -258,11 +296,23 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--concurrency", type=int, default=32, help="concurrent connections (default 32)")
     parser.add_argument("--modes", default="rtdb,supabase", help="comma-separated: rtdb, supabase")
+    parser.add_argument(
+        "--health-flood",
+        type=int,
+        default=0,
+        help="connections flooding /health/ready during a second PATCH run (default 0: no such run)",
+    )
+    parser.add_argument(
+        "--health-requests",
+        type=int,
+        default=100_000,
+        help="request cap of the health flood (default 100000)",
+    )
     sub = parser.add_subparsers(dest="command")
     load = sub.add_parser("_load", help=argparse.SUPPRESS)
     load.add_argument("--url", required=True)
     load.add_argument("--token", required=True)
-    load.add_argument("--operation", choices=OPERATIONS, required=True)
+    load.add_argument("--operation", choices=(*OPERATIONS, HEALTH), required=True)
     load.add_argument("--requests", type=int, required=True)
     load.add_argument("--seconds", type=float, required=True)
     load.add_argument("--concurrency", type=int, required=True)

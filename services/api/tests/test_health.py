@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
@@ -9,6 +12,7 @@ import pytest
 from api_fakes import MemoryStoreSet
 from api_support import client_for, data, make_settings
 
+from botmox_api.readiness import ReadinessCache, StoreReadiness
 from botmox_api.stores.protocols import Readiness
 
 UP, DOWN = Readiness(True), Readiness(False, "connection refused")
@@ -72,3 +76,98 @@ async def test_ready_on_real_stores(api: httpx.AsyncClient, api_mode: str) -> No
     assert health["data_backend"] == api_mode
     assert health["rtdb_ready"] is True
     assert health["supabase_configured"] is (api_mode == "supabase")
+
+
+@dataclass
+class ProbedStoreSet(MemoryStoreSet):
+    """Counts the readiness probes each store receives; ``gate``, when set, holds them until it opens."""
+
+    probes: Counter[str] = field(default_factory=Counter)
+    gate: asyncio.Event | None = None
+
+    async def _probe(self, store: str, answer: Readiness) -> Readiness:
+        self.probes[store] += 1
+        if self.gate is not None:
+            await self.gate.wait()
+        return answer
+
+    async def check_supabase(self) -> Readiness:
+        return await self._probe("supabase", self.supabase_readiness)
+
+    async def check_rtdb(self) -> Readiness:
+        return await self._probe("rtdb", self.rtdb_readiness)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_concurrent_callers_share_one_probe() -> None:
+    stores = ProbedStoreSet(gate=asyncio.Event())
+    cache = ReadinessCache(stores, ttl_s=1.0)
+    callers = [asyncio.create_task(cache.current()) for _ in range(50)]
+    await asyncio.sleep(0)  # every caller reaches the in-flight probe before it can answer
+    assert stores.gate is not None
+    stores.gate.set()
+    answers = await asyncio.gather(*callers)
+    assert stores.probes == {"supabase": 1, "rtdb": 1}
+    assert set(answers) == {StoreReadiness(UP, UP)}
+
+
+async def test_a_caller_that_goes_away_leaves_the_probe_to_the_others() -> None:
+    stores = ProbedStoreSet(gate=asyncio.Event())
+    cache = ReadinessCache(stores, ttl_s=1.0)
+    leaving, staying = asyncio.create_task(cache.current()), asyncio.create_task(cache.current())
+    await asyncio.sleep(0)
+    leaving.cancel()
+    assert stores.gate is not None
+    stores.gate.set()
+    assert await staying == StoreReadiness(UP, UP)
+    assert stores.probes == {"supabase": 1, "rtdb": 1}
+
+
+async def test_an_answer_is_reused_for_the_ttl_and_never_after() -> None:
+    clock = FakeClock()
+    stores = ProbedStoreSet()
+    cache = ReadinessCache(stores, ttl_s=1.0, clock=clock)
+    await cache.current()
+    clock.now += 0.999
+    await cache.current()
+    assert stores.probes == {"supabase": 1, "rtdb": 1}
+    clock.now += 0.001  # one TTL after the answer was known
+    await cache.current()
+    assert stores.probes == {"supabase": 2, "rtdb": 2}
+
+
+async def test_a_failed_probe_is_kept_as_long_and_then_probed_again() -> None:
+    clock = FakeClock()
+    stores = ProbedStoreSet(supabase_readiness=DOWN, rtdb_readiness=DOWN)
+    cache = ReadinessCache(stores, ttl_s=1.0, clock=clock)
+    for _ in range(5):
+        assert await cache.current() == StoreReadiness(DOWN, DOWN)
+        clock.now += 0.1
+    assert stores.probes == {"supabase": 1, "rtdb": 1}
+    stores.supabase_readiness = stores.rtdb_readiness = UP
+    clock.now += 0.5
+    assert await cache.current() == StoreReadiness(UP, UP)
+    assert stores.probes == {"supabase": 2, "rtdb": 2}
+
+
+async def test_a_check_that_does_not_answer_is_not_ready_after_the_timeout() -> None:
+    stores = ProbedStoreSet(gate=asyncio.Event())  # never opened
+    cache = ReadinessCache(stores, ttl_s=1.0, check_timeout_s=0.01)
+    timed_out = Readiness(False, "Check timed out after 0.01 s")
+    assert await cache.current() == StoreReadiness(timed_out, timed_out)
+
+
+@pytest.mark.parametrize(("ttl_s", "probes"), [(60.0, 1), (0.0, 3)])
+async def test_health_cache_ttl_s_sets_how_long_health_answers_are_reused(ttl_s: float, probes: int) -> None:
+    stores = ProbedStoreSet()
+    async with client_for(make_settings(health_cache_ttl_s=ttl_s), stores) as client:
+        for path in ("/api/v1/health/ready", "/api/v1/health", "/api/v1/health/ready"):
+            assert (await client.get(path)).status_code == 200
+    assert stores.probes == {"supabase": probes, "rtdb": probes}

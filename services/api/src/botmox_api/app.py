@@ -25,6 +25,7 @@ from botmox_api.gate import API_PREFIX, RequestGate
 from botmox_api.logs import build_logger
 from botmox_api.openapi import build_openapi
 from botmox_api.rate_limit import FixedWindowRateLimiter
+from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health, storage_policy
 from botmox_api.routes import settings as settings_routes
 
@@ -41,6 +42,7 @@ def create_app(
     """``stores`` defaults to the real ones for ``settings``; tests may pass their own."""
     logger = build_logger(level=settings.log_level, fmt=settings.log_format, stream=log_stream)
     store_set = stores if stores is not None else build_store_set(settings)
+    readiness = ReadinessCache(store_set, ttl_s=settings.health_cache_ttl_s)
     firebase = FirebaseTokenVerifier(settings.firebase_project_id) if settings.firebase_project_id else None
 
     @asynccontextmanager
@@ -55,6 +57,7 @@ def create_app(
         try:
             yield
         finally:
+            await readiness.aclose()
             await store_set.aclose()
             if firebase is not None:
                 firebase.close()
@@ -71,6 +74,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.stores = store_set
+    app.state.readiness = readiness
     app.state.logger = logger
     for router in (health.router, auth.router, storage_policy.router, settings_routes.router):
         app.include_router(router, prefix=API_PREFIX)

@@ -14,6 +14,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.errors import Unauthorized
 from botmox_api.gate import principal_of
 from botmox_api.principal import Principal
+from botmox_api.readiness import ReadinessCache
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
 
 
@@ -37,6 +38,11 @@ def _storage_policy_store(request: Request) -> StoragePolicyStore:
     return _stores(request).storage_policy
 
 
+def _readiness(request: Request) -> ReadinessCache:
+    readiness: ReadinessCache = request.app.state.readiness
+    return readiness
+
+
 def _api_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
@@ -47,3 +53,4 @@ StoreSetDep = Annotated[StoreSetLike, Depends(_stores)]
 SettingsStoreDep = Annotated[SettingsStore, Depends(_settings_store)]
 StoragePolicyStoreDep = Annotated[StoragePolicyStore, Depends(_storage_policy_store)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
+ReadinessDep = Annotated[ReadinessCache, Depends(_readiness)]

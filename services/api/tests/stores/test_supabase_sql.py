@@ -3,6 +3,7 @@ database that is unreachable or not migrated."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from collections.abc import AsyncIterator
@@ -152,3 +153,35 @@ async def test_not_ready_when_the_role_may_not_use_a_function(pg_database: Any) 
         )
     finally:
         await store.aclose()
+
+
+async def _api_backends(admin: psycopg.AsyncConnection[Any], database: str) -> dict[str, int]:
+    """The store's server processes in ``database``, by application name."""
+    cursor = await admin.execute(
+        "select application_name, count(*) from pg_stat_activity"
+        " where datname = %s and usename = 'botmox_api' group by application_name",
+        (database,),
+    )
+    return {str(name): int(count) for name, count in await cursor.fetchall()}
+
+
+async def test_readiness_runs_on_its_own_connection_and_reopens_it_when_dropped(
+    sql_store: SqlStoragePolicyStore, pg_database: Any
+) -> None:
+    async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+        for _ in range(3):
+            assert (await sql_store.check_ready()).ready is True
+        # One connection, named apart, and the user pool was never even opened.
+        assert await _api_backends(admin, pg_database.name) == {"botmox-api-readiness": 1}
+
+        await admin.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity"
+            " where datname = %s and application_name = 'botmox-api-readiness'",
+            (pg_database.name,),
+        )
+        for _ in range(200):  # the terminated backend leaves pg_stat_activity within milliseconds
+            if not await _api_backends(admin, pg_database.name):
+                break
+            await asyncio.sleep(0.01)
+        assert (await sql_store.check_ready()).ready is True
+        assert await _api_backends(admin, pg_database.name) == {"botmox-api-readiness": 1}

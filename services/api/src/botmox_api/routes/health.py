@@ -1,9 +1,10 @@
-"""Health endpoints (no authentication): ``/health``, ``/health/live``, ``/health/ready``."""
+"""Health endpoints (no authentication): ``/health``, ``/health/live``, ``/health/ready``.
+
+The store checks come from the application's ``ReadinessCache`` (``readiness.py``): at most one
+probe per store per ``HEALTH_CACHE_TTL_S``, however many health requests arrive."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Final
 
@@ -11,8 +12,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from botmox_api import __version__
-from botmox_api.backends import StoreSetLike
-from botmox_api.deps import ApiSettingsDep, StoreSetDep
+from botmox_api.deps import ApiSettingsDep, ReadinessDep, StoreSetDep
 from botmox_api.envelope import success_response
 from botmox_api.errors import NotReady
 from botmox_api.openapi_docs import errors
@@ -20,7 +20,6 @@ from botmox_api.schemas import HealthEnvelope, LiveEnvelope, ReadyEnvelope
 from botmox_api.stores.protocols import Readiness
 
 SERVICE: Final = "bot-mox-api-v1"
-CHECK_TIMEOUT_S: Final = 3.0
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -29,23 +28,9 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-async def _bounded(check: Awaitable[Readiness]) -> Readiness:
-    try:
-        return await asyncio.wait_for(check, CHECK_TIMEOUT_S)
-    except TimeoutError:
-        return Readiness(False, f"Check timed out after {CHECK_TIMEOUT_S:g} s")
-    except Exception as error:  # a check must never turn health into a 500
-        return Readiness(False, f"Check failed: {type(error).__name__}")
-
-
-async def _checks(stores: StoreSetLike) -> tuple[Readiness, Readiness]:
-    supabase, rtdb = await asyncio.gather(_bounded(stores.check_supabase()), _bounded(stores.check_rtdb()))
-    return supabase, rtdb
-
-
 @router.get("", response_model=HealthEnvelope, responses=errors(500))
-async def health(stores: StoreSetDep, settings: ApiSettingsDep) -> Response:
-    supabase, rtdb = await _checks(stores)
+async def health(stores: StoreSetDep, readiness: ReadinessDep, settings: ApiSettingsDep) -> Response:
+    checks = await readiness.current()
     return success_response(
         {
             "service": SERVICE,
@@ -53,9 +38,9 @@ async def health(stores: StoreSetDep, settings: ApiSettingsDep) -> Response:
             "timestamp": _now(),
             "data_backend": settings.data_backend,
             "supabase_configured": stores.supabase_configured,
-            "supabase_ready": supabase.ready,
+            "supabase_ready": checks.supabase.ready,
             "rtdb_configured": stores.rtdb_configured,
-            "rtdb_ready": rtdb.ready,
+            "rtdb_ready": checks.rtdb.ready,
         }
     )
 
@@ -83,8 +68,9 @@ def _check_json(required: bool, readiness: Readiness) -> dict[str, object]:
         **errors(500),
     },
 )
-async def ready(stores: StoreSetDep, settings: ApiSettingsDep) -> Response:
-    supabase, rtdb = await _checks(stores)
+async def ready(readiness: ReadinessDep, settings: ApiSettingsDep) -> Response:
+    checks = await readiness.current()
+    supabase, rtdb = checks.supabase, checks.rtdb
     # The active mode routes storage_policy to Supabase only in supabase mode; generic paths
     # always live in RTDB, so RTDB is required in both modes.
     supabase_required = settings.data_backend == "supabase" or settings.require_supabase_ready

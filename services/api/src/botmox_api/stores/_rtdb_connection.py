@@ -157,6 +157,14 @@ class RtdbConnection:
             await anyio.to_thread.run_sync(firebase_admin.delete_app, app)
 
 
+def readiness_connection(target: RtdbTarget, *, purpose: str, http_timeout_s: float) -> RtdbConnection:
+    """A connection for ``check_ready`` alone: its own app (so its own HTTP session) and one
+    thread, so health checks never wait for, nor take, a thread or a socket of user traffic."""
+    return RtdbConnection(
+        target, purpose=f"{purpose}-readiness", http_timeout_s=http_timeout_s, max_threads=1
+    )
+
+
 def rtdb_reason(error: BaseException, *, timeout_s: float) -> str:
     """The operator-facing reason for a failed RTDB call, free of URLs and credentials."""
     if isinstance(error, exceptions.DeadlineExceededError) or _timed_out_after_retry(error):

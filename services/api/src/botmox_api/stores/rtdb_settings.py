@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import cast
 
 from botmox_api.stores._failures import READ_SETTINGS_RTDB, WRITE_SETTINGS_RTDB, query_failed
-from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
+from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
 from botmox_api.stores._rtdb_paths import is_valid_key, settings_path
 from botmox_api.stores._rtdb_target import RtdbTarget
 from botmox_api.stores.protocols import Backend, JsonObject, JsonValue, Readiness, StoreQueryFailed
@@ -29,6 +29,7 @@ class RtdbSettingsStore:
         self._rtdb = RtdbConnection(
             target, purpose="settings", http_timeout_s=http_timeout_s, max_threads=max_threads
         )
+        self._readiness = readiness_connection(target, purpose="settings", http_timeout_s=http_timeout_s)
 
     def _failed(self, message: str, error: BaseException) -> StoreQueryFailed:
         return query_failed("rtdb", message, rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s))
@@ -78,7 +79,8 @@ class RtdbSettingsStore:
             raise self._failed(WRITE_SETTINGS_RTDB, error) from error
 
     async def check_ready(self) -> Readiness:
-        return await self._rtdb.check_ready()
+        return await self._readiness.check_ready()
 
     async def aclose(self) -> None:
+        await self._readiness.aclose()
         await self._rtdb.aclose()

@@ -30,7 +30,7 @@ from firebase_admin import exceptions
 
 from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
 from botmox_api.stores._policy_rules import WriteMode, next_policy
-from botmox_api.stores._rtdb_connection import RtdbConnection, rtdb_reason
+from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
 from botmox_api.stores._rtdb_paths import storage_policy_path
 from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node, written_by
 from botmox_api.stores._rtdb_target import RtdbTarget
@@ -75,6 +75,9 @@ class RtdbStoragePolicyStore:
     ) -> None:
         self._rtdb = RtdbConnection(
             target, purpose="storage-policy", http_timeout_s=http_timeout_s, max_threads=max_threads
+        )
+        self._readiness = readiness_connection(
+            target, purpose="storage-policy", http_timeout_s=http_timeout_s
         )
         self._transaction_budget_s = transaction_budget_s
         self._clock = clock
@@ -166,7 +169,8 @@ class RtdbStoragePolicyStore:
         return rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s)
 
     async def check_ready(self) -> Readiness:
-        return await self._rtdb.check_ready()
+        return await self._readiness.check_ready()
 
     async def aclose(self) -> None:
+        await self._readiness.aclose()
         await self._rtdb.aclose()

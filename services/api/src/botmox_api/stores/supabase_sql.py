@@ -12,20 +12,26 @@ Failure behaviour, by design:
 - Recovery without a restart: every connection is checked before it is handed out (broken ones are
   replaced), and a failed reconnection gives up after ``reconnect_timeout_s`` so the next request
   starts a fresh attempt instead of waiting out a long backoff.
+- Readiness runs on a connection of its own (``_sql_readiness.ReadinessConnection``, reopened when
+  the server dropped it), so health checks never wait for, nor take, a connection of the pool.
 - The pool belongs to the event loop that first used it (the API has one loop).
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Final, LiteralString
+from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
-from botmox_api.stores._sql_readiness import CHECK_SCHEMA, readiness_from_rows
+from botmox_api.stores._sql_readiness import (
+    ReadinessConnectFailed,
+    ReadinessConnection,
+    readiness_from_rows,
+)
 from botmox_api.stores._supabase_rows import (
     MalformedRow,
     if_match_arguments,
@@ -85,17 +91,18 @@ class SqlStoragePolicyStore:
         reconnect_timeout_s: float = 5.0,
     ) -> None:
         self._pool_timeout_s = pool_timeout_s
+        connect_kwargs: dict[str, Any] = {
+            "connect_timeout": connect_timeout_s,
+            "application_name": "botmox-api",
+            "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}",
+        }
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]] = AsyncConnectionPool(
             dsn,
             connection_class=psycopg.AsyncConnection[dict[str, object]],
             kwargs={
                 "autocommit": True,  # transactions are explicit, one per call
                 "row_factory": dict_row,
-                "connect_timeout": connect_timeout_s,
-                "application_name": "botmox-api",
-                "options": (
-                    f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}"
-                ),
+                **connect_kwargs,
             },
             min_size=min_size,
             max_size=max_size,
@@ -104,6 +111,10 @@ class SqlStoragePolicyStore:
             timeout=pool_timeout_s,
             reconnect_timeout=reconnect_timeout_s,
             name="botmox-storage-policy",
+        )
+        # Named apart so an operator can tell the probe from user traffic in pg_stat_activity.
+        self._readiness = ReadinessConnection(
+            dsn, {**connect_kwargs, "application_name": "botmox-api-readiness"}
         )
         self._open_lock = asyncio.Lock()
         self._opened = False
@@ -182,7 +193,9 @@ class SqlStoragePolicyStore:
             raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
 
     def _reason(self, error: BaseException) -> str:
-        if isinstance(error, PoolTimeout):
+        # The readiness connection reports a failed connect in the pool's words: one reason, whichever
+        # connection found the database unreachable.
+        if isinstance(error, PoolTimeout | ReadinessConnectFailed):
             return (
                 "Database unreachable or refusing connections:"
                 f" no connection within {self._pool_timeout_s:g} s"
@@ -200,16 +213,14 @@ class SqlStoragePolicyStore:
 
     async def check_ready(self) -> Readiness:
         """Ready when a connection works, the migration's table and functions exist, and this
-        role may use them."""
+        role may use them. Runs on the readiness connection, never on the pool's."""
         try:
-            pool = await self._open_pool()
-            async with pool.connection() as conn:
-                cursor = await conn.execute(CHECK_SCHEMA)
-                rows = await cursor.fetchall()
+            rows = await self._readiness.check_schema()
         except Exception as error:
             return Readiness(False, self._reason(error))
         return readiness_from_rows(rows)
 
     async def aclose(self) -> None:
+        await self._readiness.aclose()
         if self._opened:
             await self._pool.close()
