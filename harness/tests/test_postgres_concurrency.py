@@ -137,7 +137,8 @@ def _race(
             with connection.transaction():
                 _declare(connection, f"racer-{index}")
                 row = connection.execute(
-                    f"select * from public.{function}(%s, p_operational => %s, p_if_match => %s, p_if_exists => %s)",  # noqa: S608
+                    f"select * from public.{function}(%s, p_operational => %s,"  # noqa: S608 - fixed names
+                    " p_if_match => %s, p_if_exists => %s)",
                     (TENANT, operational, if_match, if_exists),
                 ).fetchone()
         except psycopg.Error as error:
@@ -225,7 +226,8 @@ def test_stale_version_reports_current_version(
         _declare(connection, "late")
         with pytest.raises(psycopg.Error) as raised, connection.transaction():  # a savepoint
             connection.execute(
-                "select public.storage_policy_merge(%s, p_operational => 'cloud', p_if_match => %s)", (TENANT, [1])
+                "select public.storage_policy_merge(%s, p_operational => 'cloud', p_if_match => %s)",
+                (TENANT, [1]),
             )
     assert raised.value.sqlstate == "BM412"
     assert raised.value.diag.message_primary == "storage policy version mismatch"

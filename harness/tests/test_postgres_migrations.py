@@ -89,7 +89,8 @@ def test_migration_on_bare_postgres_creates_the_roles() -> None:
         with psycopg.connect(database.admin_dsn) as connection:
             roles = connection.execute(
                 "select rolname, rolcanlogin, rolsuper, rolbypassrls from pg_roles"
-                " where rolname in ('anon', 'authenticated', 'service_role', 'botmox_api', 'botmox_policy_writer')"
+                " where rolname in"
+                " ('anon', 'authenticated', 'service_role', 'botmox_api', 'botmox_policy_writer')"
                 " order by rolname"
             ).fetchall()
         assert roles == [

@@ -156,8 +156,8 @@ class CrossTenantSqlStore(SqlStoragePolicyStore):
         self._caller = tenant_id
         return self.victim
 
-    async def read(self, tenant_id: str) -> StoragePolicy | None:
-        return await super().read(self._aim(tenant_id))
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
+        return await super().read(self._aim(tenant_id), uid=uid)
 
     async def replace(
         self,
@@ -222,12 +222,12 @@ async def test_rls_refuses_a_cross_tenant_query_through_the_api(
         seen = await intruder.get("/api/v1/settings/storage_policy", headers=_headers(INTRUDER))
         assert seen.status_code == 200, seen.text
         assert data(seen) is None  # RLS hides the victim's row from the intruder's declared tenant
-        # Unconditional: the function's write meets RLS (SQLSTATE 42501) -> 502. Conditional: the
-        # row is invisible, so no version matches -> 412, which does not leak the version either.
+        # The functions refuse a p_tenant_id that is not the declared tenant (SQLSTATE 42501) -> 502,
+        # with or without a precondition, so nothing about the victim's row leaks.
         for if_match, status, code in (
             (None, 502, "SUPABASE_QUERY_FAILED"),
-            (etag, 412, "PRECONDITION_FAILED"),
-            ("*", 412, "PRECONDITION_FAILED"),
+            (etag, 502, "SUPABASE_QUERY_FAILED"),
+            ("*", 502, "SUPABASE_QUERY_FAILED"),
         ):
             headers = _headers(INTRUDER) | ({"If-Match": if_match} if if_match else {})
             write = await intruder.request(
