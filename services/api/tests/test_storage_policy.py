@@ -19,6 +19,8 @@ A = user("tenant-a")
 @pytest.fixture(params=REST_MODES)
 def api_mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
 URL = "/api/v1/settings/storage_policy"
 
 
