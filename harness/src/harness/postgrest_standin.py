@@ -35,7 +35,8 @@ SCHEMA: Final = "public"
 SWITCHABLE_ROLES: Final = frozenset({"anon", "authenticated", "service_role"})
 _JSON: Final = {"content-type": "application/json; charset=utf-8"}
 
-# PostgREST's documented mapping (docs: "Errors" -> "HTTP status codes"), most specific first.
+# PostgREST's documented mapping (docs.postgrest.org, references/errors, "HTTP Status Codes"):
+# exact codes first, then classes; anything else is 400.
 _STATUS_BY_SQLSTATE: Final = {
     "23503": 409,
     "23505": 409,
@@ -43,6 +44,7 @@ _STATUS_BY_SQLSTATE: Final = {
     "42883": 404,
     "42P01": 404,
     "42P17": 500,
+    "53400": 500,
     "P0001": 400,
 }
 _STATUS_BY_CLASS: Final = {
@@ -58,7 +60,7 @@ _STATUS_BY_CLASS: Final = {
     "3B": 500,
     "40": 500,
     "53": 503,
-    "54": 413,
+    "54": 500,
     "55": 500,
     "57": 500,
     "58": 500,
