@@ -35,6 +35,8 @@ GENERIC_NODES: Final = ("alerts", "notes")
 @pytest.fixture(params=REST_MODES)
 def api_mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
 CHILD_KEYS: Final = ("k0", "k1", "k2", "k3")
 
 
