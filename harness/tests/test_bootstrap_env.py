@@ -47,6 +47,8 @@ RECORDED_STATUS = {
     "STUDIO_URL": "http://127.0.0.1:54323",
 }
 SECRETS = (RECORDED_STATUS["JWT_SECRET"], RECORDED_STATUS["SERVICE_ROLE_KEY"], "postgres:postgres")
+# Neither service-role key ever reaches the env file: the API does not need one.
+SERVICE_ROLE_KEYS = (RECORDED_STATUS["SERVICE_ROLE_KEY"], RECORDED_STATUS["SECRET_KEY"])
 
 
 def _status_file(tmp_path: Path, status: dict[str, str] = RECORDED_STATUS, prefix: str = "") -> Path:
@@ -65,13 +67,13 @@ def test_parse_status_reads_the_classic_names() -> None:
     assert status.api_url == "http://127.0.0.1:54321"
     assert status.db_url == RECORDED_STATUS["DB_URL"]
     assert status.jwt_secret == RECORDED_STATUS["JWT_SECRET"]
-    assert status.service_role_key == RECORDED_STATUS["SERVICE_ROLE_KEY"]
+    assert status.anon_key == RECORDED_STATUS["ANON_KEY"]
 
 
-def test_parse_status_falls_back_to_the_new_secret_key_and_skips_a_leading_notice() -> None:
-    without_classic = {k: v for k, v in RECORDED_STATUS.items() if k != "SERVICE_ROLE_KEY"}
+def test_parse_status_falls_back_to_the_publishable_key_and_skips_a_leading_notice() -> None:
+    without_classic = {k: v for k, v in RECORDED_STATUS.items() if k != "ANON_KEY"}
     status = parse_status("A new version of Supabase CLI is available\n" + json.dumps(without_classic))
-    assert status.service_role_key == RECORDED_STATUS["SECRET_KEY"]
+    assert status.anon_key == RECORDED_STATUS["PUBLISHABLE_KEY"]
 
 
 @pytest.mark.parametrize("missing", ["API_URL", "DB_URL", "JWT_SECRET"])
@@ -96,12 +98,13 @@ def test_writes_a_fresh_env_file_with_mode_0600(tmp_path: Path, capsys: pytest.C
         "APP_ENV": "development",
         "DATA_BACKEND": "supabase",
         "SUPABASE_URL": "http://127.0.0.1:54321",
-        "SUPABASE_SERVICE_ROLE_KEY": RECORDED_STATUS["SERVICE_ROLE_KEY"],
+        "SUPABASE_ANON_KEY": RECORDED_STATUS["ANON_KEY"],
         "SUPABASE_DB_URL": RECORDED_STATUS["DB_URL"],
         "SUPABASE_JWT_SECRET": RECORDED_STATUS["JWT_SECRET"],
         "SUPABASE_JWT_AUDIENCE": "authenticated",
     }
     text = env_file.read_text()
+    assert not any(key in text for key in SERVICE_ROLE_KEYS)
     assert "row-level security is NOT enforced" in text  # the superuser URL is called out
     out = capsys.readouterr()
     assert "added: " + ", ".join(MANAGED_KEYS) in out.out
@@ -142,7 +145,7 @@ def test_existing_file_keeps_other_lines_and_reports_changed_keys(
         "INTERNAL_API_TOKEN='a token # with a hash'",
         "",
         "APP_ENV=development",
-        f"SUPABASE_SERVICE_ROLE_KEY={RECORDED_STATUS['SERVICE_ROLE_KEY']}",
+        f"SUPABASE_ANON_KEY={RECORDED_STATUS['ANON_KEY']}",
         f"SUPABASE_DB_URL={RECORDED_STATUS['DB_URL']}",
         f"SUPABASE_JWT_SECRET={RECORDED_STATUS['JWT_SECRET']}",
         "SUPABASE_JWT_AUDIENCE=authenticated",
@@ -187,12 +190,12 @@ def test_refuses_a_file_for_a_real_deployment_without_force(
 
 
 def test_missing_key_exits_2_naming_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    status = {k: v for k, v in RECORDED_STATUS.items() if k not in ("SERVICE_ROLE_KEY", "SECRET_KEY")}
+    status = {k: v for k, v in RECORDED_STATUS.items() if k not in ("ANON_KEY", "PUBLISHABLE_KEY")}
     env_file = tmp_path / ".env"
     code = run(["--status-json", str(_status_file(tmp_path, status)), "--env-file", str(env_file)])
     assert code == 2
     err = capsys.readouterr().err
-    assert "lacks SERVICE_ROLE_KEY or SECRET_KEY" in err
+    assert "lacks ANON_KEY or PUBLISHABLE_KEY" in err
     assert not env_file.exists()
 
 
@@ -231,7 +234,7 @@ def test_cli_found_on_path_is_run_with_telemetry_off(
     monkeypatch.chdir(tmp_path)  # no node_modules/.bin/supabase here: PATH is used
     env_file = tmp_path / ".env"
     assert run(["--env-file", str(env_file), "--db-user", "postgres"]) == 0
-    assert dotenv_values(env_file)["SUPABASE_SERVICE_ROLE_KEY"] == RECORDED_STATUS["SERVICE_ROLE_KEY"]
+    assert dotenv_values(env_file)["SUPABASE_ANON_KEY"] == RECORDED_STATUS["ANON_KEY"]
     out = capsys.readouterr()
     _no_secret_in(out.out + out.err)
 

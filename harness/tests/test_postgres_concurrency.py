@@ -1,7 +1,8 @@
 """The storage-policy SQL functions under real concurrency, as the API calls them.
 
-Connections log in as ``botmox_api`` (no BYPASSRLS) and declare the tenant in every transaction,
-exactly like the API's SQL transport; the default READ COMMITTED isolation applies.
+Connections log in as ``botmox_api`` (no BYPASSRLS) and declare the tenant and the caller (the
+author the database records) in every transaction, exactly like the API's SQL transport; the default
+READ COMMITTED isolation applies.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ class Written:
     version: int
 
 
-def _declare_tenant(connection: psycopg.Connection[dict[str, object]], tenant: str) -> None:
-    claims = json.dumps({"app_metadata": {"tenant_id": tenant}})
+def _declare(connection: psycopg.Connection[dict[str, object]], caller: str) -> None:
+    claims = json.dumps({"sub": caller, "app_metadata": {"tenant_id": TENANT}})
     connection.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
 
 
@@ -65,10 +66,10 @@ def _merge(pool: ConnectionPool[psycopg.Connection[dict[str, object]]], index: i
     field = "operational" if index % 2 == 0 else "sync_enabled"
     value: object = ("local", "cloud")[(index // 2) % 2] if field == "operational" else (index // 2) % 2 == 0
     with pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
+        _declare(connection, f"writer-{index}")
         row = connection.execute(
-            f"select * from public.storage_policy_merge(%s, %s, p_{field} => %s)",  # noqa: S608 - fixed names
-            (TENANT, f"writer-{index}", value),
+            f"select * from public.storage_policy_merge(%s, p_{field} => %s)",  # noqa: S608 - fixed names
+            (TENANT, value),
         ).fetchone()
     assert row is not None
     assert row[field] == value
@@ -80,7 +81,7 @@ def _merge(pool: ConnectionPool[psycopg.Connection[dict[str, object]]], index: i
 
 def _read(pool: ConnectionPool[psycopg.Connection[dict[str, object]]]) -> dict[str, object]:
     with pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
+        _declare(connection, "reader")
         row = connection.execute("select * from public.storage_policy_read(%s)", (TENANT,)).fetchone()
     assert row is not None
     return row
@@ -109,8 +110,8 @@ def test_200_concurrent_merges_on_an_existing_row(
     api_pool: ConnectionPool[psycopg.Connection[dict[str, object]]],
 ) -> None:
     with api_pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
-        connection.execute("select public.storage_policy_replace(%s, 'seed')", (TENANT,))
+        _declare(connection, "seed")
+        connection.execute("select public.storage_policy_replace(%s)", (TENANT,))
 
     with ThreadPoolExecutor(max_workers=POOL_SIZE) as executor:
         writes = list(executor.map(lambda index: _merge(api_pool, index), range(MERGES)))
@@ -134,10 +135,11 @@ def _race(
         barrier.wait(timeout=BARRIER_TIMEOUT_S)
         try:
             with connection.transaction():
-                _declare_tenant(connection, TENANT)
+                _declare(connection, f"racer-{index}")
                 row = connection.execute(
-                    f"select * from public.{function}(%s, %s, %s, p_if_match => %s, p_if_exists => %s)",  # noqa: S608
-                    (TENANT, f"racer-{index}", operational, if_match, if_exists),
+                    f"select * from public.{function}(%s, p_operational => %s,"  # noqa: S608 - fixed names
+                    " p_if_match => %s, p_if_exists => %s)",
+                    (TENANT, operational, if_match, if_exists),
                 ).fetchone()
         except psycopg.Error as error:
             return error.sqlstate or "?"
@@ -170,8 +172,8 @@ def test_20_racing_conditional_writes_have_exactly_one_winner(
     if_exists: bool,
 ) -> None:
     with api_pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
-        connection.execute("select public.storage_policy_replace(%s, 'seed')", (TENANT,))
+        _declare(connection, "seed")
+        connection.execute("select public.storage_policy_replace(%s)", (TENANT,))
     barrier = threading.Barrier(RACERS)
 
     with ThreadPoolExecutor(max_workers=RACERS) as executor:
@@ -216,15 +218,16 @@ def test_stale_version_reports_current_version(
     api_pool: ConnectionPool[psycopg.Connection[dict[str, object]]],
 ) -> None:
     with api_pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
-        connection.execute("select public.storage_policy_replace(%s, 'seed')", (TENANT,))
-        connection.execute("select public.storage_policy_merge(%s, 'seed', 'local')", (TENANT,))
+        _declare(connection, "seed")
+        connection.execute("select public.storage_policy_replace(%s)", (TENANT,))
+        connection.execute("select public.storage_policy_merge(%s, p_operational => 'local')", (TENANT,))
 
     with api_pool.connection() as connection, connection.transaction():
-        _declare_tenant(connection, TENANT)
+        _declare(connection, "late")
         with pytest.raises(psycopg.Error) as raised, connection.transaction():  # a savepoint
             connection.execute(
-                "select public.storage_policy_merge(%s, 'late', 'cloud', p_if_match => %s)", (TENANT, [1])
+                "select public.storage_policy_merge(%s, p_operational => 'cloud', p_if_match => %s)",
+                (TENANT, [1]),
             )
     assert raised.value.sqlstate == "BM412"
     assert raised.value.diag.message_primary == "storage policy version mismatch"

@@ -32,12 +32,18 @@ def _scalar(dsn: str, query: LiteralString) -> object:
     return row[0]
 
 
-def test_pg_database_is_migrated_and_api_dsn_is_the_restricted_role(pg_database: PgDatabase) -> None:
+def test_pg_database_is_migrated_and_api_dsn_is_the_restricted_role(
+    postgres_cluster: MigratedPostgres, pg_database: PgDatabase
+) -> None:
     assert _scalar(pg_database.admin_dsn, "select current_database()") == pg_database.name
     assert _scalar(pg_database.api_dsn, "select current_user") == API_ROLE
     powers = "select rolsuper or rolbypassrls from pg_roles where rolname = current_user"
     assert _scalar(pg_database.api_dsn, powers) is False
-    assert _scalar(pg_database.admin_dsn, "select count(*) from supabase_migrations.schema_migrations") == 1
+    migrations = len(list(postgres_cluster.cli.migrations_dir.glob("*.sql")))
+    assert (
+        _scalar(pg_database.admin_dsn, "select count(*) from supabase_migrations.schema_migrations")
+        == migrations
+    )
     assert _scalar(pg_database.admin_dsn, "show listen_addresses") == "127.0.0.1"
 
 
@@ -51,7 +57,9 @@ def test_each_test_gets_a_fresh_database(postgres_cluster: MigratedPostgres) -> 
     with postgres_cluster.database() as first, postgres_cluster.database() as second:
         assert first.name != second.name
         with psycopg.connect(first.admin_dsn) as connection:
-            connection.execute("select public.storage_policy_replace('only-in-first', 'u')")
+            connection.execute(
+                "insert into public.storage_policies (tenant_id, updated_by) values ('only-in-first', 'u')"
+            )
         assert _scalar(first.admin_dsn, "select count(*) from public.storage_policies") == 1
         assert _scalar(second.admin_dsn, "select count(*) from public.storage_policies") == 0
     names = _scalar(postgres_cluster.cluster.dsn(), "select array_agg(datname::text) from pg_database")
@@ -65,7 +73,10 @@ def test_postgres_private_stops_and_starts_on_the_same_port_keeping_data(
 ) -> None:
     database = postgres_private.database
     with psycopg.connect(database.admin_dsn) as connection:
-        connection.execute("select public.storage_policy_replace('kept', 'u', 'local')")
+        connection.execute(
+            "insert into public.storage_policies (tenant_id, operational, updated_by)"
+            " values ('kept', 'local', 'u')"
+        )
     first_pid = postgres_private.server.cluster.pid
     assert first_pid is not None
     assert postgres_private.server.cluster.postmaster_pid_file() == first_pid

@@ -89,12 +89,15 @@ def test_migration_on_bare_postgres_creates_the_roles() -> None:
         with psycopg.connect(database.admin_dsn) as connection:
             roles = connection.execute(
                 "select rolname, rolcanlogin, rolsuper, rolbypassrls from pg_roles"
-                " where rolname in ('anon', 'authenticated', 'service_role', 'botmox_api') order by rolname"
+                " where rolname in"
+                " ('anon', 'authenticated', 'service_role', 'botmox_api', 'botmox_policy_writer')"
+                " order by rolname"
             ).fetchall()
         assert roles == [
             ("anon", False, False, False),
             ("authenticated", False, False, False),
             ("botmox_api", True, False, False),
+            ("botmox_policy_writer", False, False, False),
             ("service_role", False, False, True),
         ]
         assert bare.lint(database, check=False).returncode == 0

@@ -1,6 +1,6 @@
 -- Shape of the schema: table, named constraints, RLS, roles, function attributes and grants.
 begin;
-select plan(38);
+select plan(45);
 
 select has_table('public', 'storage_policies', 'public.storage_policies exists');
 select col_is_pk('public', 'storage_policies', 'tenant_id', 'tenant_id is the primary key');
@@ -33,11 +33,19 @@ select policies_are('public', 'storage_policies',
   array['storage_policies_tenant_select', 'storage_policies_tenant_insert', 'storage_policies_tenant_update'],
   'exactly the tenant policies');
 select policy_roles_are('public', 'storage_policies', 'storage_policies_tenant_select',
-  array['authenticated', 'botmox_api'], 'select policy applies to authenticated and botmox_api');
+  array['authenticated', 'botmox_api', 'botmox_policy_writer'],
+  'select policy applies to the callers and to the definer of the write body');
+select policy_roles_are('public', 'storage_policies', 'storage_policies_tenant_insert',
+  array['botmox_policy_writer'], 'insert policy applies to the definer of the write body only');
+select policy_roles_are('public', 'storage_policies', 'storage_policies_tenant_update',
+  array['botmox_policy_writer'], 'update policy applies to the definer of the write body only');
 
 select has_role('anon', 'anon exists');
 select has_role('authenticated', 'authenticated exists');
 select has_role('service_role', 'service_role exists');
+select ok((select not rolcanlogin and not rolsuper and not rolbypassrls and not rolcreaterole and not rolcreatedb
+           from pg_catalog.pg_roles where rolname = 'botmox_policy_writer'),
+  'botmox_policy_writer cannot log in, is no superuser and cannot bypass RLS');
 select ok((select rolbypassrls and not rolcanlogin from pg_catalog.pg_roles where rolname = 'service_role'),
   'service_role bypasses RLS like on Supabase and cannot log in');
 select ok((select rolcanlogin and not rolsuper and not rolbypassrls and not rolcreaterole and not rolcreatedb
@@ -48,15 +56,22 @@ select is(
   (select array_agg(privilege_type::text order by privilege_type)
    from information_schema.role_table_grants
    where grantee = 'botmox_api' and table_schema = 'public' and table_name = 'storage_policies'),
-  array['INSERT', 'SELECT', 'UPDATE'],
-  'botmox_api holds only select, insert, update on the table'
+  array['SELECT'],
+  'botmox_api holds only select on the table: it writes through the functions'
 );
 select is(
   (select array_agg(privilege_type::text order by privilege_type)
    from information_schema.role_table_grants
    where grantee = 'authenticated' and table_schema = 'public' and table_name = 'storage_policies'),
+  array['SELECT'],
+  'authenticated holds only select on the table (not Supabase''s default ALL): it writes through the functions'
+);
+select is(
+  (select array_agg(privilege_type::text order by privilege_type)
+   from information_schema.role_table_grants
+   where grantee = 'botmox_policy_writer' and table_schema = 'public' and table_name = 'storage_policies'),
   array['INSERT', 'SELECT', 'UPDATE'],
-  'authenticated holds only select, insert, update on the table (not Supabase''s default ALL)'
+  'botmox_policy_writer holds select, insert, update (no delete, no truncate)'
 );
 select is(
   (select array_agg(privilege_type::text order by privilege_type)
@@ -87,13 +102,18 @@ select ok(has_function_privilege('service_role', 'public.storage_policy_read(tex
   'service_role can call storage_policy_read');
 
 select isnt_definer('public', 'storage_policy_read', array['text'], 'storage_policy_read is SECURITY INVOKER');
+select is_definer('botmox', 'storage_policy_write', array['boolean', 'text', 'text', 'boolean', 'bigint[]', 'boolean'],
+  'the private write body is SECURITY DEFINER');
+select function_owner_is('botmox', 'storage_policy_write', array['boolean', 'text', 'text', 'boolean', 'bigint[]', 'boolean'],
+  'botmox_policy_writer', 'the write body runs as botmox_policy_writer (no BYPASSRLS), so RLS applies inside it');
+select volatility_is('botmox', 'request_subject', array[]::text[], 'stable', 'request_subject is STABLE');
 select isnt_definer('public', 'storage_policy_replace',
   array['text', 'text', 'text', 'boolean', 'bigint[]', 'boolean'], 'storage_policy_replace is SECURITY INVOKER');
 select isnt_definer('public', 'storage_policy_merge',
   array['text', 'text', 'text', 'boolean', 'bigint[]', 'boolean'], 'storage_policy_merge is SECURITY INVOKER');
 select ok(not exists (
     select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-    where n.nspname in ('public', 'botmox') and p.proname like any (array['storage_polic%', 'request_tenant_id'])
+    where n.nspname in ('public', 'botmox') and p.proname like any (array['storage_polic%', 'request_tenant_id', 'request_subject'])
       and not coalesce(p.proconfig @> array['search_path=""'], false)),
   'every function pins search_path to empty');
 select volatility_is('botmox', 'request_tenant_id', array[]::text[], 'stable', 'request_tenant_id is STABLE');

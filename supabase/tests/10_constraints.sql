@@ -50,12 +50,14 @@ select throws_ok(
   'new row for relation "storage_policies" violates check constraint "storage_policies_secrets_check"',
   'an update to secrets = cloud is rejected by the named constraint'
 );
+set local request.jwt.claims = '{"sub": "u", "app_metadata": {"tenant_id": "t1"}}';
 select throws_ok(
   $$select public.storage_policy_merge('t1', 'u', p_operational => 'x')$$,
   '23514',
   'new row for relation "storage_policies" violates check constraint "storage_policies_operational_check"',
   'storage_policy_merge with operational = x is rejected by the named constraint'
 );
+set local request.jwt.claims = '{"sub": "u", "app_metadata": {"tenant_id": "t2"}}';
 select throws_ok(
   $$select public.storage_policy_replace('t2', 'u', p_operational => 'x')$$,
   '23514',

@@ -1,6 +1,9 @@
 -- storage_policy_read / replace / merge: documented results, version bump, updated_by, BM412.
+-- Each write acts for the tenant and author of request.jwt.claims, declared here as the API does.
 begin;
-select plan(33);
+select plan(35);
+
+set local request.jwt.claims = '{"sub": "u1", "app_metadata": {"tenant_id": "acme"}}';
 
 -- Nothing stored yet.
 select is((select count(*) from public.storage_policy_read('acme')), 0::bigint, 'read of nothing stored: no row');
@@ -27,6 +30,7 @@ select ok((select updated_at_ms between (extract(epoch from now()) * 1000)::bigi
   'updated_at_ms is the epoch in milliseconds');
 
 -- Merge keeps what is not given.
+set local request.jwt.claims = '{"sub": "u2", "app_metadata": {"tenant_id": "acme"}}';
 select results_eq(
   $$select operational, sync_enabled, version, updated_by
     from public.storage_policy_merge('acme', 'u2', p_operational => 'local')$$,
@@ -34,11 +38,13 @@ select results_eq(
   'merge keeps sync_enabled, sets operational, bumps to version 2, records updated_by');
 
 -- Replace resets what is not given to the defaults.
+set local request.jwt.claims = '{"sub": "u3", "app_metadata": {"tenant_id": "acme"}}';
 select results_eq(
   $$select operational, sync_enabled, version, updated_by
     from public.storage_policy_replace('acme', 'u3', p_operational => 'local')$$,
   $$values ('local'::text, false, 3::bigint, 'u3'::text)$$,
   'replace sets operational, resets sync_enabled to false, version 3');
+set local request.jwt.claims = '{"sub": "u5", "app_metadata": {"tenant_id": "acme"}}';
 select results_eq(
   $$select operational, sync_enabled, version from public.storage_policy_replace('acme', 'u4')$$,
   $$values ('cloud'::text, false, 4::bigint)$$,
@@ -49,6 +55,7 @@ select results_eq(
   'merge with no fields changes no field but still bumps the version');
 
 -- Replace with nothing stored: given fields over the defaults, version 1.
+set local request.jwt.claims = '{"sub": "z1", "app_metadata": {"tenant_id": "zeta"}}';
 select results_eq(
   $$select operational, sync_enabled, version, updated_by
     from public.storage_policy_replace('zeta', 'z1', p_sync_enabled => true)$$,
@@ -56,6 +63,7 @@ select results_eq(
   'replace with nothing stored: defaults plus the given field, version 1');
 
 -- Read returns the stored row.
+set local request.jwt.claims = '{"sub": "reader", "app_metadata": {"tenant_id": "acme"}}';
 select results_eq(
   $$select tenant_id, secrets, operational, sync_enabled, version, updated_by
     from public.storage_policy_read('acme')$$,
@@ -89,8 +97,10 @@ end
 $$;
 select is(pg_temp.bm412_detail($$select public.storage_policy_merge('acme', 'm', p_if_match => array[1]::bigint[])$$),
   'current_version=5', 'BM412 DETAIL carries the current version');
+set local request.jwt.claims = '{"sub": "m", "app_metadata": {"tenant_id": "none-here"}}';
 select is(pg_temp.bm412_detail($$select public.storage_policy_merge('none-here', 'm', p_if_exists => true)$$),
   'current_version=none', 'BM412 DETAIL says none when nothing is stored');
+set local request.jwt.claims = '{"sub": "u6", "app_metadata": {"tenant_id": "acme"}}';
 
 -- Matching preconditions write.
 select results_eq(
@@ -128,9 +138,14 @@ insert into public.storage_policies (tenant_id, updated_by, version) values ('di
 select is((select version from public.storage_policies where tenant_id = 'direct'), 1::bigint,
   'a direct insert starts at version 1');
 
--- The writers demand an author.
-select throws_ok($$select public.storage_policy_merge('acme', null)$$, '23502', null,
-  'updated_by must not be null');
+-- The author is the claims' subject: a p_updated_by cannot forge it, and no subject, no write.
+select results_eq($$select updated_by from public.storage_policy_merge('acme', 'forged-author')$$,
+  $$values ('u6'::text)$$, 'updated_by is the sub of the claims, not p_updated_by');
+select results_eq($$select updated_by, version from public.storage_policy_merge('acme')$$,
+  $$values ('u6'::text, 11::bigint)$$, 'p_updated_by may be left out');
+set local request.jwt.claims = '{"app_metadata": {"tenant_id": "acme"}}';
+select throws_ok($$select public.storage_policy_merge('acme', 'u6')$$, '42501',
+  'storage policy write without a caller', 'claims without a sub cannot write');
 
 -- The exact interface agreed with the API.
 select function_returns('public', 'storage_policy_read', array['text'], 'setof storage_policies',
@@ -143,11 +158,11 @@ select function_returns('public', 'storage_policy_merge',
   'storage_policy_merge returns setof storage_policies');
 select is(
   (select pg_catalog.pg_get_function_arguments('public.storage_policy_merge(text, text, text, boolean, bigint[], boolean)'::regprocedure)),
-  'p_tenant_id text, p_updated_by text, p_operational text DEFAULT NULL::text, p_sync_enabled boolean DEFAULT NULL::boolean, p_if_match bigint[] DEFAULT NULL::bigint[], p_if_exists boolean DEFAULT false',
+  'p_tenant_id text, p_updated_by text DEFAULT NULL::text, p_operational text DEFAULT NULL::text, p_sync_enabled boolean DEFAULT NULL::boolean, p_if_match bigint[] DEFAULT NULL::bigint[], p_if_exists boolean DEFAULT false',
   'storage_policy_merge has the agreed parameter names and defaults');
 select is(
   (select pg_catalog.pg_get_function_arguments('public.storage_policy_replace(text, text, text, boolean, bigint[], boolean)'::regprocedure)),
-  'p_tenant_id text, p_updated_by text, p_operational text DEFAULT NULL::text, p_sync_enabled boolean DEFAULT NULL::boolean, p_if_match bigint[] DEFAULT NULL::bigint[], p_if_exists boolean DEFAULT false',
+  'p_tenant_id text, p_updated_by text DEFAULT NULL::text, p_operational text DEFAULT NULL::text, p_sync_enabled boolean DEFAULT NULL::boolean, p_if_match bigint[] DEFAULT NULL::bigint[], p_if_exists boolean DEFAULT false',
   'storage_policy_replace has the agreed parameter names and defaults');
 
 select * from finish();

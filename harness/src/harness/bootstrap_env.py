@@ -46,7 +46,7 @@ MANAGED_KEYS: Final = (
     "APP_ENV",
     "DATA_BACKEND",
     "SUPABASE_URL",
-    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_ANON_KEY",
     "SUPABASE_DB_URL",
     "SUPABASE_JWT_SECRET",
     "SUPABASE_JWT_AUDIENCE",
@@ -54,13 +54,14 @@ MANAGED_KEYS: Final = (
 # Comment lines this command writes (and replaces on every run) start with this.
 COMMENT_MARK: Final = "# bootstrap-env:"
 
-# Names in `supabase status -o json`, first match wins. SERVICE_ROLE_KEY is the classic JWT key;
-# CLIs that also print the newer opaque keys (sb_secret_...) call that one SECRET_KEY.
+# Names in `supabase status -o json`, first match wins. ANON_KEY is the classic JWT key; CLIs that
+# also print the newer opaque keys (sb_publishable_...) call that one PUBLISHABLE_KEY. The API needs
+# no service-role key (its REST transport mints per-call tokens with JWT_SECRET), so none is written.
 STATUS_NAMES: Final[Mapping[str, tuple[str, ...]]] = {
     "api_url": ("API_URL",),
     "db_url": ("DB_URL",),
     "jwt_secret": ("JWT_SECRET",),
-    "service_role_key": ("SERVICE_ROLE_KEY", "SECRET_KEY"),
+    "anon_key": ("ANON_KEY", "PUBLISHABLE_KEY"),
 }
 _LOOPBACK_HOSTS: Final = frozenset({"localhost", "127.0.0.1", "::1"})
 _BARE_VALUE: Final = re.compile(r"^[A-Za-z0-9_./:@%+=?&,~-]*$")
@@ -76,7 +77,7 @@ class SupabaseStatus:
     api_url: str
     db_url: str
     jwt_secret: str
-    service_role_key: str
+    anon_key: str
 
 
 # --- reading the status -------------------------------------------------------------------------
@@ -300,7 +301,7 @@ def api_values(status: SupabaseStatus, db_url: str) -> dict[str, str]:
         "APP_ENV": "development",
         "DATA_BACKEND": "supabase",
         "SUPABASE_URL": status.api_url,
-        "SUPABASE_SERVICE_ROLE_KEY": status.service_role_key,
+        "SUPABASE_ANON_KEY": status.anon_key,
         "SUPABASE_DB_URL": db_url,
         "SUPABASE_JWT_SECRET": status.jwt_secret,
         "SUPABASE_JWT_AUDIENCE": "authenticated",

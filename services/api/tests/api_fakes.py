@@ -90,7 +90,7 @@ class MemoryStoragePolicyStore:
     policies: dict[str, StoragePolicy] = field(default_factory=dict)
     failure: StoreError | None = None
 
-    async def read(self, tenant_id: str) -> StoragePolicy | None:
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         if self.failure:
             raise self.failure
         return self.policies.get(tenant_id)

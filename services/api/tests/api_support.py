@@ -29,6 +29,9 @@ INFRA_TOKEN: Final = "infra-token-" + "b" * 32
 JWT_SECRET: Final = "jwt-secret-" + "c" * 32
 BASE_URL: Final = "http://api.test"
 ORIGIN: Final = "http://localhost:5173"
+# ``supabase`` mode over the REST transport (see conftest.py); suites opt in with REST_MODES.
+REST_MODE: Final = "supabase-rest"
+REST_MODES: Final = ("rtdb", "supabase", REST_MODE)
 
 
 def make_settings(**overrides: Any) -> ApiSettings:

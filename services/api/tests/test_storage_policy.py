@@ -1,4 +1,6 @@
-"""``storage_policy`` on the real stores, in both modes (``docs/contracts/api-v1.md``, "storage_policy")."""
+"""``storage_policy`` on the real stores, in both modes and over both Supabase transports
+(``docs/contracts/api-v1.md``, "storage_policy"): ``supabase-rest`` runs the same contract through the
+REST transport, its PostgREST calls answered from the real migration by the harness's stand-in."""
 
 from __future__ import annotations
 
@@ -7,11 +9,18 @@ import json
 
 import httpx
 import pytest
-from api_support import data, error_code, user
+from api_support import REST_MODES, data, error_code, user
 
 pytestmark = pytest.mark.integration
 
 A = user("tenant-a")
+
+
+@pytest.fixture(params=REST_MODES)
+def api_mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 URL = "/api/v1/settings/storage_policy"
 
 

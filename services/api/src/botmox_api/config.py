@@ -36,7 +36,6 @@ _SECRET_FIELDS: Final = frozenset(
         "internal_api_token",
         "internal_infra_token",
         "supabase_jwt_secret",
-        "supabase_service_role_key",
         "supabase_db_url",
     }
 )
@@ -58,7 +57,8 @@ class ApiSettings(BaseSettings):
     data_backend: DataBackend = "rtdb"
 
     supabase_url: str | None = None
-    supabase_service_role_key: SecretStr | None = None
+    # Public (the anon / publishable key): only lets the REST transport's calls through the gateway.
+    supabase_anon_key: str | None = None
     supabase_db_url: SecretStr | None = None
     supabase_jwt_secret: SecretStr | None = None
     supabase_jwt_audience: str = "authenticated"
@@ -220,7 +220,6 @@ class ApiSettings(BaseSettings):
             "internal_api_token",
             "internal_infra_token",
             "supabase_jwt_secret",
-            "supabase_service_role_key",
             "supabase_db_url",
         ],
     ) -> str | None:

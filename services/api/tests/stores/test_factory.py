@@ -93,15 +93,20 @@ async def test_rtdb_mode_routes_everything_to_rtdb() -> None:
         await stores.aclose()
 
 
+# The REST transport needs no service-role key: the anon key for the gateway, the JWT secret to mint.
+REST: dict[str, str] = {
+    "supabase_url": DEAD_URL,
+    "supabase_anon_key": "anon",
+    "supabase_jwt_secret": "s" * 32,
+}
+
+
 @pytest.mark.parametrize(
     ("supabase", "kind"),
     [
         ({"supabase_db_url": DEAD_DB}, SqlStoragePolicyStore),
-        (
-            {"supabase_db_url": DEAD_DB, "supabase_url": DEAD_URL, "supabase_service_role_key": "k"},
-            SqlStoragePolicyStore,
-        ),
-        ({"supabase_url": DEAD_URL, "supabase_service_role_key": "k"}, RestStoragePolicyStore),
+        ({"supabase_db_url": DEAD_DB, **REST}, SqlStoragePolicyStore),
+        (REST, RestStoragePolicyStore),
     ],
 )
 async def test_supabase_mode_prefers_sql_then_rest(supabase: dict[str, str], kind: type) -> None:
@@ -118,9 +123,17 @@ async def test_supabase_mode_prefers_sql_then_rest(supabase: dict[str, str], kin
 @pytest.mark.parametrize(
     ("supabase", "missing"),
     [
-        ({}, ["SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_SERVICE_ROLE_KEY"]),
-        ({"supabase_url": DEAD_URL}, ["SUPABASE_DB_URL", "SUPABASE_SERVICE_ROLE_KEY"]),
-        ({"supabase_service_role_key": "k", "supabase_db_url": ""}, ["SUPABASE_DB_URL", "SUPABASE_URL"]),
+        ({}, ["SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_ANON_KEY", "SUPABASE_JWT_SECRET"]),
+        ({"supabase_url": DEAD_URL}, ["SUPABASE_DB_URL", "SUPABASE_ANON_KEY", "SUPABASE_JWT_SECRET"]),
+        (
+            {"supabase_anon_key": "k", "supabase_db_url": ""},
+            ["SUPABASE_DB_URL", "SUPABASE_URL", "SUPABASE_JWT_SECRET"],
+        ),
+        # A service-role key alone no longer configures the REST transport (it is not accepted at all).
+        (
+            {"supabase_url": DEAD_URL, "supabase_jwt_secret": "s" * 32},
+            ["SUPABASE_DB_URL", "SUPABASE_ANON_KEY"],
+        ),
     ],
 )
 async def test_supabase_mode_without_supabase_names_the_missing_variables(

@@ -4,7 +4,10 @@ timeout and a real refused connection on 127.0.0.1.
 PostgREST cannot run here; the recordings follow its documented RPC shapes: ``POST
 /rest/v1/rpc/<function>`` with the arguments as a JSON object, 200 with an array of rows, errors as
 ``{"code", "details", "hint", "message"}`` (custom SQLSTATEs such as BM412 come back as 400). The
-replay asserts every request the store sends: method, path, body, and the service-role headers.
+replay asserts every request the store sends: method, path, body, the anon key as ``apikey`` and a
+bearer token minted for the call (HS256 with the JWT secret; its claims are in the recording). The
+recorded database errors are checked against the real migration through the harness's PostgREST
+stand-in (``test_recorded_database_errors_are_what_postgresql_raises``).
 """
 
 from __future__ import annotations
@@ -12,11 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
+import psycopg
 import pytest
 
 from botmox_api.stores.protocols import (
@@ -27,11 +33,25 @@ from botmox_api.stores.protocols import (
     VersionConflict,
 )
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
+from harness.postgres import PgDatabase
+from harness.postgrest_standin import PostgrestStandIn
 
 RECORDINGS = Path(__file__).parent / "recordings"
 SUPABASE_URL = "http://supabase.test"
-SERVICE_ROLE_KEY = "service-role-key-for-tests"
+ANON_KEY = "anon-key-for-tests"
+JWT_SECRET = "jwt-secret-for-the-rest-transport-tests"
+AUDIENCE = "authenticated"
 TENANT = "acme"
+UID = "uid-42"
+
+
+def _minted_claims(request: httpx.Request) -> dict[str, Any]:
+    """The claims of the request's bearer token, verified as PostgREST verifies them."""
+    scheme, _, token = request.headers["authorization"].partition(" ")
+    assert scheme == "Bearer"
+    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+    claims: dict[str, Any] = jwt.decode(token, JWT_SECRET, algorithms=["HS256"], audience=AUDIENCE)
+    return claims
 
 
 class Replay:
@@ -50,10 +70,14 @@ class Replay:
         assert request.method == expected["method"]
         assert request.url.path == expected["path"]
         assert request.url.host == "supabase.test"
-        assert request.headers["apikey"] == SERVICE_ROLE_KEY
-        assert request.headers["authorization"] == f"Bearer {SERVICE_ROLE_KEY}"
+        assert request.headers["apikey"] == ANON_KEY
         assert request.headers["content-type"] == "application/json"
         assert json.loads(request.content) == expected["json"]
+        claims = _minted_claims(request)
+        issued_at, expires = claims.pop("iat"), claims.pop("exp")
+        assert claims == expected["claims"]
+        assert expires - issued_at == 60
+        assert abs(issued_at - time.time()) < 30
         if "json" in answer:
             return httpx.Response(answer["status"], headers=answer["headers"], json=answer["json"])
         return httpx.Response(answer["status"], headers=answer["headers"], text=answer["text"])
@@ -62,11 +86,28 @@ class Replay:
         assert len(self.sent) == len(self.exchanges)
 
 
+def rest_store(url: str = SUPABASE_URL, **options: Any) -> RestStoragePolicyStore:
+    return RestStoragePolicyStore(url, ANON_KEY, JWT_SECRET, jwt_audience=AUDIENCE, **options)
+
+
+class MisdeclaringRestStore(RestStoragePolicyStore):
+    """Mints tokens for one tenant while passing another to the functions: the application bug
+    that the database must refuse."""
+
+    def _declared_tenant(self, tenant_id: str) -> str:
+        return "tenant-b"
+
+
 @pytest.fixture
 async def replay(request: pytest.FixtureRequest) -> AsyncIterator[tuple[RestStoragePolicyStore, Replay]]:
     recorded = Replay(request.param)
-    store = RestStoragePolicyStore(
-        SUPABASE_URL, SERVICE_ROLE_KEY, transport=httpx.MockTransport(recorded.handle)
+    store_class = MisdeclaringRestStore if request.param == "merge_rls_refused" else RestStoragePolicyStore
+    store = store_class(
+        SUPABASE_URL,
+        ANON_KEY,
+        JWT_SECRET,
+        jwt_audience=AUDIENCE,
+        transport=httpx.MockTransport(recorded.handle),
     )
     yield store, recorded
     await store.aclose()
@@ -80,21 +121,21 @@ def _parametrize(name: str) -> pytest.MarkDecorator:
 @_parametrize("read_nothing_stored")
 async def test_read_nothing_stored(replay: tuple[RestStoragePolicyStore, Replay]) -> None:
     store, _ = replay
-    assert await store.read(TENANT) is None
+    assert await store.read(TENANT, uid=UID) is None
 
 
 @_parametrize("read_row")
 async def test_read_row(replay: tuple[RestStoragePolicyStore, Replay]) -> None:
     store, _ = replay
-    assert await store.read(TENANT) == StoragePolicy(
-        operational="local", sync_enabled=True, updated_at=1764064800123, updated_by="uid-42", version=4
+    assert await store.read(TENANT, uid=UID) == StoragePolicy(
+        operational="local", sync_enabled=True, updated_at=1764064800123, updated_by=UID, version=4
     )
 
 
 @_parametrize("replace_defaults")
 async def test_replace_sends_nulls_for_omitted_fields(replay: tuple[RestStoragePolicyStore, Replay]) -> None:
     store, _ = replay
-    written = await store.replace(TENANT, StoragePolicyChanges(), updated_by="uid-42")
+    written = await store.replace(TENANT, StoragePolicyChanges(), updated_by=UID)
     assert (written.operational, written.sync_enabled, written.version) == ("cloud", False, 1)
 
 
@@ -104,7 +145,7 @@ async def test_merge_sends_if_match_versions(replay: tuple[RestStoragePolicyStor
     written = await store.merge(
         TENANT,
         StoragePolicyChanges(operational="local", sync_enabled=True),
-        updated_by="uid-42",
+        updated_by=UID,
         if_match=IfMatch(versions=frozenset({3, 1})),
     )
     assert written.version == 4
@@ -116,7 +157,7 @@ async def test_merge_sends_star_as_if_exists(replay: tuple[RestStoragePolicyStor
     written = await store.merge(
         TENANT,
         StoragePolicyChanges(sync_enabled=True),
-        updated_by="uid-42",
+        updated_by=UID,
         if_match=IfMatch(any_version=True),
     )
     assert written.version == 4
@@ -131,7 +172,7 @@ async def test_bm412_is_a_version_conflict_with_the_current_version(
         await store.merge(
             TENANT,
             StoragePolicyChanges(operational="local"),
-            updated_by="uid-42",
+            updated_by=UID,
             if_match=IfMatch(versions=frozenset({2})),
         )
     assert (raised.value.backend, raised.value.current_version) == ("supabase", 4)
@@ -146,7 +187,7 @@ async def test_bm412_without_detail_reads_the_current_version(
         await store.merge(
             TENANT,
             StoragePolicyChanges(operational="local"),
-            updated_by="uid-42",
+            updated_by=UID,
             if_match=IfMatch(versions=frozenset({2})),
         )
     assert raised.value.current_version == 4
@@ -159,7 +200,7 @@ async def test_bm412_on_nothing_stored(replay: tuple[RestStoragePolicyStore, Rep
         await store.replace(
             TENANT,
             StoragePolicyChanges(sync_enabled=True),
-            updated_by="uid-42",
+            updated_by=UID,
             if_match=IfMatch(any_version=True),
         )
     assert raised.value.current_version is None
@@ -171,28 +212,86 @@ async def test_postgrest_error_is_query_failed_with_its_message(
 ) -> None:
     store, _ = replay
     with pytest.raises(StoreQueryFailed) as raised:
-        await store.replace(TENANT, StoragePolicyChanges(), updated_by="uid-42")
+        await store.replace(TENANT, StoragePolicyChanges(), updated_by=UID)
     assert raised.value.backend == "supabase"
     assert raised.value.message == "Failed to write storage policy to Supabase"
     assert raised.value.details["reason"] == (
         "PostgREST error PGRST202: Could not find the function public.storage_policy_replace(p_if_exists,"
-        " p_if_match, p_operational, p_sync_enabled, p_tenant_id, p_updated_by) in the schema cache"
+        " p_if_match, p_operational, p_sync_enabled, p_tenant_id) in the schema cache"
     )
 
 
 @_parametrize("merge_rls_refused")
-async def test_rls_refusal_is_query_failed(replay: tuple[RestStoragePolicyStore, Replay]) -> None:
+async def test_a_write_for_another_tenant_than_the_token_is_refused(
+    replay: tuple[RestStoragePolicyStore, Replay],
+) -> None:
     store, _ = replay
     with pytest.raises(StoreQueryFailed) as raised:
-        await store.merge(TENANT, StoragePolicyChanges(sync_enabled=True), updated_by="uid-42")
-    assert str(raised.value.details["reason"]).startswith("PostgREST error 42501: new row violates")
+        await store.merge(TENANT, StoragePolicyChanges(sync_enabled=True), updated_by=UID)
+    assert raised.value.details["reason"] == "PostgREST error 42501: storage policy of another tenant"
+
+
+def _seed(database: PgDatabase, tenant: str, version: int) -> None:
+    """``tenant``'s row at ``version`` (nothing stored for 0), written as the API would."""
+    with psycopg.connect(database.admin_dsn) as connection:
+        claims = json.dumps({"sub": "seed", "app_metadata": {"tenant_id": tenant}})
+        connection.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
+        for _ in range(version):
+            connection.execute("select public.storage_policy_merge(%s)", (tenant,))
+
+
+@pytest.mark.parametrize(
+    ("name", "stored_version"),
+    [("merge_rls_refused", 0), ("merge_version_conflict", 4), ("replace_version_conflict_nothing_stored", 0)],
+)
+async def test_recorded_database_errors_are_what_postgresql_raises(
+    pg_database: PgDatabase, name: str, stored_version: int
+) -> None:
+    """Replays the recorded request (arguments and token claims) against the real migration: the
+    status, SQLSTATE, message, detail and hint PostgREST would answer are the recorded ones."""
+    (exchange,) = json.loads((RECORDINGS / f"{name}.json").read_text())["exchanges"]
+    _seed(pg_database, TENANT, stored_version)
+    now = int(time.time())
+    token = jwt.encode(
+        exchange["request"]["claims"] | {"iat": now, "exp": now + 60}, JWT_SECRET, algorithm="HS256"
+    )
+    stand_in = PostgrestStandIn(pg_database.admin_dsn, anon_key=ANON_KEY, jwt_secret=JWT_SECRET)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(stand_in), base_url=SUPABASE_URL) as client:
+        answer = await client.post(
+            exchange["request"]["path"],
+            json=exchange["request"]["json"],
+            headers={"apikey": ANON_KEY, "Authorization": f"Bearer {token}"},
+        )
+    assert (answer.status_code, answer.json()) == (
+        exchange["response"]["status"],
+        exchange["response"]["json"],
+    )
+
+
+async def test_each_call_carries_its_own_principal() -> None:
+    """Concurrent calls for different principals never share a token (no client-wide auth state)."""
+    seen: dict[str, str] = {}
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        claims = _minted_claims(request)
+        await asyncio.sleep(0.01)
+        seen[claims["sub"]] = claims["app_metadata"]["tenant_id"]
+        return httpx.Response(200, json=[])
+
+    store = rest_store(transport=httpx.MockTransport(answer))
+    try:
+        principals = [(f"tenant-{index}", f"uid-{index}") for index in range(20)]
+        await asyncio.gather(*(store.read(tenant, uid=uid) for tenant, uid in principals))
+    finally:
+        await store.aclose()
+    assert seen == {uid: tenant for tenant, uid in principals}
 
 
 @_parametrize("read_gateway_unavailable")
 async def test_non_json_error_is_query_failed(replay: tuple[RestStoragePolicyStore, Replay]) -> None:
     store, _ = replay
     with pytest.raises(StoreQueryFailed) as raised:
-        await store.read(TENANT)
+        await store.read(TENANT, uid=UID)
     assert raised.value.message == "Failed to read storage policy from Supabase"
     assert raised.value.details["reason"] == "PostgREST error 503: Service Unavailable"
 
@@ -220,7 +319,7 @@ def _closed_port() -> int:
 
 
 async def test_refused_connection_is_query_failed() -> None:
-    store = RestStoragePolicyStore(f"http://127.0.0.1:{_closed_port()}", SERVICE_ROLE_KEY)
+    store = rest_store(f"http://127.0.0.1:{_closed_port()}")
     try:
         with pytest.raises(StoreQueryFailed) as raised:
             await store.merge(TENANT, StoragePolicyChanges(), updated_by="u")
@@ -243,10 +342,10 @@ async def test_server_that_never_answers_is_a_timeout() -> None:
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    store = RestStoragePolicyStore(f"http://127.0.0.1:{port}", SERVICE_ROLE_KEY, timeout_s=0.3)
+    store = rest_store(f"http://127.0.0.1:{port}", timeout_s=0.3)
     try:
         with pytest.raises(StoreQueryFailed) as raised:
-            await store.read(TENANT)
+            await store.read(TENANT, uid=UID)
         assert raised.value.details == {"reason": "Supabase did not answer within 0.3 s"}
         # Exactly one request reached the server: no retry on timeout.
         assert len(received) == 1
@@ -258,12 +357,12 @@ async def test_server_that_never_answers_is_a_timeout() -> None:
         await server.wait_closed()
 
 
-async def test_reasons_never_carry_the_key() -> None:
-    store = RestStoragePolicyStore(f"http://127.0.0.1:{_closed_port()}", SERVICE_ROLE_KEY)
+async def test_reasons_never_carry_the_secret() -> None:
+    store = rest_store(f"http://127.0.0.1:{_closed_port()}")
     try:
         with pytest.raises(StoreQueryFailed) as raised:
-            await store.read(TENANT)
-        assert SERVICE_ROLE_KEY not in json.dumps(raised.value.details)
-        assert SERVICE_ROLE_KEY not in raised.value.message
+            await store.read(TENANT, uid=UID)
+        assert JWT_SECRET not in json.dumps(raised.value.details)
+        assert JWT_SECRET not in raised.value.message
     finally:
         await store.aclose()

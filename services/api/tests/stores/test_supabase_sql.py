@@ -125,7 +125,7 @@ async def test_not_ready_when_the_migration_is_not_applied(pg_database: Any) -> 
         assert readiness.ready is False
         assert readiness.reason == (
             "Migration not applied: missing public.storage_policies, public.storage_policy_read,"
-            " public.storage_policy_replace, public.storage_policy_merge"
+            " public.storage_policy_replace, public.storage_policy_merge, botmox.request_subject"
         )
         with pytest.raises(StoreQueryFailed) as raised:
             await store.read("acme")
@@ -136,6 +136,22 @@ async def test_not_ready_when_the_migration_is_not_applied(pg_database: Any) -> 
         await store.aclose()
         async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
             await admin.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(bare)))
+
+
+async def test_not_ready_when_only_the_first_migration_is_applied(pg_database: Any) -> None:
+    """Without the caller-identity migration the functions still require p_updated_by, which the
+    store no longer sends: readiness must say so instead of every write failing."""
+    async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+        await admin.execute("drop function botmox.request_subject()")
+    store = SqlStoragePolicyStore(pg_database.api_dsn)
+    try:
+        readiness = await store.check_ready()
+        assert (readiness.ready, readiness.reason) == (
+            False,
+            "Migration not applied: missing botmox.request_subject",
+        )
+    finally:
+        await store.aclose()
 
 
 async def test_not_ready_when_the_role_may_not_use_a_function(pg_database: Any) -> None:

@@ -41,7 +41,7 @@ router = APIRouter(tags=["settings"])
 async def _read_tree(stores: StoreSetLike, principal: Principal) -> Response:
     tree_result, policy_result = await asyncio.gather(
         stores.settings.read_tree(principal.tenant_id),
-        stores.storage_policy.read(principal.tenant_id),
+        stores.storage_policy.read(principal.tenant_id, uid=principal.uid),
         return_exceptions=True,
     )
     if isinstance(tree_result, StoreError):

@@ -34,7 +34,7 @@ def _policy_response(policy: StoragePolicy | None) -> Response:
 
 async def read_storage_policy(store: StoragePolicyStore, principal: Principal) -> Response:
     try:
-        policy = await store.read(principal.tenant_id)
+        policy = await store.read(principal.tenant_id, uid=principal.uid)
     except StoreError as error:
         raise from_store_error(error, action="read", subject=SUBJECT) from None
     return _policy_response(policy)

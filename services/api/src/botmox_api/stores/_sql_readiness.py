@@ -1,7 +1,10 @@
-"""What "ready" means for the SQL transport: the migration's table and functions exist, and the
+"""What "ready" means for the SQL transport: the migrations' table and functions exist, and the
 role the API logs in as may use them. Checked in one statement over a connection of its own
 (``ReadinessConnection``), never one of the pool's: readiness must not queue behind user traffic,
-nor take a connection from it."""
+nor take a connection from it.
+
+``botmox.request_subject`` stands for the second migration (caller identity): without it the
+functions still want ``p_updated_by``, which the API no longer sends."""
 
 from __future__ import annotations
 
@@ -25,7 +28,8 @@ from (values
   (3, 'public.storage_policy_replace', 'function',
       to_regprocedure('public.storage_policy_replace(text,text,text,boolean,bigint[],boolean)')::oid),
   (4, 'public.storage_policy_merge', 'function',
-      to_regprocedure('public.storage_policy_merge(text,text,text,boolean,bigint[],boolean)')::oid)
+      to_regprocedure('public.storage_policy_merge(text,text,text,boolean,bigint[],boolean)')::oid),
+  (5, 'botmox.request_subject', 'function', to_regprocedure('botmox.request_subject()')::oid)
 ) as objects(position, name, kind, object)
 order by position
 """

@@ -1,6 +1,7 @@
-"""A ``public.storage_policies`` row (from SQL or from PostgREST's JSON) as a ``StoragePolicy``.
+"""What both Supabase transports share: the claims they present for a call, and a
+``public.storage_policies`` row (from SQL or from PostgREST's JSON) as a ``StoragePolicy``.
 
-Both Supabase transports call the same SQL functions and get the same columns back.
+Both call the same SQL functions and get the same columns back.
 """
 
 from __future__ import annotations
@@ -28,6 +29,16 @@ def current_version_from_detail(detail: object) -> int | None:
     if match is None:
         raise UnknownVersion
     return None if match.group(1) == "none" else int(match.group(1))
+
+
+def request_claims(tenant_id: str, uid: str | None) -> dict[str, object]:
+    """The claims a call presents as ``request.jwt.claims``: the tenant where Supabase keeps it out
+    of the user's reach (``app_metadata``; RLS and the functions read it there) and the principal as
+    ``sub`` (the functions record it as ``updated_by``; a write without it is refused)."""
+    claims: dict[str, object] = {"app_metadata": {"tenant_id": tenant_id}}
+    if uid is not None:
+        claims["sub"] = uid
+    return claims
 
 
 async def version_at_conflict(

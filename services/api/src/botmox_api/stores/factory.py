@@ -2,7 +2,8 @@
 
 Routing (``docs/contracts/api-v1.md``): generic settings always live in RTDB; ``storage_policy``
 lives in RTDB in ``rtdb`` mode and in Supabase in ``supabase`` mode, over SQL when ``SUPABASE_DB_URL``
-is set, else over REST when ``SUPABASE_URL`` and ``SUPABASE_SERVICE_ROLE_KEY`` are. A backend without its
+is set, else over REST when ``SUPABASE_URL``, ``SUPABASE_ANON_KEY`` and ``SUPABASE_JWT_SECRET`` are
+(the REST store mints a per-call ``authenticated`` token; no service-role key). A backend without its
 variables gets an unconfigured store (503 ``*_CONFIG_ERROR`` naming the missing variables).
 
 Building does no network or file I/O: connections open on first use, so the API starts with every
@@ -52,17 +53,14 @@ class StoreSet:
 
 
 def _supabase_store(
-    db_url: str | None, url: str | None, service_role_key: str | None
+    db_url: str | None, url: str | None, anon_key: str | None, jwt_secret: str | None, jwt_audience: str
 ) -> tuple[StoragePolicyStore, bool]:
     if db_url:
         return SqlStoragePolicyStore(db_url), True
-    if url and service_role_key:
-        return RestStoragePolicyStore(url, service_role_key), True
-    missing = ["SUPABASE_DB_URL"]
-    if not url:
-        missing.append("SUPABASE_URL")
-    if not service_role_key:
-        missing.append("SUPABASE_SERVICE_ROLE_KEY")
+    if url and anon_key and jwt_secret:
+        return RestStoragePolicyStore(url, anon_key, jwt_secret, jwt_audience=jwt_audience), True
+    rest = {"SUPABASE_URL": url, "SUPABASE_ANON_KEY": anon_key, "SUPABASE_JWT_SECRET": jwt_secret}
+    missing = ["SUPABASE_DB_URL", *(name for name, value in rest.items() if not value)]
     return UnconfiguredStoragePolicyStore("supabase", missing), False
 
 
@@ -71,7 +69,9 @@ def build_stores(
     data_backend: DataBackend = "rtdb",
     supabase_db_url: str | None = None,
     supabase_url: str | None = None,
-    supabase_service_role_key: str | None = None,
+    supabase_anon_key: str | None = None,
+    supabase_jwt_secret: str | None = None,
+    supabase_jwt_audience: str = "authenticated",
     firebase_database_url: str | None = None,
     firebase_project_id: str | None = None,
     google_application_credentials: str | None = None,
@@ -79,7 +79,9 @@ def build_stores(
 ) -> StoreSet:
     """Raises ``InvalidRtdbConfiguration`` (a ``ValueError`` naming the variable) when the RTDB
     variables are set but unusable; the config layer should turn it into a start-up error."""
-    supabase, supabase_configured = _supabase_store(supabase_db_url, supabase_url, supabase_service_role_key)
+    supabase, supabase_configured = _supabase_store(
+        supabase_db_url, supabase_url, supabase_anon_key, supabase_jwt_secret, supabase_jwt_audience
+    )
     target = resolve_rtdb_target(
         database_url=firebase_database_url or None,
         project_id=firebase_project_id or None,

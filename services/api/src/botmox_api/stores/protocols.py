@@ -82,11 +82,18 @@ class Readiness:
 
 
 class StoragePolicyStore(Protocol):
-    """Where a tenant's ``storage_policy`` document lives."""
+    """Where a tenant's ``storage_policy`` document lives.
+
+    Every call acts for one principal: ``tenant_id`` and the principal's uid (``uid`` of a read,
+    ``updated_by`` of a write). The Supabase stores present both to the database as verified JWT
+    claims (``app_metadata.tenant_id`` and ``sub``): row-level security confines the call to that
+    tenant and the database records ``sub`` as the author, whatever the store passes as arguments.
+    RTDB stores the uid as ``updated_by`` itself. A read with ``uid=None`` is the API's own (a probe).
+    """
 
     backend: Backend
 
-    async def read(self, tenant_id: str) -> StoragePolicy | None: ...
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None: ...
 
     async def replace(
         self,

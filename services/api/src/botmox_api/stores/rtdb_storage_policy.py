@@ -82,7 +82,7 @@ class RtdbStoragePolicyStore:
         self._transaction_budget_s = transaction_budget_s
         self._clock = clock
 
-    async def read(self, tenant_id: str) -> StoragePolicy | None:
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         path = storage_policy_path(tenant_id)
 
         def call() -> StoragePolicy | None:

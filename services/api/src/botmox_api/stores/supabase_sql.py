@@ -1,9 +1,10 @@
 """Each tenant's storage policy in Supabase's PostgreSQL, over SQL (the transport the VPS uses).
 
 The store connects as the ``botmox_api`` login role through an ``AsyncConnectionPool``. Every call
-is one transaction that first declares the caller's tenant (``request.jwt.claims``, local to the
-transaction) and then calls one of the migration's functions, so row-level security confines the
-transaction to that tenant even if the application passed the wrong ``p_tenant_id``.
+is one transaction that first declares the caller (``request.jwt.claims``, local to the transaction:
+the tenant in ``app_metadata``, the principal's uid as ``sub``, as PostgREST would from a verified
+JWT) and then calls one of the migration's functions: row-level security confines the transaction to
+that tenant, the functions refuse any other ``p_tenant_id``, and they record ``sub`` as ``updated_by``.
 
 Failure behaviour, by design:
 - The pool opens on first use without waiting for a connection: start-up never needs the database.
@@ -20,6 +21,7 @@ Failure behaviour, by design:
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any, Final, LiteralString
 
 import psycopg
@@ -36,6 +38,7 @@ from botmox_api.stores._supabase_rows import (
     MalformedRow,
     if_match_arguments,
     policy_from_row,
+    request_claims,
     version_at_conflict,
 )
 from botmox_api.stores.protocols import (
@@ -49,10 +52,7 @@ from botmox_api.stores.protocols import (
 
 VERSION_CONFLICT_SQLSTATE: Final = "BM412"
 
-_DECLARE_TENANT: Final = (
-    "select set_config('request.jwt.claims',"
-    " json_build_object('app_metadata', json_build_object('tenant_id', %s::text))::text, true)"
-)
+_DECLARE_CLAIMS: Final = "select set_config('request.jwt.claims', %s, true)"
 # Literal statements (no string building): the function names are fixed, every value is a parameter.
 _READ: Final = (
     "select operational, sync_enabled, updated_at_ms, updated_by, version"
@@ -60,13 +60,13 @@ _READ: Final = (
 )
 _REPLACE: Final = (
     "select operational, sync_enabled, updated_at_ms, updated_by, version"
-    " from public.storage_policy_replace(p_tenant_id => %s, p_updated_by => %s,"
+    " from public.storage_policy_replace(p_tenant_id => %s,"
     " p_operational => %s::text, p_sync_enabled => %s::boolean,"
     " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
 )
 _MERGE: Final = (
     "select operational, sync_enabled, updated_at_ms, updated_by, version"
-    " from public.storage_policy_merge(p_tenant_id => %s, p_updated_by => %s,"
+    " from public.storage_policy_merge(p_tenant_id => %s,"
     " p_operational => %s::text, p_sync_enabled => %s::boolean,"
     " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
 )
@@ -133,17 +133,18 @@ class SqlStoragePolicyStore:
         return self._pool
 
     async def _call(
-        self, tenant_id: str, query: LiteralString, params: tuple[object, ...]
+        self, tenant_id: str, uid: str | None, query: LiteralString, params: tuple[object, ...]
     ) -> list[dict[str, object]]:
+        claims = json.dumps(request_claims(self._declared_tenant(tenant_id), uid))
         pool = await self._open_pool()
         async with pool.connection() as conn, conn.transaction():
-            await conn.execute(_DECLARE_TENANT, (self._declared_tenant(tenant_id),))
+            await conn.execute(_DECLARE_CLAIMS, (claims,))
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
 
-    async def read(self, tenant_id: str) -> StoragePolicy | None:
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         try:
-            rows = await self._call(tenant_id, _READ, (tenant_id,))
+            rows = await self._call(tenant_id, uid, _READ, (tenant_id,))
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
             raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
@@ -177,17 +178,18 @@ class SqlStoragePolicyStore:
         if_match: IfMatch | None,
     ) -> StoragePolicy:
         versions, if_exists = if_match_arguments(if_match)
-        params = (tenant_id, updated_by, changes.operational, changes.sync_enabled, versions, if_exists)
+        params = (tenant_id, changes.operational, changes.sync_enabled, versions, if_exists)
         try:
-            rows = await self._call(tenant_id, query, params)
+            rows = await self._call(tenant_id, updated_by, query, params)
             if not rows:
                 raise _NoRow
             return policy_from_row(rows[0])
         except psycopg.Error as error:
             if error.sqlstate == VERSION_CONFLICT_SQLSTATE:
-                raise VersionConflict(
-                    "supabase", await version_at_conflict(self.read, tenant_id, error.diag.message_detail)
-                ) from error
+                current = await version_at_conflict(
+                    lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.diag.message_detail
+                )
+                raise VersionConflict("supabase", current) from error
             raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
         except Exception as error:
             raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error

@@ -41,7 +41,7 @@ class _Unconfigured:
 
 
 class UnconfiguredStoragePolicyStore(_Unconfigured):
-    async def read(self, tenant_id: str) -> StoragePolicy | None:
+    async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         raise self._error()
 
     async def replace(
