@@ -180,10 +180,18 @@ def test_a_wrong_package_in_the_table_is_reported() -> None:
 
 def test_the_package_of_a_library_row_is_found_by_its_soname() -> None:
     _needs_dpkg()
-    wrong = programs.Row("libc.so.6", "base", ("coreutils",), "")
+    # media-types is data only: it neither is nor depends on the package that ships the C library.
+    wrong = programs.Row("libc.so.6", "base", ("media-types",), "")
     message = programs.provider_mismatch(wrong)
     assert message is not None
     assert "libc6" in message
+    assert programs.provider_mismatch(programs.Row("libc.so.6", "base", ("libc6",), "")) is None
+
+
+def test_a_package_the_named_one_depends_on_counts_and_a_recommends_does_not() -> None:
+    _needs_dpkg()
+    assert "postgresql-client-common" in programs.dependencies(["postgresql-client-15"])
+    assert "libtap-parser-sourcehandler-pgtap-perl" not in programs.dependencies(["postgresql-15-pgtap"])
 
 
 def test_base_rows_are_packages_every_debian_has() -> None:

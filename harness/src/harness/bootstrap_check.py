@@ -209,7 +209,6 @@ class LogPump:
         self._log = log
         self._echo = echo
         self.tail: deque[str] = deque(maxlen=TAIL_LINES)
-        self.last_progress = ""
         self._thread = threading.Thread(target=self._run, name="bootstrap-check-log", daemon=True)
 
     def start(self) -> None:
@@ -234,7 +233,6 @@ class LogPump:
         log.flush()
         self.tail.append(line)
         if _PROGRESS.match(line):
-            self.last_progress = line
             self._echo(f"  | {line}")
 
 
@@ -290,7 +288,8 @@ def _follow(container: Container, paths: CheckPaths, began: float, timeout_s: fl
         if status not in ("created", "running"):
             break
         if time.monotonic() >= next_heartbeat:
-            _say(f"{_minutes(time.monotonic() - began)} so far; last: {pump.last_progress or '(starting)'}")
+            last = pump.tail[-1][:120] if pump.tail else "(starting)"
+            _say(f"{_minutes(time.monotonic() - began)} so far; last line: {last}")
             next_heartbeat += HEARTBEAT_S
         time.sleep(POLL_S)
     elapsed = time.monotonic() - began

@@ -353,14 +353,16 @@ def unlisted(root: Path, table: Mapping[str, Row]) -> dict[str, set[str]]:
 # -- dpkg -----------------------------------------------------------------------------------------
 
 
-def _dpkg_query(*args: str) -> str | None:
+def _dpkg_query(*args: str, partial: bool = False) -> str | None:
+    """dpkg-query's output; ``None`` when it fails (``partial``: what it printed for the packages
+    it knows, when asked about several)."""
     dpkg_query = shutil.which("dpkg-query")
     if dpkg_query is None:
         return None
     completed = subprocess.run(  # noqa: S603 - dpkg-query with our own arguments
         [dpkg_query, *args], capture_output=True, text=True, check=False, timeout=60
     )
-    return completed.stdout if completed.returncode == 0 else None
+    return completed.stdout if completed.returncode == 0 or partial else None
 
 
 def locate(program: str, extra_directories: Iterable[Path] = ()) -> Path | None:
@@ -414,14 +416,19 @@ def installed(package: str) -> bool:
     return output is not None and "ok installed" in output
 
 
-def ships_program(package: str, program: str) -> bool:
-    """True when ``package`` (installed) ships ``program`` in a bin directory (psql is reached
-    through postgresql-common's wrapper, which another package ships)."""
-    output = _dpkg_query("-L", package)
-    if output is None:
-        return False
-    shipped = (Path(line) for line in output.splitlines())
-    return any(path.name == program and path.parent.name in ("bin", "sbin") for path in shipped)
+def dependencies(packages: Iterable[str], levels: int = 2) -> set[str]:
+    """The installed packages that ``packages`` (installed) Depend or Pre-Depend on, ``levels`` deep:
+    what ``apt-get install --no-install-recommends`` brings along with them."""
+    found: set[str] = set()
+    frontier = set(packages)
+    for _ in range(levels):
+        if not frontier:
+            break
+        output = _dpkg_query("-W", "-f=${Depends},${Pre-Depends}\n", *sorted(frontier), partial=True) or ""
+        names = {re.split(r"[\s(:]", part.strip(), maxsplit=1)[0] for part in re.split(r"[,|]", output)}
+        frontier = {name for name in names if name} - found
+        found |= frontier
+    return found
 
 
 def priority(package: str) -> str:
@@ -436,7 +443,9 @@ def provider_mismatch(row: Row, extra_directories: Iterable[Path] = ()) -> str |
     shipped_by = owners(path)
     if not shipped_by or shipped_by & set(row.packages):
         return None
-    if any(installed(package) and ships_program(package, row.program) for package in row.packages):
+    # A package the named one depends on (psql's wrapper in postgresql-client-common, python3 in
+    # python3-minimal) comes with it; a Recommends does not (pg_prove of postgresql-15-pgtap).
+    if shipped_by & dependencies(package for package in row.packages if installed(package)):
         return None
     return (
         f"{row.program}: the table names {'|'.join(row.packages)}, "
