@@ -9,7 +9,7 @@ SHELL := /bin/bash
 
 UV_VERSION := 0.13.9
 # The pinned uv lives in a venv of the project's own: Debian 12's Python is "externally managed"
-# (PEP 668) and refuses `pip install` outside a venv.
+# (PEP 668) and refuses `pip install` outside a venv. `make UV=uv ...` uses another uv.
 TOOLS_VENV := .tools
 UV ?= $(TOOLS_VENV)/bin/uv
 PYTHON := $(UV) run --frozen --all-packages python
@@ -98,7 +98,7 @@ local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNT
 	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
 
 .PHONY: local-down
-local-down: ## Stop a stack started with `python -m harness up --detach`
+local-down: uv ## Stop a stack started with `python -m harness up --detach`
 	$(PYTHON) -m harness down
 
 SUPABASE_CLI := node_modules/.bin/supabase
