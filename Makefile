@@ -120,8 +120,8 @@ bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulato
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
 .PHONY: bootstrap-check
-bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; SHARED=dir of ../shared); not part of `make test`
-	$(PYTHON) -m harness.bootstrap_check $(if $(SHARED),--shared $(SHARED))
+bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`
+	$(PYTHON) -m harness.bootstrap_check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
 
 .PHONY: clean
 clean: ## Remove caches and the Python environment (not node_modules)

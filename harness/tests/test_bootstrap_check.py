@@ -84,6 +84,20 @@ def test_the_workspace_is_a_clone_of_the_commit_with_shared_beside_it(project: P
     assert paths.inner_docker_root.is_dir()
 
 
+def test_an_older_commit_can_be_checked_and_a_bad_one_is_a_clear_error(project: Path, tmp_path: Path) -> None:
+    (project / "second.txt").write_text("second\n")
+    _git(project, "add", "second.txt")
+    _git(project, "-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "--quiet", "-m", "two")
+    shared = tmp_path / "work" / "shared"
+    shared.mkdir()
+    paths = CheckPaths(project)
+    bootstrap_check.prepare_workspace(paths, shared, "HEAD~1")
+    assert (paths.clone / "committed.txt").exists()
+    assert not (paths.clone / "second.txt").exists()
+    with pytest.raises(CheckError, match="rev-parse"):
+        bootstrap_check.prepare_workspace(paths, shared, "no-such-commit")
+
+
 def test_a_missing_shared_directory_is_a_clear_error(project: Path, tmp_path: Path) -> None:
     with pytest.raises(CheckError, match="no shared directory"):
         bootstrap_check.find_shared(project)

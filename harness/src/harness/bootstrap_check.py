@@ -141,9 +141,10 @@ def find_shared(project_root: Path, given: Path | None = None) -> Path:
     raise CheckError(f"no shared directory at {', '.join(str(c) for c in candidates)} (give --shared)")
 
 
-def prepare_workspace(paths: CheckPaths, shared: Path) -> str:
-    """A fresh clone of the current commit and a copy of ``shared`` beside it; returns the commit."""
-    commit = _git(paths.project_root, "rev-parse", "HEAD")
+def prepare_workspace(paths: CheckPaths, shared: Path, revision: str = "HEAD") -> str:
+    """A fresh clone at ``revision`` (the current commit) and a copy of ``shared`` beside it;
+    returns the commit."""
+    commit = _git(paths.project_root, "rev-parse", "--verify", f"{revision}^{{commit}}")
     shutil.rmtree(paths.workspace, ignore_errors=True)
     paths.workspace.mkdir(parents=True)
     _git(paths.project_root, "clone", "--quiet", "--no-checkout", str(paths.project_root), str(paths.clone))
@@ -236,9 +237,11 @@ class LogPump:
             self._echo(f"  | {line}")
 
 
-def run_check(paths: CheckPaths, shared: Path, timeout_s: float, *, keep: bool) -> int:
+def run_check(
+    paths: CheckPaths, shared: Path, timeout_s: float, *, keep: bool, revision: str = "HEAD"
+) -> int:
     began = time.monotonic()
-    commit = prepare_workspace(paths, shared)
+    commit = prepare_workspace(paths, shared, revision)
     dirty = _git(paths.project_root, "status", "--porcelain", "--untracked-files=no")
     _say(f"commit {commit[:12]} cloned to {paths.clone}, shared copied from {shared}")
     if dirty:
@@ -325,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds before the run is stopped"
     )
+    parser.add_argument("--commit", default="HEAD", help="the commit to check (default: HEAD)")
     parser.add_argument("--keep", action="store_true", help="keep the clone and inner Docker root afterwards")
     return parser
 
@@ -335,7 +339,7 @@ def run(argv: list[str] | None = None) -> int:
     paths.build.mkdir(exist_ok=True)
     try:
         shared = find_shared(paths.project_root, options.shared)
-        return run_check(paths, shared, options.timeout, keep=options.keep)
+        return run_check(paths, shared, options.timeout, keep=options.keep, revision=options.commit)
     except (CheckError, docker_base.BaseImageError, DockerException) as error:
         _say(f"could not run: {error}")
         return 2
