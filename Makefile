@@ -8,10 +8,15 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
 UV_VERSION := 0.13.9
-UV ?= $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+# The pinned uv lives in a venv of the project's own: Debian 12's Python is "externally managed"
+# (PEP 668) and refuses `pip install` outside a venv. `make UV=uv ...` uses another uv.
+TOOLS_VENV := .tools
+UV ?= $(TOOLS_VENV)/bin/uv
 PYTHON := $(UV) run --frozen --all-packages python
-# Debian packages the project runs for real (see docs/environment.md).
-APT_PACKAGES := postgresql-15 postgresql-15-pgtap postgresql-15-plpgsql-check chromium caddy docker.io debootstrap
+# Every program the project runs and its provider: .ci/programs.tsv (docs/environment.md). Bootstrap installs its apt rows
+# (the first of "a|b"); .ci/run installs its ci rows.
+PROGRAMS_TABLE := .ci/programs.tsv
+APT_PACKAGES := $(shell awk -F'\t' '$$2 == "apt" { split($$3, p, "|"); print p[1] }' $(PROGRAMS_TABLE) | sort -u)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 export SUPABASE_TELEMETRY_DISABLED := 1
@@ -29,7 +34,7 @@ help: ## List every target with what it does
 bootstrap: apt-packages uv $(VENV_STAMP) $(NODE_STAMP) ## Install what the machine needs (apt, uv, Python and npm deps); idempotent
 
 .PHONY: apt-packages
-apt-packages: ## Install the Debian packages (PostgreSQL 15, pgTAP, plpgsql_check, Chromium, Caddy, docker.io, debootstrap) when missing
+apt-packages: ## Install the Debian packages of .ci/programs.tsv (provider apt) when missing
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
@@ -40,13 +45,14 @@ apt-packages: ## Install the Debian packages (PostgreSQL 15, pgTAP, plpgsql_chec
 	fi
 
 .PHONY: uv
-uv: ## Install uv (pinned) when no uv is on PATH
-	@if ! $(UV) --version >/dev/null 2>&1; then \
-	  echo "bootstrap: installing uv $(UV_VERSION)"; \
-	  python3 -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
+uv: apt-packages ## Install the pinned uv into the tools venv (.tools) when it is missing or another version
+	@if [ "$$($(UV) --version 2>/dev/null | cut -d" " -f2)" != "$(UV_VERSION)" ]; then \
+	  echo "bootstrap: installing uv $(UV_VERSION) into $(TOOLS_VENV)/"; \
+	  [ -x $(TOOLS_VENV)/bin/pip ] || python3 -m venv $(TOOLS_VENV); \
+	  $(TOOLS_VENV)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"; \
 	fi
 
-$(VENV_STAMP): $(PY_PROJECTS)
+$(VENV_STAMP): $(PY_PROJECTS) | uv
 	@echo "bootstrap: syncing the Python environment (.venv)"
 	$(UV) sync --frozen --all-packages --all-groups
 	@touch $@
@@ -92,7 +98,7 @@ local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNT
 	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
 
 .PHONY: local-down
-local-down: ## Stop a stack started with `python -m harness up --detach`
+local-down: uv ## Stop a stack started with `python -m harness up --detach`
 	$(PYTHON) -m harness down
 
 SUPABASE_CLI := node_modules/.bin/supabase
@@ -113,6 +119,10 @@ bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulato
 	$(PYTHON) harness/benchmarks/rtdb_ops.py
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
+.PHONY: bootstrap-check
+bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`
+	$(PYTHON) -m harness.bootstrap_check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
+
 .PHONY: clean
 clean: ## Remove caches and the Python environment (not node_modules)
-	rm -rf .venv .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf .venv .tools .mypy_cache .ruff_cache .pytest_cache .hypothesis

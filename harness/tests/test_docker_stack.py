@@ -17,6 +17,7 @@ import httpx
 import psycopg
 import pytest
 
+from harness.fixtures.tools import skip_or_fail
 from harness.stack import docker_daemon, processes
 from harness.stack.docker_containers import STACK_LABEL, stack_label
 from harness.stack.docker_runtime import DockerRuntime
@@ -31,7 +32,7 @@ UP_TIMEOUT_S = 1800  # a cold machine builds the base and every image
 @pytest.fixture
 def paths(tmp_path: Path) -> Iterator[HarnessPaths]:
     if docker_daemon.find_running() is None and not docker_daemon.can_start():
-        pytest.skip("no Docker daemon answers and dockerd cannot be started here")
+        skip_or_fail("no Docker daemon answers and dockerd cannot be started here")
     paths = HarnessPaths(tmp_path / "harness-home")
     try:
         yield paths

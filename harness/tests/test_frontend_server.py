@@ -1,7 +1,8 @@
 """The frontend image's moving parts without Docker: entrypoint.sh (runtime-config.js) and the Caddyfile.
 
 The Caddy test runs Debian's ``caddy`` package with the image's Caddyfile, the way the harness's native
-runtime can; it is skipped when ``caddy`` is not installed (``apt-get install -y caddy``).
+runtime can; it is skipped when ``caddy`` is not installed (``apt-get install -y caddy``), and fails
+then in CI (``harness.fixtures.tools``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from harness.fixtures.tools import require_tool
 
 FRONTEND = Path(__file__).resolve().parents[2] / "services" / "frontend"
 ENTRYPOINT = FRONTEND / "entrypoint.sh"
@@ -103,9 +105,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def caddy_site(tmp_path: Path) -> Iterator[str]:
-    caddy = shutil.which("caddy")
-    if caddy is None:
-        pytest.skip("caddy is not installed (apt-get install -y caddy)")
+    caddy = require_tool("caddy", "apt-get install -y caddy")
     port = _free_port()
     environment = {
         "PATH": "/usr/bin:/bin",
