@@ -13,8 +13,8 @@ UV_VERSION := 0.13.9
 TOOLS_VENV := .tools
 UV ?= $(TOOLS_VENV)/bin/uv
 PYTHON := $(UV) run --frozen --all-packages python
-# Every program the project runs and its provider: .ci/programs.tsv (docs/environment.md). Bootstrap installs its apt rows
-# (the first of "a|b"); .ci/run installs its ci rows.
+# Every program the project runs and its provider: .ci/programs.tsv (docs/environment.md).
+# Bootstrap installs its apt rows (the first of "a|b"); .ci/run installs its ci rows.
 PROGRAMS_TABLE := .ci/programs.tsv
 APT_PACKAGES := $(shell awk -F'\t' '$$2 == "apt" { split($$3, p, "|"); print p[1] }' $(PROGRAMS_TABLE) | sort -u)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
