@@ -10,8 +10,7 @@ import firebase_admin
 import pytest
 from firebase_admin import db, exceptions
 
-from harness.fixtures.rtdb import close_listener, firebase_app, unique_namespace
-from harness.rtdb.faults import EmulatorFaults
+from harness.fixtures.rtdb import EmulatorFaults, close_listener, firebase_app, unique_namespace
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.integration

@@ -7,8 +7,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from harness.fixtures.rtdb import unique_namespace
-from harness.rtdb.faults import EmulatorFaults
+from harness.fixtures.rtdb import EmulatorFaults, unique_namespace
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.integration

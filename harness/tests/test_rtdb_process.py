@@ -120,3 +120,58 @@ def test_an_unwritable_snapshot_location_refuses_to_start(tmp_path: Path) -> Non
     emulator = RtdbEmulator(snapshot=blocker / "snapshot.json", start_timeout=10)
     with pytest.raises(EmulatorStartError, match=r"cannot (read|write) snapshot"):
         emulator.start()
+
+
+def _what_the_emulator_image_holds() -> list[str]:
+    """Besides the standard library: uvicorn with what it requires (no extras), and the harness.rtdb
+    package alone (harness/docker/rtdb/Dockerfile). The process manager (harness.rtdb.process) runs on
+    the host."""
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+
+    required = [Requirement(line) for line in metadata.requires("uvicorn") or ()]
+    plain = [r.name.replace("-", "_") for r in required if not r.marker or "extra" not in str(r.marker)]
+    return ["uvicorn", *plain, "harness", "harness.rtdb"]
+
+
+_IMPORT_AS_THE_IMAGE_DOES = """
+import importlib, sys
+allowed = set(sys.argv[1].split(",")) | set(sys.stdlib_module_names)
+
+class Refuse:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in allowed or name in allowed or name.startswith("harness.rtdb.") or top.startswith("_"):
+            return None
+        if name.startswith("uvicorn."):
+            return None
+        raise ModuleNotFoundError(f"the emulator's image has no {name}")
+
+sys.meta_path.insert(0, Refuse)
+for module in sys.argv[2:]:
+    importlib.import_module(module)
+"""
+
+
+def test_the_emulator_imports_only_what_its_image_holds() -> None:
+    """A module of the emulator that imports a library the image lacks (httpx, say) passes every host
+    test and fails only in the docker runtime: catch it here, without Docker."""
+    import subprocess
+    import sys
+
+    package = Path(__file__).resolve().parents[1] / "src" / "harness" / "rtdb"
+    host_only = {"process", "__init__"}
+    served = sorted(f"harness.rtdb.{p.stem}" for p in package.glob("*.py") if p.stem not in host_only)
+    assert "harness.rtdb.server" in served
+    assert "harness.rtdb.faults" in served
+    holds = ",".join(_what_the_emulator_image_holds())
+    result = subprocess.run(
+        [sys.executable, "-c", _IMPORT_AS_THE_IMAGE_DOES, holds, *served],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

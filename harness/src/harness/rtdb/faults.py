@@ -14,7 +14,8 @@ process through ``rtdb_namespace`` never see each other's faults.
   ``[{"kind", "method", "path", "remaining"}]``.
 - ``DELETE /.harness/faults?ns=NS``: disarms every fault of the namespace.
 
-``EmulatorFaults`` is the client side that tests use (fixture ``rtdb_faults``).
+The client side that tests use is ``harness.fixtures.rtdb.EmulatorFaults`` (fixture ``rtdb_faults``):
+this module is part of the emulator, whose image holds the standard library and uvicorn only.
 """
 
 from __future__ import annotations
@@ -22,8 +23,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any, Final
-
-import httpx
 
 from harness.rtdb.asgi_io import (
     Message,
@@ -129,30 +128,3 @@ def _parse_fault(body: bytes) -> _Armed:
     if isinstance(times, bool) or not isinstance(times, int) or times < 1:
         raise InvalidRequest("times must be a positive integer")
     return _Armed(method, split_path(path), times)
-
-
-class EmulatorFaults:
-    """Arms this emulator's faults for one namespace (blocking; call it from the test itself)."""
-
-    def __init__(self, host: str, namespace: str) -> None:
-        self._url = f"http://{host}{FAULTS_PATH}"
-        self._params = {"ns": namespace}
-
-    def drop_answer(self, method: str, path: str, *, times: int = 1) -> None:
-        """The next ``times`` successful ``method`` requests at ``path`` are served, their answer dropped."""
-        spec = {"kind": DROP_ANSWER, "method": method, "path": path, "times": times}
-        self._request("POST", content=json.dumps(spec).encode("utf-8"))
-
-    def armed(self) -> list[dict[str, Any]]:
-        """The faults not used up yet."""
-        listed: list[dict[str, Any]] = self._request("GET").json()
-        return listed
-
-    def clear(self) -> None:
-        self._request("DELETE")
-
-    def _request(self, method: str, content: bytes | None = None) -> httpx.Response:
-        with httpx.Client(timeout=5.0, trust_env=False) as client:
-            answer = client.request(method, self._url, params=self._params, content=content)
-        answer.raise_for_status()
-        return answer

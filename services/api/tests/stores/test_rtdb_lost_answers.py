@@ -26,7 +26,7 @@ from botmox_api.stores.protocols import (
 )
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
-from harness.rtdb.faults import EmulatorFaults
+from harness.fixtures.rtdb import EmulatorFaults
 
 # How long a writer waits for an answer that never comes.
 LOST_ANSWER_TIMEOUT_S: Final = 1.0
