@@ -29,7 +29,6 @@ COMMANDS = {
     "bootstrap-check": (
         "Run .ci/run on a fresh clone of a commit in a fresh Debian 12 container (Docker, ~11 min)."
     ),
-    "rtdb": "Run the harness's RTDB emulator until Ctrl-C or SIGTERM (the stack starts it by itself).",
 }
 
 OPTIONS = {
@@ -44,7 +43,6 @@ OPTIONS = {
     "bench": ["--databases"],
     "env": ["--status-json", "--env-file", "--force", "--supabase-cli", "--db-user"],
     "bootstrap-check": ["--shared", "--timeout", "--commit", "--keep"],
-    "rtdb": ["--host", "--port", "--snapshot", "--default-namespace", "--keepalive", "--log-level"],
 }
 
 
@@ -76,7 +74,7 @@ def test_python_m_harness_help_lists_every_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "Usage: python -m harness [OPTIONS] COMMAND [ARGS]..." in result.stdout
-    for panel in ("Local stack", "Database", "Machine setup", "Services"):
+    for panel in ("Local stack", "Database", "Machine setup"):
         assert panel in result.stdout
     for name, help_line in COMMANDS.items():
         assert f" {name} " in result.stdout
@@ -92,20 +90,3 @@ def test_each_command_help_shows_its_options(name: str) -> None:
     assert f"Usage: python -m harness {name} [OPTIONS]" in result.output
     for option in OPTIONS[name]:
         assert option in result.output
-
-
-def test_python_m_harness_rtdb_is_the_same_command() -> None:
-    """The stack, the fixtures and the rtdb image start the emulator as ``python -m harness.rtdb``."""
-    result = subprocess.run(
-        [sys.executable, "-m", "harness.rtdb", "--help"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env={"COLUMNS": "200", "PATH": "/usr/bin:/bin", "NO_COLOR": "1"},
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Usage: python -m harness.rtdb [OPTIONS]" in result.stdout
-    assert COMMANDS["rtdb"] in result.stdout
-    for option in OPTIONS["rtdb"]:
-        assert option in result.stdout

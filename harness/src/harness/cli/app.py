@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from harness.cli import bootstrap, postgres, rtdb, stack
+from harness.cli import bootstrap, postgres, stack
 
 app = typer.Typer(
     name="python -m harness",
@@ -20,7 +20,6 @@ for command in (postgres.pgtap, postgres.bench):
     app.command(rich_help_panel="Database")(command)
 for command in (bootstrap.env, bootstrap.bootstrap_check):
     app.command(rich_help_panel="Machine setup")(command)
-app.command(rich_help_panel="Services")(rtdb.rtdb)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The emulator's ASGI application (RTDB REST semantics over the tree, hub and snapshot) and its server."""
+"""The emulator's ASGI application: RTDB REST semantics on top of the tree, hub and snapshot."""
 
 from __future__ import annotations
 
@@ -6,13 +6,9 @@ import asyncio
 import contextlib
 import itertools
 import json
-import signal
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import uvicorn
 
 from harness.rtdb.asgi_io import (
     Receive,
@@ -297,32 +293,3 @@ def _printed(answer: Served, request: RtdbRequest) -> bytes:
     if request.params.get("print") == "pretty":
         return json.dumps(answer, ensure_ascii=False, indent=2).encode("utf-8")
     return encode(answer)
-
-
-class _StreamClosingServer(uvicorn.Server):
-    """Ends open event streams first on shutdown; uvicorn would otherwise wait for them forever."""
-
-    def __init__(self, config: uvicorn.Config, app: RtdbApp) -> None:
-        super().__init__(config)
-        self._rtdb = app
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        self._rtdb.close_streams()
-        await super().shutdown(sockets)
-
-
-def serve(app: RtdbApp, host: str, port: int, log_level: str) -> None:
-    """Serve ``app`` until SIGINT or SIGTERM (``python -m harness rtdb``, ``python -m harness.rtdb``)."""
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        lifespan="on",
-        log_level=log_level,
-        access_log=False,
-        timeout_graceful_shutdown=5,
-    )
-    # uvicorn re-raises the signal it stopped on once it is done; with this no-op handler in place
-    # a SIGTERM stop ends in exit status 0, which tells the wrapper the shutdown was clean.
-    signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-    _StreamClosingServer(config, app).run()
