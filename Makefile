@@ -82,7 +82,7 @@ pytest: bootstrap ## Every pytest test: unit, integration (real PostgreSQL and R
 
 .PHONY: pgtap
 pgtap: bootstrap ## Start a throwaway PostgreSQL, apply migrations, run lint, advisors and pgTAP (pg_prove)
-	$(PYTHON) -m harness.postgres pgtap
+	$(PYTHON) -m harness pgtap
 
 .PHONY: acceptance-docker
 acceptance-docker: bootstrap ## The acceptance suite once more on the docker runtime (supabase mode); builds images when needed
@@ -111,17 +111,17 @@ supabase-stop: $(NODE_STAMP) ## Stop the Supabase CLI stack (data volume kept)
 supabase-status: $(NODE_STAMP) ## URLs and keys of the running Supabase CLI stack (prints secrets)
 	$(SUPABASE_CLI) status
 bootstrap-env: $(VENV_STAMP) $(NODE_STAMP) ## Write services/api/.env from `supabase status -o json` (FORCE=1: replace a non-local target)
-	$(PYTHON) -m harness.bootstrap_env $(if $(FORCE),--force)
+	$(PYTHON) -m harness env $(if $(FORCE),--force)
 
 .PHONY: bench
 bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulator ops/s, API requests/s per mode
-	$(PYTHON) -m harness.postgres bench
+	$(PYTHON) -m harness bench
 	$(PYTHON) harness/benchmarks/rtdb_ops.py
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
 .PHONY: bootstrap-check
 bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`
-	$(PYTHON) -m harness.bootstrap_check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
+	$(PYTHON) -m harness bootstrap-check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
 
 .PHONY: clean
 clean: ## Remove caches and the Python environment (not node_modules)

@@ -1,4 +1,4 @@
-"""``python -m harness.bootstrap_env``: parsing recorded ``supabase status -o json`` output, editing
+"""``python -m harness env``: parsing recorded ``supabase status -o json`` output, editing
 the env file in place (mode 0600, foreign lines kept), errors with exit 2, and the botmox_api password
 set through DB_URL against a private migrated PostgreSQL."""
 
@@ -18,11 +18,19 @@ from harness.bootstrap_env import (
     BootstrapError,
     dotenv_value,
     parse_status,
-    run,
     scram_sha256_verifier,
     with_credentials,
 )
+from harness.cli.app import app
 from harness.postgres import PrivatePostgres
+
+
+def run(args: list[str]) -> int:
+    """``python -m harness env ARGS`` in this process (its output reaches capsys); its exit status."""
+    with pytest.raises(SystemExit) as exited:
+        app(["env", *args], prog_name="python -m harness")
+    return int(exited.value.code or 0)
+
 
 # Hand-written in the format of `supabase status -o json` (CLI 2.x: a flat object of strings).
 # The keys are the CLI's demo values for a local stack, not secrets of anything real.

@@ -1,5 +1,5 @@
-"""``python -m harness``: the stack's command line (see ``harness.cli``)."""
+"""``python -m harness``: the harness's command line (see ``harness.cli``)."""
 
-from harness.cli import main
+from harness.cli.app import main
 
 main()

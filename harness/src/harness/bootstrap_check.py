@@ -17,13 +17,11 @@ log's tail is printed. Exit code: 0 passed, 1 failed or timed out, 2 could not s
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import re
 import shutil
 import subprocess
-import sys
 import threading
 import time
 from collections import deque
@@ -319,35 +317,13 @@ def _print_tail(pump: LogPump) -> None:
     print("---", flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.bootstrap_check",
-        description="Run .ci/run in a fresh Debian 12 container on a fresh clone of the current commit.",
-    )
-    parser.add_argument("--shared", type=Path, help="the shared directory to copy beside the clone")
-    parser.add_argument(
-        "--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="seconds before the run is stopped"
-    )
-    parser.add_argument("--commit", default="HEAD", help="the commit to check (default: HEAD)")
-    parser.add_argument("--keep", action="store_true", help="keep the clone and inner Docker root afterwards")
-    return parser
-
-
-def run(argv: list[str] | None = None) -> int:
-    options = _parser().parse_args(argv)
+def run(shared: Path | None, timeout_s: float, revision: str, *, keep: bool) -> int:
+    """``python -m harness bootstrap-check``; returns 0 passed, 1 failed or timed out, 2 could not start."""
     paths = CheckPaths(find_project_root())
     paths.build.mkdir(exist_ok=True)
     try:
-        shared = find_shared(paths.project_root, options.shared)
-        return run_check(paths, shared, options.timeout, keep=options.keep, revision=options.commit)
+        shared_dir = find_shared(paths.project_root, shared)
+        return run_check(paths, shared_dir, timeout_s, keep=keep, revision=revision)
     except (CheckError, docker_base.BaseImageError, DockerException) as error:
         _say(f"could not run: {error}")
         return 2
-
-
-def main() -> None:
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()

@@ -1,4 +1,4 @@
-"""``python -m harness.bootstrap_env``: write ``services/api/.env`` from ``supabase status -o json``.
+"""``python -m harness env``: write ``services/api/.env`` from ``supabase status -o json``.
 
 For machines that run the real Supabase CLI stack (``make supabase-start``). The API then talks to
 that stack with ``DATA_BACKEND=supabase``. By default its direct database connection logs in as
@@ -15,7 +15,6 @@ No value is ever printed; errors exit with code 2.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import hashlib
 import hmac
@@ -25,7 +24,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,73 +306,37 @@ def api_values(status: SupabaseStatus, db_url: str) -> dict[str, str]:
     }
 
 
-_DESCRIPTION: Final = "Write services/api/.env from `supabase status -o json` (values never printed)."
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m harness.bootstrap_env", description=_DESCRIPTION)
-    parser.add_argument("--status-json", type=Path, help="read this `supabase status -o json` output instead")
-    parser.add_argument("--env-file", type=Path, default=DEFAULT_ENV_FILE, help="default: %(default)s")
-    parser.add_argument(
-        "--force", action="store_true", help="also rewrite a file that targets a non-local stack"
-    )
-    parser.add_argument(
-        "--supabase-cli", type=Path, help=f"the CLI to run (default: {DEFAULT_CLI}, else PATH)"
-    )
-    parser.add_argument(
-        "--db-user",
-        choices=(API_ROLE, "postgres"),
-        default=API_ROLE,
-        help="who SUPABASE_DB_URL logs in as (default: %(default)s, given a fresh password)",
-    )
-    return parser
-
-
-def run(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        if args.status_json is not None:
-            try:
-                text = args.status_json.read_text(encoding="utf-8")
-            except OSError as error:
-                raise BootstrapError(f"cannot read {args.status_json}: {error.strerror or error}") from None
-        else:
-            text = run_status(resolve_cli(args.supabase_cli))
-        status = parse_status(text)
-        if args.db_user == API_ROLE:
-            password = secrets.token_urlsafe(32)
-            set_role_password(status.db_url, API_ROLE, password)
-            db_url = with_credentials(status.db_url, API_ROLE, password)
-            comments = [
-                f"{COMMENT_MARK} written from `supabase status -o json`.",
-                f"{COMMENT_MARK} SUPABASE_DB_URL logs in as {API_ROLE} (row-level security applies)",
-                f"{COMMENT_MARK} with a random password this command set through the stack's DB_URL.",
-            ]
-        else:
-            db_url = status.db_url
-            comments = [
-                f"{COMMENT_MARK} written from `supabase status -o json`.",
-                f"{COMMENT_MARK} SUPABASE_DB_URL is the stack's DB_URL: it logs in as postgres,",
-                f"{COMMENT_MARK} a superuser, so row-level security is NOT enforced.",
-            ]
-        update = update_env_file(args.env_file, api_values(status, db_url), comments, force=args.force)
-    except BootstrapError as error:
-        print(f"bootstrap-env: {error}", file=sys.stderr)
-        return 2
-    print(f"bootstrap-env: wrote {args.env_file} (mode 0600)")
-    for label, keys in (
-        ("added", update.added),
-        ("changed", update.changed),
-        ("unchanged", update.unchanged),
-    ):
-        if keys:
-            print(f"  {label}: {', '.join(keys)}")
-    return 0
-
-
-def main() -> None:
-    sys.exit(run())
-
-
-if __name__ == "__main__":
-    main()
+def write_api_env(
+    env_file: Path,
+    *,
+    status_json: Path | None = None,
+    supabase_cli: Path | None = None,
+    db_user: str = API_ROLE,
+    force: bool = False,
+) -> EnvUpdate:
+    """Read the stack's status (``status_json``, else the CLI's), then write ``env_file``."""
+    if status_json is not None:
+        try:
+            text = status_json.read_text(encoding="utf-8")
+        except OSError as error:
+            raise BootstrapError(f"cannot read {status_json}: {error.strerror or error}") from None
+    else:
+        text = run_status(resolve_cli(supabase_cli))
+    status = parse_status(text)
+    if db_user == API_ROLE:
+        password = secrets.token_urlsafe(32)
+        set_role_password(status.db_url, API_ROLE, password)
+        db_url = with_credentials(status.db_url, API_ROLE, password)
+        comments = [
+            f"{COMMENT_MARK} written from `supabase status -o json`.",
+            f"{COMMENT_MARK} SUPABASE_DB_URL logs in as {API_ROLE} (row-level security applies)",
+            f"{COMMENT_MARK} with a random password this command set through the stack's DB_URL.",
+        ]
+    else:
+        db_url = status.db_url
+        comments = [
+            f"{COMMENT_MARK} written from `supabase status -o json`.",
+            f"{COMMENT_MARK} SUPABASE_DB_URL is the stack's DB_URL: it logs in as postgres,",
+            f"{COMMENT_MARK} a superuser, so row-level security is NOT enforced.",
+        ]
+    return update_env_file(env_file, api_values(status, db_url), comments, force=force)

@@ -6,21 +6,17 @@ cluster on 127.0.0.1 and a free port, applies ``supabase/migrations`` with
 login role ``botmox_api`` a generated password. Each test then gets a fresh database with
 ``CREATE DATABASE x TEMPLATE botmox_template`` (milliseconds). The server is stopped by PID.
 
-Command line (used by ``make pgtap`` / ``make bench``)::
-
-    uv run python -m harness.postgres pgtap   # lint + advisors + migration-up no-op + pg_prove supabase/tests
-    uv run python -m harness.postgres bench   # fixture cold start, snapshot start, per-test database creation
+``run_pgtap_gates`` and ``run_bench`` are ``python -m harness pgtap`` / ``bench`` (``make pgtap`` /
+``make bench``; the command line is ``harness.cli.postgres``).
 
 pytest fixtures: ``harness.fixtures.postgres``.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -227,7 +223,7 @@ class PrivatePostgres:
         return self.server.cluster.running
 
 
-# -- command line ------------------------------------------------------------------------------
+# -- the gates and the benchmark behind `python -m harness pgtap` and `bench` ----------------------
 
 
 def _timed(label: str, action: Callable[[], object]) -> float:
@@ -315,25 +311,3 @@ def run_bench(databases: int = 20) -> int:
             flush=True,
         )
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m harness.postgres",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser(
-        "pgtap", help="lint, advisors, migration no-op check and pg_prove on a throwaway cluster"
-    )
-    bench = commands.add_parser("bench", help="print fixture start and per-test database times")
-    bench.add_argument("--databases", type=int, default=20)
-    arguments = parser.parse_args(argv)
-    if arguments.command == "pgtap":
-        return run_pgtap_gates()
-    return run_bench(arguments.databases)
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Driving the settings page (``services/frontend``) in a browser, against any settings API.
 
-Shared by the page's own tests (``harness/tests/test_frontend_page.py``, a fake API) and the
+Shared by the page's own tests (``services/frontend/tests/test_page.py``, a fake API) and the
 acceptance suite (``harness/tests/acceptance``, the stack the harness brings up), so the two run the
 very same scenarios. The page's hooks (``data-testid``, ``data-state``, messages) are those of
 ``docs/contracts/frontend.md``. Every wait is Playwright's ``expect``, bounded by the page

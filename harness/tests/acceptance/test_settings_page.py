@@ -1,7 +1,7 @@
 """The settings page saves the policy to the store of the stack's backend, and a Supabase left unconfigured
 fails the policy alone: headless Chromium against real APIs.
 
-The page scenarios are those of ``harness/tests/test_frontend_page.py`` (``harness.settings_page``),
+The page scenarios are those of ``services/frontend/tests/test_page.py`` (``harness.settings_page``),
 run here against the stack's own frontend and API instead of a fake, and followed by a look into the
 store the policy must have reached. The bad configuration is a second API, in ``supabase`` mode
 without any Supabase setting, on the stack's RTDB, with a frontend of its own.

@@ -1,4 +1,9 @@
-"""``python -m harness.rtdb --host 127.0.0.1 --port 9000 [--snapshot FILE]``: run the emulator."""
+"""``python -m harness.rtdb --host 127.0.0.1 --port 9000 [--snapshot FILE]``: run the emulator.
+
+An internal entry point, not a command of ``python -m harness``: the stack, the fixtures
+(``harness.rtdb.process``) and the rtdb image start the emulator this way, and that image holds this
+package alone with uvicorn (harness/docker/rtdb/Dockerfile), so it parses with the standard library.
+"""
 
 from __future__ import annotations
 

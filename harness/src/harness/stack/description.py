@@ -1,4 +1,4 @@
-"""The one description of the local stack, shared by every runtime (native now, docker and compose later).
+"""The one description of the local stack, read by every runtime (native, docker) and the compose renderer.
 
 A service says what it is (image build inputs, command, ports, environment, health check, what it needs
 first), never how a particular runtime starts it. Commands, environments and health paths are

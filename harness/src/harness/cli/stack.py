@@ -1,8 +1,8 @@
-"""``python -m harness``: bring the local stack up and down, look at it, flip the API's backend.
+"""``python -m harness up|down|status|logs|flip|compose|token``: the local stack's commands.
 
-Exit codes: 0 done; 1 a service failed (start, flip, health); 2 bad input or a runtime that does
-not exist yet; 3 the stack is in the wrong state for the command (already running for ``up``,
-not running for ``status``, ``flip`` and ``token``).
+Exit codes: 0 done; 1 a service failed (start, flip, health) or Docker could not be had; 2 bad input;
+3 the stack is in the wrong state for the command (already running for ``up``, not running for
+``status``, ``flip`` and ``token``).
 """
 
 from __future__ import annotations
@@ -38,14 +38,6 @@ SUPERVISOR_STOP_WAIT_S = 120.0
 WATCH_INTERVAL_S = 1.0
 # A foreground `up` is bounded like every loop here: after a week it stops the stack by itself.
 FOREGROUND_LIMIT_S = 7 * 24 * 3600.0
-
-app = typer.Typer(
-    name="python -m harness",
-    help="The Bot-Mox stack on this machine: PostgreSQL (Supabase's database), RTDB emulator, API, frontend.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
 
 
 class Backend(enum.StrEnum):
@@ -123,7 +115,6 @@ def _runtime(name: Runtime, paths: HarnessPaths, console: Console | None = None)
     return NativeRuntime(paths, reporter=reporter)
 
 
-@app.command()
 def up(
     backend: Annotated[Backend, typer.Option(help="The API's DATA_BACKEND.")] = Backend.rtdb,
     runtime: Annotated[RuntimeChoice, typer.Option(help="auto picks docker when a daemon can be had.")] = (
@@ -235,7 +226,6 @@ def _stop_foreground(console: Console, paths: HarnessPaths, runtime: StackRuntim
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
 
 
-@app.command()
 def down() -> None:
     """Stop exactly what `up` started (by PID, checked against each process's start time)."""
     console = _console()
@@ -268,7 +258,6 @@ def _running_state(paths: HarnessPaths) -> StackState:
     return state
 
 
-@app.command()
 def status() -> None:
     """A table of the services: PID, URL, whether the process runs and its health check passes."""
     paths = HarnessPaths.default()
@@ -279,7 +268,6 @@ def status() -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-@app.command()
 def logs(
     service: Annotated[str | None, typer.Argument(help="One service; all of them when omitted.")] = None,
     lines: Annotated[int, typer.Option("--lines", "-n", min=0, help="Lines from the end.")] = 40,
@@ -310,7 +298,6 @@ def logs(
             return
 
 
-@app.command()
 def flip(
     backend: Annotated[Backend, typer.Option(help="The DATA_BACKEND to restart the API with.")],
 ) -> None:
@@ -330,7 +317,6 @@ def flip(
     console.print(f"API restarted with DATA_BACKEND={backend.value} (pid {state.processes['api'].pid})")
 
 
-@app.command()
 def compose(
     secrets_file: Annotated[
         Path | None,
@@ -351,15 +337,6 @@ def compose(
         _console().print(f"wrote fresh secrets to {secrets_file}")
 
 
-@app.command()
 def token() -> None:
     """Print a fresh 12-hour bearer token for the demo tenant of the running stack."""
     print(token_for(_running_state(HarnessPaths.default())))
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

@@ -22,7 +22,7 @@ import pytest
 
 from harness.fixtures.tools import require_tool
 
-FRONTEND = Path(__file__).resolve().parents[2] / "services" / "frontend"
+FRONTEND = Path(__file__).resolve().parents[1]
 ENTRYPOINT = FRONTEND / "entrypoint.sh"
 CONFIG_LINE = re.compile(r"^window\.__BOTMOX_CONFIG__ = (\{.*\});$", re.MULTILINE)
 

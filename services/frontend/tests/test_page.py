@@ -46,7 +46,7 @@ from harness.settings_page import (
     settle,
 )
 
-REPOSITORY = Path(__file__).resolve().parents[2]
+REPOSITORY = Path(__file__).resolve().parents[3]
 FRONTEND = REPOSITORY / "services" / "frontend"
 
 # ASGI messages are heterogeneous dicts by definition.
