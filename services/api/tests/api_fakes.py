@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 
-from botmox_api.stores.protocols import (
+from botmox_api.model import (
     DEFAULT_OPERATIONAL,
     DEFAULT_SYNC_ENABLED,
-    Backend,
+    DataBackend,
     IfMatch,
     JsonObject,
     JsonValue,
@@ -34,7 +34,7 @@ def _prune(value: JsonValue) -> JsonValue:
 
 @dataclass
 class MemorySettingsStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
     trees: dict[str, JsonObject] = field(default_factory=dict)
     failure: StoreError | None = None
 
@@ -86,7 +86,7 @@ class MemorySettingsStore:
 
 @dataclass
 class MemoryStoragePolicyStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
     policies: dict[str, StoragePolicy] = field(default_factory=dict)
     failure: StoreError | None = None
 

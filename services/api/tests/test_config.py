@@ -179,7 +179,7 @@ def test_supabase_mode_without_settings_starts_and_warns_once(tmp_path: Path) ->
 
 
 async def test_supabase_mode_unconfigured_keeps_rtdb_paths() -> None:
-    from botmox_api.stores.protocols import StoreNotConfigured
+    from botmox_api.model import StoreNotConfigured
 
     stores = MemoryStoreSet(supabase_configured=False)
     stores.storage_policy.failure = StoreNotConfigured(

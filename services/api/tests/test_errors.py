@@ -12,7 +12,7 @@ from api_fakes import MemoryStoreSet
 from api_support import API_TOKEN, bearer, client_for, error_code, make_settings, user
 from fastapi import FastAPI
 
-from botmox_api.stores.protocols import StoragePolicy, StoreQueryFailed
+from botmox_api.model import StoragePolicy, StoreQueryFailed
 
 A = user("tenant-a")
 POLICY = "/api/v1/settings/storage_policy"

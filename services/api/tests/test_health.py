@@ -12,8 +12,8 @@ import pytest
 from api_fakes import MemoryStoreSet
 from api_support import client_for, data, make_settings
 
+from botmox_api.model import Readiness
 from botmox_api.readiness import ReadinessCache, StoreReadiness
-from botmox_api.stores.protocols import Readiness
 
 UP, DOWN = Readiness(True), Readiness(False, "connection refused")
 

@@ -27,7 +27,7 @@ from api_support import (
 )
 
 from botmox_api.logs import build_logger
-from botmox_api.stores.protocols import StoreQueryFailed
+from botmox_api.model import StoreQueryFailed
 
 DB_PASSWORD = "hunter2-db-pa55word"
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Protocol
 
 from botmox_api.config import ApiSettings
-from botmox_api.stores.protocols import Readiness, SettingsStore, StoragePolicyStore
+from botmox_api.model import Readiness
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
 
 
 class StoreSetLike(Protocol):

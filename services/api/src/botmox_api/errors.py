@@ -10,7 +10,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import ClassVar
 
-from botmox_api.stores.protocols import StoreError, StoreNotConfigured, VersionConflict
+from botmox_api.model import (
+    Action,
+    StoreError,
+    StoreNotConfigured,
+    VersionConflict,
+    failure_message,
+    not_configured_message,
+)
 
 
 class ApiError(Exception):
@@ -143,22 +150,17 @@ def error_code(error: ApiError) -> str:
     return getattr(error, "instance_code", None) or error.code
 
 
-_BACKEND_TITLES = {"supabase": "Supabase", "rtdb": "RTDB"}
-
-
-def from_store_error(error: StoreError, *, action: str, subject: str) -> ApiError:
+def from_store_error(error: StoreError, *, action: Action, subject: str) -> ApiError:
     """Map a store failure: ``action`` is ``read``/``write``, ``subject`` e.g. ``storage policy``.
 
     Messages follow ``docs/contracts/api-v1.md``: "Failed to read storage policy from Supabase",
     "Failed to write storage policy to Supabase", likewise for RTDB and for settings.
     """
-    title = _BACKEND_TITLES[error.backend]
     prefix = error.backend.upper()
     details = dict(error.details) or None
     if isinstance(error, VersionConflict):
         return PreconditionFailed("If-Match does not match the current version", details=details)
     if isinstance(error, StoreNotConfigured):
-        return ConfigMissing(f"{prefix}_CONFIG_ERROR", f"{title} is not configured", details=details)
-    preposition = "from" if action == "read" else "to"
-    message = f"Failed to {action} {subject} {preposition} {title}"
+        return ConfigMissing(f"{prefix}_CONFIG_ERROR", not_configured_message(error.backend), details=details)
+    message = failure_message(action, subject, error.backend)
     return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)

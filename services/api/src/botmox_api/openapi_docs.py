@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from botmox_api.rtdb_limits import MAX_KEY_BYTES
+from botmox_api.model import MAX_KEY_BYTES
 from botmox_api.schemas import ErrorEnvelope
 from botmox_api.settings_path import MAX_PATH_BYTES, MAX_SEGMENTS
 

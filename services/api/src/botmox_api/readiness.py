@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from botmox_api.backends import StoreSetLike
-from botmox_api.stores.protocols import Readiness
+from botmox_api.model import Readiness
 
 CHECK_TIMEOUT_S: Final = 3.0
 

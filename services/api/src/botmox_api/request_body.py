@@ -16,7 +16,7 @@ from typing import Final, NoReturn
 from starlette.requests import Request
 
 from botmox_api.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
-from botmox_api.stores.protocols import JsonValue
+from botmox_api.model import JsonValue
 
 _JSON_MEDIA_TYPE: Final = re.compile(r"^application/(?:json|[!#$&^_.+\w-]+\+json)$")
 MALFORMED_JSON: Final = "Malformed JSON body"

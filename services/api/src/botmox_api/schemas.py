@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from botmox_api.model import DataBackend
+
 
 class ErrorInfo(BaseModel):
     code: str = Field(pattern=r"^[A-Z][A-Z0-9_]*$", examples=["BAD_REQUEST"])
@@ -35,7 +37,7 @@ class HealthInfo(BaseModel):
     service: Literal["bot-mox-api-v1"]
     version: str
     timestamp: str = Field(description="ISO-8601, UTC")
-    data_backend: Literal["rtdb", "supabase"]
+    data_backend: DataBackend
     supabase_configured: bool
     supabase_ready: bool
     rtdb_configured: bool

@@ -15,9 +15,8 @@ import math
 import re
 from typing import Final
 
-from botmox_api.rtdb_limits import MAX_KEY_BYTES, MAX_LEVELS_BELOW_SETTINGS, MAX_SAFE_INTEGER
+from botmox_api.model import MAX_KEY_BYTES, MAX_LEVELS_BELOW_SETTINGS, MAX_SAFE_INTEGER, JsonValue
 from botmox_api.settings_path import SettingsPath
-from botmox_api.stores.protocols import JsonValue
 from botmox_api.validation import Issues, check_integer_range, form_error
 
 TOO_DEEP: Final = f"Payload nested too deeply (max {MAX_LEVELS_BELOW_SETTINGS} levels below settings)"

@@ -11,7 +11,7 @@ import re
 from typing import Final
 
 from botmox_api.errors import BadRequest
-from botmox_api.rtdb_limits import MAX_LEVELS_BELOW_SETTINGS
+from botmox_api.model import MAX_LEVELS_BELOW_SETTINGS
 
 MAX_SEGMENTS: Final = MAX_LEVELS_BELOW_SETTINGS
 MAX_PATH_BYTES: Final = 768

@@ -9,13 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from botmox_api.stores.protocols import (
-    SECRETS_LOCAL_ONLY,
-    IfMatch,
-    JsonValue,
-    Operational,
-    StoragePolicyChanges,
-)
+from botmox_api.model import SECRETS_LOCAL_ONLY, IfMatch, JsonValue, Operational, StoragePolicyChanges
 from botmox_api.validation import Issues, form_error, received_type
 
 WRITABLE_FIELDS: Final = ("operational", "sync", "secrets")

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from botmox_api.config import TENANT_ID_PATTERN
 from botmox_api.errors import Forbidden
+from botmox_api.model import TENANT_ID_PATTERN
 
 
 def _present(value: object) -> bool:

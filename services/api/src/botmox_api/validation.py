@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Final
 
 from botmox_api.errors import BadRequest
-from botmox_api.stores.protocols import JsonValue
+from botmox_api.model import JsonValue
 
 INVALID_BODY: Final = "Invalid request body"
 

@@ -18,6 +18,7 @@ from botmox_api.backends import StoreSetLike
 from botmox_api.deps import ApiSettingsDep, CurrentPrincipal, StoreSetDep
 from botmox_api.envelope import success_response
 from botmox_api.errors import MethodNotAllowed, from_store_error
+from botmox_api.model import JsonObject, StoragePolicy, StoreError
 from botmox_api.openapi_docs import GENERIC_WRITE_BODY, READ_ERRORS, WRITE_ERRORS, errors
 from botmox_api.principal import Principal
 from botmox_api.request_body import read_json_body
@@ -26,7 +27,6 @@ from botmox_api.schemas import SettingsNodeEnvelope, SettingsTreeEnvelope
 from botmox_api.settings_body import validate_settings_body
 from botmox_api.settings_path import STORAGE_POLICY, is_whole_tree, normalise_settings_path
 from botmox_api.settings_path_convertor import CONVERTOR_NAME
-from botmox_api.stores.protocols import JsonObject, StoragePolicy, StoreError
 
 SUBJECT: Final = "settings"
 WHOLE_TREE_METHODS: Final = ("GET",)

@@ -14,12 +14,13 @@ from starlette.responses import Response
 from botmox_api.deps import ApiSettingsDep, CurrentPrincipal, StoragePolicyStoreDep
 from botmox_api.envelope import success_response
 from botmox_api.errors import from_store_error
+from botmox_api.model import StoragePolicy, StoreError
 from botmox_api.openapi_docs import ETAG_HEADER, READ_ERRORS, WRITE_ERRORS, errors, storage_policy_write_body
 from botmox_api.principal import Principal
 from botmox_api.request_body import read_json_body
 from botmox_api.schemas import StoragePolicyEnvelope
 from botmox_api.storage_policy_body import etag_of, parse_if_match, validate_storage_policy_body
-from botmox_api.stores.protocols import StoragePolicy, StoragePolicyStore, StoreError
+from botmox_api.stores.protocols import StoragePolicyStore
 
 SUBJECT: Final = "storage policy"
 

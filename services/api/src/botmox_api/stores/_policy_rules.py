@@ -8,12 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from botmox_api.stores.protocols import (
-    DEFAULT_OPERATIONAL,
-    DEFAULT_SYNC_ENABLED,
-    StoragePolicy,
-    StoragePolicyChanges,
-)
+from botmox_api.model import DEFAULT_OPERATIONAL, DEFAULT_SYNC_ENABLED, StoragePolicy, StoragePolicyChanges
 
 WriteMode = Literal["replace", "merge"]
 

@@ -32,9 +32,9 @@ from urllib3 import BaseHTTPResponse
 from urllib3.connectionpool import ConnectionPool
 from urllib3.util import Retry
 
+from botmox_api.model import Readiness
 from botmox_api.stores._rtdb_paths import READINESS_PATH
 from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import Readiness
 
 T = TypeVar("T")
 

@@ -11,29 +11,22 @@ stay part of the key instead of starting a query string.
 
 from __future__ import annotations
 
-import re
 from typing import Final
 from urllib.parse import quote
 
-_TENANT_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-_FORBIDDEN_IN_KEY: Final = re.compile(r"[.#$\[\]/\x00-\x1f\x7f]")
+from botmox_api.model import TENANT_ID_PATTERN, is_rtdb_key
 
 STORAGE_POLICY_KEY: Final = "storage_policy"
 # A root-level key nobody writes: reading it proves the database answers, and costs nothing.
 READINESS_PATH: Final = "botmox_readiness_probe"
 
 
-def is_valid_key(key: str) -> bool:
-    """An RTDB key: non-empty, no ``. # $ [ ] /`` and no control characters."""
-    return bool(key) and _FORBIDDEN_IN_KEY.search(key) is None
-
-
 def settings_path(tenant_id: str, path: tuple[str, ...] = ()) -> str:
     """The URL path of a tenant's settings node, each segment percent-encoded."""
-    if not _TENANT_ID.fullmatch(tenant_id):
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
         raise ValueError(f"invalid tenant id {tenant_id!r}")
     for segment in path:
-        if not is_valid_key(segment):
+        if not is_rtdb_key(segment):
             raise ValueError(f"invalid settings path segment {segment!r}")
     return "/".join(("tenants", tenant_id, "settings", *(quote(segment, safe="") for segment in path)))
 

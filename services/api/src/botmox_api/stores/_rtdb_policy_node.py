@@ -15,13 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from botmox_api.stores.protocols import (
-    DEFAULT_OPERATIONAL,
-    DEFAULT_SYNC_ENABLED,
-    JsonObject,
-    Operational,
-    StoragePolicy,
-)
+from botmox_api.model import DEFAULT_OPERATIONAL, DEFAULT_SYNC_ENABLED, JsonObject, Operational, StoragePolicy
 
 LEGACY_VERSION = 1
 WRITE_ID_KEY = "write_id"

@@ -15,7 +15,7 @@ from typing import Any, Final
 import psycopg
 from psycopg.rows import dict_row
 
-from botmox_api.stores.protocols import Readiness
+from botmox_api.model import Readiness
 
 CHECK_SCHEMA: Final = """
 select name, object is not null as present,

@@ -14,17 +14,15 @@ store down. A Supabase store is built in ``rtdb`` mode too, when configured, so 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
+from botmox_api.model import DataBackend, Readiness
 from botmox_api.stores._rtdb_target import resolve_rtdb_target
-from botmox_api.stores.protocols import Readiness, SettingsStore, StoragePolicyStore
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
-
-DataBackend = Literal["rtdb", "supabase"]
 
 
 @dataclass(frozen=True, slots=True)

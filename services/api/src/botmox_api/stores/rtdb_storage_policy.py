@@ -28,21 +28,22 @@ from typing import Any, Final
 
 from firebase_admin import exceptions
 
-from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
-from botmox_api.stores._policy_rules import WriteMode, next_policy
-from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
-from botmox_api.stores._rtdb_paths import storage_policy_path
-from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node, written_by
-from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import (
-    Backend,
+from botmox_api.model import (
+    STORAGE_POLICY_SUBJECT,
+    DataBackend,
     IfMatch,
     Readiness,
     StoragePolicy,
     StoragePolicyChanges,
     StoreError,
     VersionConflict,
+    query_failed,
 )
+from botmox_api.stores._policy_rules import WriteMode, next_policy
+from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
+from botmox_api.stores._rtdb_paths import storage_policy_path
+from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node, written_by
+from botmox_api.stores._rtdb_target import RtdbTarget
 
 MAX_TRANSACTION_ATTEMPTS: Final = 100
 
@@ -62,7 +63,7 @@ class _Contention(Exception):
 
 
 class RtdbStoragePolicyStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
 
     def __init__(
         self,
@@ -91,7 +92,7 @@ class RtdbStoragePolicyStore:
         try:
             return await self._rtdb.run(call)
         except Exception as error:
-            raise query_failed("rtdb", READ_POLICY_RTDB, self._reason(error)) from error
+            raise query_failed("rtdb", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     async def replace(
         self,
@@ -147,7 +148,7 @@ class RtdbStoragePolicyStore:
         except StoreError:
             raise
         except Exception as error:
-            raise query_failed("rtdb", WRITE_POLICY_RTDB, self._reason(error)) from error
+            raise query_failed("rtdb", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     def _next(
         self,

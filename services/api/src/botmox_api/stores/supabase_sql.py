@@ -28,7 +28,16 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
+from botmox_api.model import (
+    STORAGE_POLICY_SUBJECT,
+    DataBackend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    VersionConflict,
+    query_failed,
+)
 from botmox_api.stores._sql_readiness import (
     ReadinessConnectFailed,
     ReadinessConnection,
@@ -40,14 +49,6 @@ from botmox_api.stores._supabase_rows import (
     policy_from_row,
     request_claims,
     version_at_conflict,
-)
-from botmox_api.stores.protocols import (
-    Backend,
-    IfMatch,
-    Readiness,
-    StoragePolicy,
-    StoragePolicyChanges,
-    VersionConflict,
 )
 
 VERSION_CONFLICT_SQLSTATE: Final = "BM412"
@@ -77,7 +78,7 @@ class _NoRow(Exception):
 
 
 class SqlStoragePolicyStore:
-    backend: Backend = "supabase"
+    backend: DataBackend = "supabase"
 
     def __init__(
         self,
@@ -147,7 +148,7 @@ class SqlStoragePolicyStore:
             rows = await self._call(tenant_id, uid, _READ, (tenant_id,))
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
-            raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     async def replace(
         self,
@@ -190,9 +191,9 @@ class SqlStoragePolicyStore:
                     lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.diag.message_detail
                 )
                 raise VersionConflict("supabase", current) from error
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
         except Exception as error:
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     def _reason(self, error: BaseException) -> str:
         # The readiness connection reports a failed connect in the pool's words: one reason, whichever
