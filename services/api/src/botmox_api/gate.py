@@ -2,7 +2,8 @@
 
 In order: correlation id (echoed or generated, bound to every log line), CORS preflight, then for
 ``/api/v1`` routes authentication (401/403), rate limit (429) and the settings role check (403), all
-before routing, so an unknown route is 404 only after authentication (``docs/contracts/api-v1.md``).
+before routing, so an unknown route is 404 only after authentication (``docs/contracts/api-v1.md``);
+the URLs are the app's (``app.py``), handed to the gate when the app adds it.
 A request without an internal token from a client address that is already over its limit is
 refused (429) before its token is verified, so a flood of bad tokens costs no signature checks. It
 also turns any exception that escapes the application into a 500 envelope and writes one
@@ -14,36 +15,26 @@ A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from typing import Final
 
 import structlog
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from botmox_api import correlation, logs
-from botmox_api.auth import Authenticator, bearer_token
+from botmox_api import logs
+from botmox_api.auth import SETTINGS_ROLES, Authenticator, Principal, bearer_token
 from botmox_api.client_address import ClientAddresses
 from botmox_api.cors import VARY, CorsPolicy
 from botmox_api.envelope import error_response
-from botmox_api.errors import ApiError, Forbidden, RateLimited, error_code
-from botmox_api.principal import SETTINGS_ROLES, Principal
+from botmox_api.errors import ApiError, Forbidden, RateLimited
 from botmox_api.rate_limit import FixedWindowRateLimiter
 
-API_PREFIX: Final = "/api/v1"
-HEALTH_PATH: Final = f"{API_PREFIX}/health"
-# Exactly these: any other path under /api/v1, /health/nope included, is authenticated first.
-HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_PATH}/ready"})
-OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
-SETTINGS_PATH: Final = f"{API_PREFIX}/settings"
 PRINCIPAL_STATE_KEY: Final = "principal"
 
 
 def _is_under(path: str, prefix: str) -> bool:
     return path == prefix or path.startswith(prefix + "/")
-
-
-def _api_error_response(error: ApiError) -> Response:
-    return error_response(error.status, error_code(error), error.message, error.details, error.headers)
 
 
 class RequestGate:
@@ -56,8 +47,19 @@ class RequestGate:
         cors: CorsPolicy,
         client_addresses: ClientAddresses,
         logger: structlog.typing.FilteringBoundLogger,
+        api_prefix: str,
+        health_paths: Collection[str],
+        openapi_path: str,
+        settings_path: str,
     ) -> None:
+        """``health_paths`` need no token and are never limited; any other path under
+        ``api_prefix`` but ``openapi_path`` is authenticated, and ``settings_path`` and below
+        want a settings role."""
         self.app = app
+        self._api_prefix = api_prefix
+        self._health_paths = frozenset(health_paths)
+        self._openapi_path = openapi_path
+        self._settings_path = settings_path
         self._auth = authenticator
         self._limiter = rate_limiter
         self._cors = cors
@@ -78,13 +80,16 @@ class RequestGate:
                 origin = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-            elif name == correlation.HEADER_BYTES:
+            elif name == logs.CORRELATION_HEADER_BYTES:
                 received_id = value.decode("latin-1")
             elif name == b"access-control-request-method":
                 preflight_method = value
-        request_id = correlation.correlation_id(received_id)
+        request_id = logs.correlation_id(received_id)
         context_tokens = logs.bind_request(request_id)
-        extra_headers: list[tuple[bytes, bytes]] = [(correlation.HEADER_BYTES, request_id.encode()), VARY]
+        extra_headers: list[tuple[bytes, bytes]] = [
+            (logs.CORRELATION_HEADER_BYTES, request_id.encode()),
+            VARY,
+        ]
         is_preflight = scope["method"] == "OPTIONS" and origin is not None and preflight_method is not None
         if origin is not None and not is_preflight and self._cors.allows(origin):
             extra_headers.extend(self._cors.response_headers(origin))
@@ -132,32 +137,32 @@ class RequestGate:
                         (k.decode(), v.decode("latin-1")) for k, v in self._cors.preflight_headers(origin)
                     ),
                 )
-            return _api_error_response(Forbidden("Origin is not allowed", details={"origin": origin}))
+            return Forbidden("Origin is not allowed", details={"origin": origin}).response()
         path: str = scope["path"]
-        if path in HEALTH_PATHS:
+        if path in self._health_paths:
             return None  # health needs no token and is never rate limited
-        if not _is_under(path, API_PREFIX) or path == OPENAPI_PATH:
+        if not _is_under(path, self._api_prefix) or path == self._openapi_path:
             # Public: counted per client address, like any request without a valid token.
             limited = self._limit(self._address_key(scope))
-            return _api_error_response(limited) if limited else None
+            return limited.response() if limited else None
         token = bearer_token(authorization)
         principal = self._auth.internal(token)
         if principal is None:
             address = self._address_key(scope)
             spent = self._limiter.peek(address)
             if not spent.allowed:
-                return _api_error_response(RateLimited(spent.retry_after_s))
+                return RateLimited(spent.retry_after_s).response()
             try:
                 principal = await self._auth.verify(token)
             except ApiError as error:
                 limited = self._limit(address)
-                return _api_error_response(limited or error)
+                return (limited or error).response()
         if not principal.is_internal:
             limited = self._limit(principal.rate_limit_key)
             if limited:
-                return _api_error_response(limited)
-        if _is_under(path, SETTINGS_PATH) and not principal.has_any_role(SETTINGS_ROLES):
-            return _api_error_response(Forbidden("Role api or admin is required"))
+                return limited.response()
+        if _is_under(path, self._settings_path) and not principal.has_any_role(SETTINGS_ROLES):
+            return Forbidden("Role api or admin is required").response()
         scope.setdefault("state", {})[PRINCIPAL_STATE_KEY] = principal
         return None
 

@@ -15,6 +15,8 @@ from typing import Final, Literal, TypeAlias
 
 JsonValue: TypeAlias = "bool | int | float | str | list[JsonValue] | dict[str, JsonValue] | None"
 JsonObject: TypeAlias = "dict[str, JsonValue]"
+SettingsPath = tuple[str, ...]
+"""The segments of a settings path below ``settings``; ``()`` is the whole tree."""
 
 DataBackend = Literal["rtdb", "supabase"]
 """``DATA_BACKEND``, and the backend a store (or a failure) belongs to."""

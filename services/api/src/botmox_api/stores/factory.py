@@ -1,4 +1,5 @@
-"""Compose the stores from the configuration: ``build_stores(...)`` → ``StoreSet``.
+"""Compose the stores from the configuration: ``stores_for(settings)`` (or ``build_stores(...)``)
+→ ``StoreSet``, the one store set the application holds (tests hand it a ``StoreSet`` of their own).
 
 Routing (``docs/contracts/api-v1.md``): generic settings always live in RTDB; ``storage_policy``
 lives in RTDB in ``rtdb`` mode and in Supabase in ``supabase`` mode, over SQL when ``SUPABASE_DB_URL``
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from botmox_api.config import ApiSettings
 from botmox_api.model import DataBackend, Readiness
 from botmox_api.stores._rtdb_target import resolve_rtdb_target
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
@@ -103,4 +105,20 @@ def build_stores(
         supabase=supabase,
         supabase_configured=supabase_configured,
         rtdb_configured=target is not None,
+    )
+
+
+def stores_for(settings: ApiSettings) -> StoreSet:
+    """The stores for this configuration; no I/O. Raises ``ValueError`` naming a bad variable."""
+    return build_stores(
+        data_backend=settings.data_backend,
+        supabase_db_url=settings.secret("supabase_db_url"),
+        supabase_url=settings.supabase_url,
+        supabase_anon_key=settings.supabase_anon_key,
+        supabase_jwt_secret=settings.secret("supabase_jwt_secret"),
+        supabase_jwt_audience=settings.supabase_jwt_audience,
+        firebase_database_url=settings.firebase_database_url,
+        firebase_project_id=settings.firebase_project_id,
+        google_application_credentials=settings.google_application_credentials,
+        firebase_database_emulator_host=settings.firebase_database_emulator_host,
     )
