@@ -21,7 +21,7 @@ from botmox_api.model import (
     StoreError,
     VersionConflict,
 )
-from botmox_api.stores.factory import StoreSet
+from botmox_api.stores.protocols import StoreSet
 
 UP = Readiness(True)
 Probe = Callable[[], Awaitable[Readiness]]

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 
 from botmox_api.app import create_app
 from botmox_api.config import ApiSettings
-from botmox_api.stores.factory import StoreSet
+from botmox_api.stores.protocols import StoreSet
 
 API_TOKEN: Final = "api-token-" + "a" * 32
 INFRA_TOKEN: Final = "infra-token-" + "b" * 32

@@ -26,7 +26,8 @@ from api_fakes import memory_store_set
 from api_support import JWT_SECRET, REST_MODE, client_for, make_settings
 
 from botmox_api.config import ApiSettings
-from botmox_api.stores.factory import StoreSet, build_stores
+from botmox_api.stores.factory import build_stores
+from botmox_api.stores.protocols import StoreSet
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from harness.postgrest_standin import PostgrestStandIn
 

@@ -13,7 +13,7 @@ from api_support import client_for, data, make_settings
 
 from botmox_api.model import Readiness
 from botmox_api.readiness import ReadinessCache, StoreReadiness
-from botmox_api.stores.factory import StoreSet
+from botmox_api.stores.protocols import StoreSet
 
 UP, DOWN = Readiness(True), Readiness(False, "connection refused")
 

@@ -27,7 +27,8 @@ from botmox_api.rate_limit import FixedWindowRateLimiter
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
-from botmox_api.stores.factory import StoreSet, stores_for
+from botmox_api.stores.factory import stores_for
+from botmox_api.stores.protocols import StoreSet
 
 API_PREFIX: Final = "/api/v1"
 HEALTH_PATH: Final = f"{API_PREFIX}/health"

@@ -14,8 +14,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.errors import Unauthorized
 from botmox_api.gate import principal_of
 from botmox_api.readiness import ReadinessCache
-from botmox_api.stores.factory import StoreSet
-from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 
 
 def _principal(request: Request) -> Principal:

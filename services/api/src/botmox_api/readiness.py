@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from botmox_api.model import Readiness
-from botmox_api.stores.factory import StoreSet
+from botmox_api.stores.protocols import StoreSet
 
 CHECK_TIMEOUT_S: Final = 3.0
 

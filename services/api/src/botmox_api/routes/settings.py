@@ -55,8 +55,7 @@ from botmox_api.settings_path import (
     is_whole_tree,
     normalise_settings_path,
 )
-from botmox_api.stores.factory import StoreSet
-from botmox_api.stores.protocols import StoragePolicyStore
+from botmox_api.stores.protocols import StoragePolicyStore, StoreSet
 
 TREE_ROUTE: Final = "/settings"
 STORAGE_POLICY_ROUTE: Final = f"{TREE_ROUTE}/{STORAGE_POLICY}"

@@ -14,42 +14,15 @@ store down. A Supabase store is built in ``rtdb`` mode too, when configured, so 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from botmox_api.config import ApiSettings
-from botmox_api.model import DataBackend, Readiness
-from botmox_api.stores._rtdb_target import resolve_rtdb_target
-from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
+from botmox_api.model import DataBackend
+from botmox_api.stores._rtdb import resolve_rtdb_target
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSet:
-    settings: SettingsStore
-    """Generic settings paths; always RTDB."""
-    storage_policy: StoragePolicyStore
-    """The ``storage_policy`` path, in the store the active mode routes it to."""
-    supabase: StoragePolicyStore
-    """The Supabase storage-policy store (unconfigured stand-in when not configured)."""
-    supabase_configured: bool
-    rtdb_configured: bool
-
-    async def check_supabase(self) -> Readiness:
-        return await self.supabase.check_ready()
-
-    async def check_rtdb(self) -> Readiness:
-        return await self.settings.check_ready()
-
-    async def aclose(self) -> None:
-        stores: list[SettingsStore | StoragePolicyStore] = [self.settings, self.storage_policy]
-        if self.supabase is not self.storage_policy:
-            stores.append(self.supabase)
-        for store in stores:
-            await store.aclose()
 
 
 def _supabase_store(

@@ -4,10 +4,14 @@ Routes never talk to firebase-admin, psycopg or supabase-py directly; they recei
 satisfies one of these protocols (the values they exchange are in ``botmox_api.model``). Tests
 substitute a store the way httpx tests substitute a ``MockTransport``. A future backfill
 (RTDB -> Supabase) reads with one implementation and writes with another through exactly these methods.
+
+``StoreSet`` is what the application holds: the stores the active mode routes each path to
+(``factory.stores_for`` builds it from the configuration; tests build one of memory stores).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol
 
 from botmox_api.model import (
@@ -78,3 +82,28 @@ class SettingsStore(Protocol):
     async def check_ready(self) -> Readiness: ...
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoreSet:
+    settings: SettingsStore
+    """Generic settings paths; always RTDB."""
+    storage_policy: StoragePolicyStore
+    """The ``storage_policy`` path, in the store the active mode routes it to."""
+    supabase: StoragePolicyStore
+    """The Supabase storage-policy store (unconfigured stand-in when not configured)."""
+    supabase_configured: bool
+    rtdb_configured: bool
+
+    async def check_supabase(self) -> Readiness:
+        return await self.supabase.check_ready()
+
+    async def check_rtdb(self) -> Readiness:
+        return await self.settings.check_ready()
+
+    async def aclose(self) -> None:
+        stores: list[SettingsStore | StoragePolicyStore] = [self.settings, self.storage_policy]
+        if self.supabase is not self.storage_policy:
+            stores.append(self.supabase)
+        for store in stores:
+            await store.aclose()

@@ -26,9 +26,13 @@ from botmox_api.model import (
     is_rtdb_key,
     query_failed,
 )
-from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
-from botmox_api.stores._rtdb_paths import settings_path
-from botmox_api.stores._rtdb_target import RtdbTarget
+from botmox_api.stores._rtdb import (
+    RtdbConnection,
+    RtdbTarget,
+    readiness_connection,
+    rtdb_reason,
+    settings_path,
+)
 
 
 class RtdbSettingsStore:
