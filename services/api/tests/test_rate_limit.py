@@ -24,9 +24,8 @@ from api_support import (
 )
 
 from botmox_api.app import create_app
-from botmox_api.client_address import ClientAddresses
 from botmox_api.config import ApiSettings
-from botmox_api.rate_limit import FixedWindowRateLimiter
+from botmox_api.gate import ClientAddresses, FixedWindowRateLimiter
 
 
 class FakeClock:

@@ -16,14 +16,11 @@ from fastapi import FastAPI
 
 from botmox_api import __version__, settings_path
 from botmox_api.auth import Authenticator, FirebaseTokenVerifier
-from botmox_api.client_address import ClientAddresses
 from botmox_api.config import ApiSettings
-from botmox_api.cors import CorsPolicy
 from botmox_api.errors import install_exception_handlers
-from botmox_api.gate import RequestGate
+from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter, RequestGate
 from botmox_api.logs import build_logger
 from botmox_api.openapi import build_openapi
-from botmox_api.rate_limit import FixedWindowRateLimiter
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes

@@ -10,12 +10,35 @@ also turns any exception that escapes the application into a 500 envelope and wr
 access-log line per request (method, path, status, duration; never headers, query strings or bodies).
 
 A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per request.
+
+The gate's policies live here too, each built once per app:
+
+- CORS as ``docs/contracts/api-v1.md`` states it, not Starlette's middleware, whose refusals are plain
+  text. A preflight (``OPTIONS`` with ``Origin`` and ``Access-Control-Request-Method``) from a listed
+  origin gets 204 with the full method and header lists; from any other origin, 403 ``FORBIDDEN`` in
+  the envelope and no ``Access-Control-Allow-*`` header. Simple responses to a listed origin carry the
+  allow-origin and expose headers. Origins compare case-insensitively; ``*`` in ``CORS_ORIGINS``
+  allows any origin. Every answer depends on ``Origin``, so every response carries ``Vary: Origin``
+  (``VARY``), or a shared cache could hand one origin's answer to another.
+- The client address a request is counted against: the peer, or what a trusted proxy reports. Behind
+  a reverse proxy (Caddy in the deploy) every request comes from the proxy's address, so the
+  per-address rate limit would count the proxy, not the clients. ``X-Forwarded-For`` is believed only
+  when the peer is in ``FORWARDED_ALLOW_IPS``; the chain is then read from the right, skipping trusted
+  hops, and the first untrusted address is the client. Entries left of it were written by the client
+  itself and are never believed. By default no peer is trusted and the header is ignored.
+- A fixed-window request counter per key (a principal, ``tenant:uid``, or a client address), with
+  bounded memory: every window the counter table starts afresh (the old one is dropped whole), and
+  ``max_keys`` caps even one window's keys, refusing new keys' budgets rather than growing (the oldest
+  keys are evicted first). Single-threaded use on the event loop: no locks needed.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass
 from typing import Final
 
 import structlog
@@ -24,11 +47,148 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from botmox_api import logs
 from botmox_api.auth import SETTINGS_ROLES, Authenticator, Principal, bearer_token
-from botmox_api.client_address import ClientAddresses
-from botmox_api.cors import VARY, CorsPolicy
+from botmox_api.config import IpNetwork
 from botmox_api.envelope import error_response
 from botmox_api.errors import ApiError, Forbidden, RateLimited
-from botmox_api.rate_limit import FixedWindowRateLimiter
+
+# --- CORS.
+
+ALLOWED_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+ALLOWED_HEADERS: Final = ("Authorization", "Content-Type", "If-Match", logs.CORRELATION_HEADER)
+EXPOSED_HEADERS: Final = ("ETag", logs.CORRELATION_HEADER)
+PREFLIGHT_MAX_AGE_S: Final = 600
+VARY: Final = (b"vary", b"Origin")
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+class CorsPolicy:
+    def __init__(self, origins: Iterable[str]) -> None:
+        normalised = {o.strip().rstrip("/").lower() for o in origins if o.strip()}
+        self._any = "*" in normalised
+        self._origins = frozenset(normalised - {"*"})
+        # Built once: the header lists never change.
+        self._preflight_tail: RawHeaders = [
+            (b"access-control-allow-methods", ", ".join(ALLOWED_METHODS).encode()),
+            (b"access-control-allow-headers", ", ".join(ALLOWED_HEADERS).encode()),
+            (b"access-control-max-age", str(PREFLIGHT_MAX_AGE_S).encode()),
+        ]
+        self._expose = (b"access-control-expose-headers", ", ".join(EXPOSED_HEADERS).encode())
+
+    def allows(self, origin: str) -> bool:
+        return self._any or origin.rstrip("/").lower() in self._origins
+
+    def preflight_headers(self, origin: str) -> RawHeaders:
+        return [(b"access-control-allow-origin", origin.encode("latin-1")), *self._preflight_tail]
+
+    def response_headers(self, origin: str) -> RawHeaders:
+        return [(b"access-control-allow-origin", origin.encode("latin-1")), self._expose]
+
+
+# --- Client addresses.
+
+FORWARDED_FOR: Final = b"x-forwarded-for"
+UNKNOWN: Final = "unknown"
+
+
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+class ClientAddresses:
+    def __init__(self, trusted: Iterable[IpNetwork]) -> None:
+        self._trusted = tuple(trusted)
+
+    def _is_trusted(self, address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+        return any(address in network for network in self._trusted)
+
+    def of(self, scope: Scope) -> str:
+        client = scope.get("client")
+        peer_text = str(client[0]) if client else UNKNOWN
+        peer = _address(peer_text)
+        if peer is None or not self._trusted or not self._is_trusted(peer):
+            return peer_text
+        chain = [
+            hop
+            for name, value in scope["headers"]
+            if name == FORWARDED_FOR
+            for hop in value.decode("latin-1").split(",")
+        ]
+        client_address = peer
+        for hop in reversed(chain):
+            address = _address(hop)
+            if address is None:
+                break  # not an address: the hop that reported it is the last one we can name
+            client_address = address
+            if not self._is_trusted(address):
+                break
+        return str(client_address)
+
+
+# --- Rate limit.
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    retry_after_s: int = 0
+
+
+_ALLOWED = RateDecision(True)
+
+
+class FixedWindowRateLimiter:
+    def __init__(
+        self,
+        max_requests: int,
+        window_s: float,
+        *,
+        max_keys: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._max = max_requests
+        self._window = window_s
+        self._max_keys = max_keys
+        self._clock = clock
+        self._window_start = clock()
+        self._counts: dict[str, int] = {}
+
+    @property
+    def tracked_keys(self) -> int:
+        return len(self._counts)
+
+    def _roll(self) -> float:
+        now = self._clock()
+        elapsed = now - self._window_start
+        if elapsed >= self._window:
+            # Align to the window grid so Retry-After stays truthful after idle periods.
+            self._window_start = now - (elapsed % self._window)
+            self._counts = {}
+        return now
+
+    def _refused(self, now: float) -> RateDecision:
+        remaining = self._window_start + self._window - now
+        return RateDecision(False, max(1, math.ceil(remaining)))
+
+    def peek(self, key: str) -> RateDecision:
+        """Whether ``key`` has already spent its budget in this window, without counting a request."""
+        now = self._roll()
+        return _ALLOWED if self._counts.get(key, 0) < self._max else self._refused(now)
+
+    def hit(self, key: str) -> RateDecision:
+        now = self._roll()
+        count = self._counts.get(key, 0) + 1
+        if count == 1 and len(self._counts) >= self._max_keys:
+            # Evict the oldest key rather than grow without bound.
+            self._counts.pop(next(iter(self._counts)))
+        self._counts[key] = count
+        return _ALLOWED if count <= self._max else self._refused(now)
+
+
+# --- The gate.
 
 PRINCIPAL_STATE_KEY: Final = "principal"
 

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from botmox_api.logs import CORRELATION_HEADER
 from botmox_api.model import MAX_KEY_BYTES, RTDB_KEY_FORBIDDEN, TENANT_ID_PATTERN, DataBackend
 from botmox_api.settings_path import MAX_PATH_BYTES, MAX_SEGMENTS, SETTINGS_PATH_PATTERN
 
@@ -163,7 +164,7 @@ class StoragePolicyEnvelope(BaseModel):
 # --- Fragments the routes declare.
 
 _HEADER_CORRELATION: Final = {
-    "x-correlation-id": {
+    CORRELATION_HEADER: {
         "description": "The request's correlation id (echoed or generated).",
         "schema": {"type": "string"},
     },
