@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from botmox_api.errors import STATUS_CODES, InternalError
 from botmox_api.logs import CORRELATION_HEADER
 from botmox_api.model import MAX_KEY_BYTES, RTDB_KEY_FORBIDDEN, TENANT_ID_PATTERN, DataBackend
 from botmox_api.settings_path import MAX_PATH_BYTES, MAX_SEGMENTS, SETTINGS_PATH_PATTERN
@@ -179,17 +180,20 @@ def _error(description: str, headers: dict[str, Any] | None = None) -> dict[str,
     }
 
 
+_CLIENT_ERRORS: Final = {
+    400: "malformed JSON, invalid body (formErrors/fieldErrors) or invalid settings path",
+    401: "no bearer token, or a bad, expired or forged one",
+    403: "role missing, token without a valid tenant, or CORS preflight from an unlisted origin",
+    404: "unknown route",
+    405: "the route does not serve the method",
+    412: "If-Match does not match the current version",
+    413: "body over API_MAX_BODY_BYTES",
+    415: "write without a JSON Content-Type",
+    429: "too many requests in the window",
+}
 ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
-    400: "BAD_REQUEST: malformed JSON, invalid body (formErrors/fieldErrors) or invalid settings path",
-    401: "UNAUTHORIZED: no bearer token, or a bad, expired or forged one",
-    403: "FORBIDDEN: role missing, token without a valid tenant, or CORS preflight from an unlisted origin",
-    404: "NOT_FOUND: unknown route",
-    405: "METHOD_NOT_ALLOWED: the route does not serve the method",
-    412: "PRECONDITION_FAILED: If-Match does not match the current version",
-    413: "PAYLOAD_TOO_LARGE: body over API_MAX_BODY_BYTES",
-    415: "UNSUPPORTED_MEDIA_TYPE: write without a JSON Content-Type",
-    429: "RATE_LIMITED: too many requests in the window",
-    500: "INTERNAL_ERROR: anything unexpected",
+    **{status: f"{STATUS_CODES[status]}: {text}" for status, text in _CLIENT_ERRORS.items()},
+    500: f"{InternalError.code}: anything unexpected",
     502: "SUPABASE_QUERY_FAILED / RTDB_QUERY_FAILED: the store failed or could not be reached",
     503: "SUPABASE_CONFIG_ERROR / RTDB_CONFIG_ERROR: the backend the path needs is not configured",
 }
