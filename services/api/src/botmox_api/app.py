@@ -27,6 +27,8 @@ from botmox_api.routes import settings as settings_routes
 from botmox_api.stores.factory import stores_for
 from botmox_api.stores.protocols import StoreSet
 
+# The URLs. The gate, the exception handlers and the OpenAPI document get them from create_app: this
+# module imports them, so their importing it back would be a cycle.
 API_PREFIX: Final = "/api/v1"
 HEALTH_PATH: Final = f"{API_PREFIX}/health"
 # Exactly these: any other path under /api/v1, /health/nope included, is authenticated first.
