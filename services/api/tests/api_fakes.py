@@ -1,15 +1,17 @@
-"""An in-memory store set: the test seam for tests about the HTTP layer (auth, CORS, rate limit,
-errors) that do not need a real backend. Contract tests use the real stores (``conftest.py``)."""
+"""An in-memory store set (the application's ``StoreSet`` of memory stores): the test seam for
+tests about the HTTP layer (auth, CORS, rate limit, errors) that do not need a real backend.
+Contract tests use the real stores (``conftest.py``)."""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
-from botmox_api.stores.protocols import (
+from botmox_api.model import (
     DEFAULT_OPERATIONAL,
     DEFAULT_SYNC_ENABLED,
-    Backend,
+    DataBackend,
     IfMatch,
     JsonObject,
     JsonValue,
@@ -19,6 +21,10 @@ from botmox_api.stores.protocols import (
     StoreError,
     VersionConflict,
 )
+from botmox_api.stores.protocols import StoreSet
+
+UP = Readiness(True)
+Probe = Callable[[], Awaitable[Readiness]]
 
 
 def _prune(value: JsonValue) -> JsonValue:
@@ -34,9 +40,11 @@ def _prune(value: JsonValue) -> JsonValue:
 
 @dataclass
 class MemorySettingsStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
     trees: dict[str, JsonObject] = field(default_factory=dict)
     failure: StoreError | None = None
+    readiness: Readiness = UP
+    probe: Probe | None = None
 
     async def read_tree(self, tenant_id: str) -> JsonObject:
         if self.failure:
@@ -78,7 +86,7 @@ class MemorySettingsStore:
         return await self.read(tenant_id, path)
 
     async def check_ready(self) -> Readiness:
-        return Readiness(self.failure is None, None if self.failure is None else "down")
+        return await self.probe() if self.probe is not None else self.readiness
 
     async def aclose(self) -> None:
         return None
@@ -86,9 +94,11 @@ class MemorySettingsStore:
 
 @dataclass
 class MemoryStoragePolicyStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
     policies: dict[str, StoragePolicy] = field(default_factory=dict)
     failure: StoreError | None = None
+    readiness: Readiness = UP
+    probe: Probe | None = None
 
     async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         if self.failure:
@@ -139,30 +149,25 @@ class MemoryStoragePolicyStore:
         return await self._write(tenant_id, changes, self.policies.get(tenant_id), updated_by, if_match)
 
     async def check_ready(self) -> Readiness:
-        return Readiness(self.failure is None, None if self.failure is None else "down")
+        return await self.probe() if self.probe is not None else self.readiness
 
     async def aclose(self) -> None:
         return None
 
 
-@dataclass
-class MemoryStoreSet:
-    settings: MemorySettingsStore = field(default_factory=MemorySettingsStore)
-    storage_policy: MemoryStoragePolicyStore = field(default_factory=MemoryStoragePolicyStore)
-    supabase_configured: bool = True
-    rtdb_configured: bool = True
-    supabase_readiness: Readiness = field(default_factory=lambda: Readiness(True))
-    rtdb_readiness: Readiness = field(default_factory=lambda: Readiness(True))
-    closed: bool = False
-
-    async def check_supabase(self) -> Readiness:
-        return self.supabase_readiness
-
-    async def check_rtdb(self) -> Readiness:
-        return self.rtdb_readiness
-
-    async def aclose(self) -> None:
-        self.closed = True
-
-    def with_readiness(self, supabase: Readiness, rtdb: Readiness) -> MemoryStoreSet:
-        return replace(self, supabase_readiness=supabase, rtdb_readiness=rtdb)
+def memory_store_set(
+    *,
+    supabase_configured: bool = True,
+    rtdb_configured: bool = True,
+    supabase_readiness: Readiness = UP,
+    rtdb_readiness: Readiness = UP,
+) -> StoreSet:
+    """The application's ``StoreSet`` on memory stores. ``storage_policy`` is an RTDB-like store;
+    ``supabase`` is a store of its own, there for its readiness."""
+    return StoreSet(
+        settings=MemorySettingsStore(readiness=rtdb_readiness),
+        storage_policy=MemoryStoragePolicyStore(),
+        supabase=MemoryStoragePolicyStore(backend="supabase", readiness=supabase_readiness),
+        supabase_configured=supabase_configured,
+        rtdb_configured=rtdb_configured,
+    )

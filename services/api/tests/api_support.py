@@ -21,8 +21,8 @@ import pytest
 from fastapi import FastAPI
 
 from botmox_api.app import create_app
-from botmox_api.backends import StoreSetLike
 from botmox_api.config import ApiSettings
+from botmox_api.stores.protocols import StoreSet
 
 API_TOKEN: Final = "api-token-" + "a" * 32
 INFRA_TOKEN: Final = "infra-token-" + "b" * 32
@@ -99,7 +99,7 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 @asynccontextmanager
 async def client_for(
-    settings: ApiSettings, stores: StoreSetLike | None = None, **kwargs: Any
+    settings: ApiSettings, stores: StoreSet | None = None, **kwargs: Any
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with running(create_app(settings, stores=stores, **kwargs)) as client:
         yield client

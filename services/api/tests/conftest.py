@@ -22,12 +22,12 @@ import pytest
 # --import-mode=importlib keeps test directories off sys.path; the shared helpers live here.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import JWT_SECRET, REST_MODE, client_for, make_settings
 
-from botmox_api.backends import StoreSetLike
 from botmox_api.config import ApiSettings
 from botmox_api.stores.factory import build_stores
+from botmox_api.stores.protocols import StoreSet
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from harness.postgrest_standin import PostgrestStandIn
 
@@ -57,7 +57,7 @@ def real_settings_overrides(request: pytest.FixtureRequest, api_mode: str) -> di
     return overrides
 
 
-async def _rest_stand_in_stores(settings: ApiSettings, admin_dsn: str) -> StoreSetLike:
+async def _rest_stand_in_stores(settings: ApiSettings, admin_dsn: str) -> StoreSet:
     """The stores the configuration builds, with the REST transport's HTTP going to the stand-in."""
     built = build_stores(
         data_backend="supabase",
@@ -93,11 +93,11 @@ async def api(
 
 
 @pytest.fixture
-def memory_stores() -> MemoryStoreSet:
-    return MemoryStoreSet()
+def memory_stores() -> StoreSet:
+    return memory_store_set()
 
 
 @pytest.fixture
-async def fake_api(memory_stores: MemoryStoreSet) -> AsyncIterator[httpx.AsyncClient]:
+async def fake_api(memory_stores: StoreSet) -> AsyncIterator[httpx.AsyncClient]:
     async with client_for(make_settings(), memory_stores) as client:
         yield client

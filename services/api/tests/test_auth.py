@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import jwt
 import pytest
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import (
     API_TOKEN,
     INFRA_TOKEN,
@@ -127,7 +127,7 @@ async def test_forged_and_none_tokens_are_refused(fake_api: httpx.AsyncClient) -
 async def test_only_hs256_is_accepted_even_with_the_right_key() -> None:
     # HS512 wants a key of 64 bytes or more (PyJWT warns otherwise), so this app's secret is one.
     secret = "jwt-secret-for-hs512-" + "k" * 64
-    async with client_for(make_settings(supabase_jwt_secret=secret), MemoryStoreSet()) as client:
+    async with client_for(make_settings(supabase_jwt_secret=secret), memory_store_set()) as client:
         right_key = jwt.encode(_claims(), secret, algorithm="HS256")
         assert (await _verify(client, bearer(right_key))).status_code == 200
         for algorithm in ("HS384", "HS512"):
@@ -139,7 +139,7 @@ async def test_only_hs256_is_accepted_even_with_the_right_key() -> None:
 
 async def test_issuer_checked_when_configured() -> None:
     settings = make_settings(supabase_jwt_issuer="https://sb.example/auth/v1")
-    async with client_for(settings, MemoryStoreSet()) as client:
+    async with client_for(settings, memory_store_set()) as client:
         good = jwt.encode(_claims(iss="https://sb.example/auth/v1"), JWT_SECRET, algorithm="HS256")
         bad = jwt.encode(_claims(iss="https://evil"), JWT_SECRET, algorithm="HS256")
         assert (await _verify(client, bearer(good))).status_code == 200
@@ -211,7 +211,7 @@ async def firebase_api(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[httpx.A
     # firebase-admin reads the emulator host from the process environment only
     monkeypatch.setenv("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")
     settings = make_settings(firebase_project_id=PROJECT, firebase_auth_emulator_host="127.0.0.1:9099")
-    async with client_for(settings, MemoryStoreSet()) as client:
+    async with client_for(settings, memory_store_set()) as client:
         yield client
 
 

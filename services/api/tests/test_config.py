@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import (
     API_TOKEN,
     bearer,
@@ -179,9 +179,9 @@ def test_supabase_mode_without_settings_starts_and_warns_once(tmp_path: Path) ->
 
 
 async def test_supabase_mode_unconfigured_keeps_rtdb_paths() -> None:
-    from botmox_api.stores.protocols import StoreNotConfigured
+    from botmox_api.model import StoreNotConfigured
 
-    stores = MemoryStoreSet(supabase_configured=False)
+    stores = memory_store_set(supabase_configured=False)
     stores.storage_policy.failure = StoreNotConfigured(
         "supabase", "Supabase is not configured", details={"missing": ["SUPABASE_DB_URL"]}
     )

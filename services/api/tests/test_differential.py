@@ -23,7 +23,7 @@ import httpx
 import pytest
 from api_support import client_for, make_settings, user
 
-from botmox_api.rtdb_limits import MAX_LEVELS_BELOW_SETTINGS, MAX_SAFE_INTEGER
+from botmox_api.model import MAX_LEVELS_BELOW_SETTINGS, MAX_SAFE_INTEGER
 from harness.fixtures.rtdb import unique_namespace
 
 pytestmark = pytest.mark.integration

@@ -8,11 +8,11 @@ from typing import Final
 
 import httpx
 import pytest
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import API_TOKEN, bearer, client_for, error_code, make_settings, user
 from fastapi import FastAPI
 
-from botmox_api.stores.protocols import StoragePolicy, StoreQueryFailed
+from botmox_api.model import StoragePolicy, StoreQueryFailed
 
 A = user("tenant-a")
 POLICY = "/api/v1/settings/storage_policy"
@@ -129,7 +129,7 @@ async def test_config_error_comes_before_if_match(
 
 
 async def test_store_errors_are_502_naming_the_operation() -> None:
-    stores = MemoryStoreSet()
+    stores = memory_store_set()
     async with client_for(make_settings(data_backend="supabase"), stores) as client:
         stores.storage_policy.failure = StoreQueryFailed("supabase", "boom", details={"reason": "refused"})
         read = await client.get(POLICY, headers=A)
@@ -141,7 +141,7 @@ async def test_store_errors_are_502_naming_the_operation() -> None:
 
 
 async def test_unexpected_exception_is_a_bare_500() -> None:
-    stores = MemoryStoreSet()
+    stores = memory_store_set()
 
     async def explode(tenant_id: str) -> StoragePolicy | None:
         raise RuntimeError("secret internals /etc/passwd")

@@ -12,9 +12,8 @@ import httpx
 import pytest
 from api_support import client_for, data, error_code, make_settings, user
 
-from botmox_api.stores._rtdb_paths import settings_path, storage_policy_path
-from botmox_api.stores._rtdb_target import resolve_rtdb_target
-from botmox_api.stores.factory import StoreSet
+from botmox_api.stores._rtdb import resolve_rtdb_target, settings_path, storage_policy_path
+from botmox_api.stores.protocols import StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredStoragePolicyStore

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import httpx
 import pytest
-from api_fakes import MemoryStoreSet
+from api_fakes import MemorySettingsStore, MemoryStoragePolicyStore, memory_store_set
 from api_support import client_for, data, make_settings
 
+from botmox_api.model import Readiness
 from botmox_api.readiness import ReadinessCache, StoreReadiness
-from botmox_api.stores.protocols import Readiness
+from botmox_api.stores.protocols import StoreSet
 
 UP, DOWN = Readiness(True), Readiness(False, "connection refused")
 
@@ -49,7 +49,9 @@ async def test_ready(
     backend: str, require_supabase: bool, supabase: Readiness, rtdb: Readiness, ready: bool
 ) -> None:
     settings = make_settings(data_backend=backend, require_supabase_ready=require_supabase)
-    async with client_for(settings, MemoryStoreSet().with_readiness(supabase, rtdb)) as client:
+    async with client_for(
+        settings, memory_store_set(supabase_readiness=supabase, rtdb_readiness=rtdb)
+    ) as client:
         response = await client.get("/api/v1/health/ready")
     body = response.json()
     if ready:
@@ -78,24 +80,36 @@ async def test_ready_on_real_stores(api: httpx.AsyncClient, api_mode: str) -> No
     assert health["supabase_configured"] is (api_mode == "supabase")
 
 
-@dataclass
-class ProbedStoreSet(MemoryStoreSet):
-    """Counts the readiness probes each store receives; ``gate``, when set, holds them until it opens."""
+class ProbedStoreSet:
+    """A store set (``store_set``) whose readiness probes are counted per store; ``gate``, when set,
+    holds them until it opens. The answers are read when a probe runs."""
 
-    probes: Counter[str] = field(default_factory=Counter)
-    gate: asyncio.Event | None = None
+    def __init__(
+        self,
+        *,
+        gate: asyncio.Event | None = None,
+        supabase_readiness: Readiness = UP,
+        rtdb_readiness: Readiness = UP,
+    ) -> None:
+        self.probes: Counter[str] = Counter()
+        self.gate = gate
+        self.supabase_readiness = supabase_readiness
+        self.rtdb_readiness = rtdb_readiness
+        self.store_set = StoreSet(
+            settings=MemorySettingsStore(probe=lambda: self._probe("rtdb", self.rtdb_readiness)),
+            storage_policy=MemoryStoragePolicyStore(),
+            supabase=MemoryStoragePolicyStore(
+                backend="supabase", probe=lambda: self._probe("supabase", self.supabase_readiness)
+            ),
+            supabase_configured=True,
+            rtdb_configured=True,
+        )
 
     async def _probe(self, store: str, answer: Readiness) -> Readiness:
         self.probes[store] += 1
         if self.gate is not None:
             await self.gate.wait()
         return answer
-
-    async def check_supabase(self) -> Readiness:
-        return await self._probe("supabase", self.supabase_readiness)
-
-    async def check_rtdb(self) -> Readiness:
-        return await self._probe("rtdb", self.rtdb_readiness)
 
 
 class FakeClock:
@@ -108,7 +122,7 @@ class FakeClock:
 
 async def test_concurrent_callers_share_one_probe() -> None:
     stores = ProbedStoreSet(gate=asyncio.Event())
-    cache = ReadinessCache(stores, ttl_s=1.0)
+    cache = ReadinessCache(stores.store_set, ttl_s=1.0)
     callers = [asyncio.create_task(cache.current()) for _ in range(50)]
     await asyncio.sleep(0)  # every caller reaches the in-flight probe before it can answer
     assert stores.gate is not None
@@ -120,7 +134,7 @@ async def test_concurrent_callers_share_one_probe() -> None:
 
 async def test_a_caller_that_goes_away_leaves_the_probe_to_the_others() -> None:
     stores = ProbedStoreSet(gate=asyncio.Event())
-    cache = ReadinessCache(stores, ttl_s=1.0)
+    cache = ReadinessCache(stores.store_set, ttl_s=1.0)
     leaving, staying = asyncio.create_task(cache.current()), asyncio.create_task(cache.current())
     await asyncio.sleep(0)
     leaving.cancel()
@@ -133,7 +147,7 @@ async def test_a_caller_that_goes_away_leaves_the_probe_to_the_others() -> None:
 async def test_an_answer_is_reused_for_the_ttl_and_never_after() -> None:
     clock = FakeClock()
     stores = ProbedStoreSet()
-    cache = ReadinessCache(stores, ttl_s=1.0, clock=clock)
+    cache = ReadinessCache(stores.store_set, ttl_s=1.0, clock=clock)
     await cache.current()
     clock.now += 0.999
     await cache.current()
@@ -146,7 +160,7 @@ async def test_an_answer_is_reused_for_the_ttl_and_never_after() -> None:
 async def test_a_failed_probe_is_kept_as_long_and_then_probed_again() -> None:
     clock = FakeClock()
     stores = ProbedStoreSet(supabase_readiness=DOWN, rtdb_readiness=DOWN)
-    cache = ReadinessCache(stores, ttl_s=1.0, clock=clock)
+    cache = ReadinessCache(stores.store_set, ttl_s=1.0, clock=clock)
     for _ in range(5):
         assert await cache.current() == StoreReadiness(DOWN, DOWN)
         clock.now += 0.1
@@ -159,7 +173,7 @@ async def test_a_failed_probe_is_kept_as_long_and_then_probed_again() -> None:
 
 async def test_a_check_that_does_not_answer_is_not_ready_after_the_timeout() -> None:
     stores = ProbedStoreSet(gate=asyncio.Event())  # never opened
-    cache = ReadinessCache(stores, ttl_s=1.0, check_timeout_s=0.01)
+    cache = ReadinessCache(stores.store_set, ttl_s=1.0, check_timeout_s=0.01)
     timed_out = Readiness(False, "Check timed out after 0.01 s")
     assert await cache.current() == StoreReadiness(timed_out, timed_out)
 
@@ -167,7 +181,7 @@ async def test_a_check_that_does_not_answer_is_not_ready_after_the_timeout() -> 
 @pytest.mark.parametrize(("ttl_s", "probes"), [(60.0, 1), (0.0, 3)])
 async def test_health_cache_ttl_s_sets_how_long_health_answers_are_reused(ttl_s: float, probes: int) -> None:
     stores = ProbedStoreSet()
-    async with client_for(make_settings(health_cache_ttl_s=ttl_s), stores) as client:
+    async with client_for(make_settings(health_cache_ttl_s=ttl_s), stores.store_set) as client:
         for path in ("/api/v1/health/ready", "/api/v1/health", "/api/v1/health/ready"):
             assert (await client.get(path)).status_code == 200
     assert stores.probes == {"supabase": probes, "rtdb": probes}

@@ -21,7 +21,7 @@ from api_support import client_for, data, make_settings, user
 from tcp_relay import PG_STATEMENT, Markers, PgStatements, relay
 
 from botmox_api.config import ApiSettings
-from botmox_api.stores._rtdb_paths import READINESS_PATH
+from botmox_api.stores._rtdb import READINESS_PATH
 
 pytestmark = pytest.mark.integration
 

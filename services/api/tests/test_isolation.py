@@ -20,8 +20,8 @@ import httpx
 import pytest
 from api_support import REST_MODES, client_for, data, error_code, make_settings, user
 
+from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges
 from botmox_api.stores.factory import build_stores
-from botmox_api.stores.protocols import IfMatch, StoragePolicy, StoragePolicyChanges
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 from harness.postgres import PgDatabase
 from harness.rtdb.process import RtdbEmulatorProcess

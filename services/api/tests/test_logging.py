@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import psycopg
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import (
     API_TOKEN,
     JWT_SECRET,
@@ -27,7 +27,7 @@ from api_support import (
 )
 
 from botmox_api.logs import build_logger
-from botmox_api.stores.protocols import StoreQueryFailed
+from botmox_api.model import StoreQueryFailed
 
 DB_PASSWORD = "hunter2-db-pa55word"
 
@@ -39,7 +39,7 @@ def _json_lines(text: str) -> list[dict[str, Any]]:
 async def test_request_lines_carry_correlation_id_and_no_secret() -> None:
     stream = io.StringIO()
     user_token = supabase_token("tenant-a")
-    async with client_for(make_settings(), MemoryStoreSet(), log_stream=stream) as client:
+    async with client_for(make_settings(), memory_store_set(), log_stream=stream) as client:
         await client.get(
             "/api/v1/auth/verify?token=" + user_token,
             headers={**bearer(API_TOKEN), "x-correlation-id": "cid-1"},
@@ -63,7 +63,7 @@ async def test_request_lines_carry_correlation_id_and_no_secret() -> None:
 
 async def test_a_502_is_logged_with_its_cause_and_correlation_id() -> None:
     stream = io.StringIO()
-    stores = MemoryStoreSet()
+    stores = memory_store_set()
     cause = psycopg.OperationalError("server closed the connection unexpectedly")
     failure = StoreQueryFailed("supabase", "boom", details={"reason": "Database connection failed"})
     failure.__cause__ = cause  # as the stores raise it: ``raise query_failed(...) from error``

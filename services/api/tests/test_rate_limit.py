@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from api_fakes import MemoryStoreSet
+from api_fakes import memory_store_set
 from api_support import (
     API_TOKEN,
     BASE_URL,
@@ -24,9 +24,8 @@ from api_support import (
 )
 
 from botmox_api.app import create_app
-from botmox_api.client_address import ClientAddresses
 from botmox_api.config import ApiSettings
-from botmox_api.rate_limit import FixedWindowRateLimiter
+from botmox_api.gate import ClientAddresses, FixedWindowRateLimiter
 
 
 class FakeClock:
@@ -66,7 +65,7 @@ def test_memory_is_bounded() -> None:
 @pytest.fixture
 async def limited() -> httpx.AsyncClient:  # type: ignore[misc]
     async with client_for(
-        make_settings(api_rate_limit_max=3, api_rate_limit_window_s=60), MemoryStoreSet()
+        make_settings(api_rate_limit_max=3, api_rate_limit_window_s=60), memory_store_set()
     ) as c:
         yield c
 
@@ -112,7 +111,7 @@ def test_peek_does_not_count() -> None:
 
 def _peers(settings: ApiSettings) -> Callable[[str], httpx.AsyncClient]:
     """``_peers(settings)(address)``: a client of one app (in-memory stores) whose TCP peer is ``address``."""
-    app = create_app(settings, stores=MemoryStoreSet())
+    app = create_app(settings, stores=memory_store_set())
 
     def client(address: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(
@@ -185,7 +184,7 @@ async def test_an_address_over_its_limit_costs_no_signature_check(
 
     monkeypatch.setattr(jwt, "decode", counting_decode)
     forged = supabase_token("tenant-a", secret="not-the-" + JWT_SECRET)
-    async with client_for(make_settings(api_rate_limit_max=3), MemoryStoreSet()) as client:
+    async with client_for(make_settings(api_rate_limit_max=3), memory_store_set()) as client:
         statuses = [
             (await client.get("/api/v1/settings", headers=bearer(forged))).status_code for _ in range(20)
         ]

@@ -42,7 +42,7 @@ def main() -> None:
         log_level=settings.log_level.lower(),
         log_config=None,  # uvicorn's own lines go through route_stdlib_logging too
         access_log=False,  # the request gate writes one structured line per request
-        # The request gate alone reads X-Forwarded-For (FORWARDED_ALLOW_IPS, client_address.py);
+        # The request gate alone reads X-Forwarded-For (FORWARDED_ALLOW_IPS, gate.ClientAddresses);
         # uvicorn's own proxy headers would rewrite the client first, from the same variable.
         proxy_headers=False,
         server_header=False,

@@ -1,4 +1,5 @@
-"""The application factory: ``create_app(settings)`` wires configuration, stores and routes.
+"""The application: its URLs and the factory, ``create_app(settings)``, that wires configuration,
+stores and routes.
 
 Everything a request needs is built here once (authenticator, rate limiter, CORS policy, logger,
 stores) and shared; the lifespan only closes what was opened. Building does no network I/O, so the
@@ -9,25 +10,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import TextIO
+from typing import Final, TextIO
 
 from fastapi import FastAPI
 
-from botmox_api import __version__
-from botmox_api.auth import Authenticator
-from botmox_api.backends import StoreSetLike, build_store_set
-from botmox_api.client_address import ClientAddresses
+from botmox_api import __version__, settings_path
+from botmox_api.auth import Authenticator, FirebaseTokenVerifier
 from botmox_api.config import ApiSettings
-from botmox_api.cors import CorsPolicy
-from botmox_api.exception_handlers import install_exception_handlers
-from botmox_api.firebase_tokens import FirebaseTokenVerifier
-from botmox_api.gate import API_PREFIX, RequestGate
+from botmox_api.errors import install_exception_handlers
+from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter, RequestGate
 from botmox_api.logs import build_logger
 from botmox_api.openapi import build_openapi
-from botmox_api.rate_limit import FixedWindowRateLimiter
 from botmox_api.readiness import ReadinessCache
-from botmox_api.routes import auth, health, storage_policy
+from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
+from botmox_api.stores.factory import stores_for
+from botmox_api.stores.protocols import StoreSet
+
+# The URLs. The gate, the exception handlers and the OpenAPI document get them from create_app: this
+# module imports them, so their importing it back would be a cycle.
+API_PREFIX: Final = "/api/v1"
+HEALTH_PATH: Final = f"{API_PREFIX}/health"
+# Exactly these: any other path under /api/v1, /health/nope included, is authenticated first.
+HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_PATH}/ready"})
+OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
+SETTINGS_PATH: Final = f"{API_PREFIX}{settings_routes.TREE_ROUTE}"
 
 DESCRIPTION = (
     "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
@@ -37,11 +44,11 @@ DESCRIPTION = (
 
 
 def create_app(
-    settings: ApiSettings, *, stores: StoreSetLike | None = None, log_stream: TextIO | None = None
+    settings: ApiSettings, *, stores: StoreSet | None = None, log_stream: TextIO | None = None
 ) -> FastAPI:
     """``stores`` defaults to the real ones for ``settings``; tests may pass their own."""
     logger = build_logger(level=settings.log_level, fmt=settings.log_format, stream=log_stream)
-    store_set = stores if stores is not None else build_store_set(settings)
+    store_set = stores if stores is not None else stores_for(settings)
     readiness = ReadinessCache(store_set, ttl_s=settings.health_cache_ttl_s)
     firebase = FirebaseTokenVerifier(settings.firebase_project_id) if settings.firebase_project_id else None
 
@@ -66,7 +73,7 @@ def create_app(
         title="Bot-Mox API v1",
         version=__version__,
         description=DESCRIPTION,
-        openapi_url=f"{API_PREFIX}/openapi.json",
+        openapi_url=OPENAPI_PATH,
         docs_url=None,  # HTML pages would break "every response is an envelope"
         redoc_url=None,
         redirect_slashes=False,  # a redirect is not an envelope either
@@ -76,9 +83,10 @@ def create_app(
     app.state.stores = store_set
     app.state.readiness = readiness
     app.state.logger = logger
-    for router in (health.router, auth.router, storage_policy.router, settings_routes.router):
+    settings_path.register_convertor()  # before the settings routes that use it are built
+    for router in (health.router, auth.router, settings_routes.build_router()):
         app.include_router(router, prefix=API_PREFIX)
-    install_exception_handlers(app)
+    install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
     app.add_middleware(
         RequestGate,
         authenticator=Authenticator(settings, firebase),
@@ -86,6 +94,10 @@ def create_app(
         cors=CorsPolicy(settings.cors_origins),
         client_addresses=ClientAddresses(settings.forwarded_allow_ips),
         logger=logger,
+        api_prefix=API_PREFIX,
+        health_paths=HEALTH_PATHS,
+        openapi_path=OPENAPI_PATH,
+        settings_path=SETTINGS_PATH,
     )
-    app.openapi = lambda: build_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app, unauthenticated_paths=HEALTH_PATHS)  # type: ignore[method-assign]
     return app

@@ -7,26 +7,146 @@ HS256 anyway, so no token is verified twice.
 
 Two steps, so that the request gate can refuse an address that is over its rate limit between them:
 ``internal`` (a constant-time comparison, cheap) and ``verify`` (a signature check, the costly part).
+
+Tenancy ("Tenancy" in the contract): ``app_metadata.tenant_id`` wins over a top-level ``tenant_id``;
+``null`` and ``""`` count as absent; a present value of any other type is invalid. The id is
+lower-cased, then matched against ``TENANT_ID_PATTERN``. A user token never falls back to
+``DEFAULT_TENANT_ID``.
+
+Firebase ID tokens are verified with firebase-admin, on an ``App`` of the API's own, named uniquely so
+it never collides with the RTDB store's app or another API instance in the same process, and deleted
+at shutdown. Verification needs no service account (Google's public certificates are fetched
+unauthenticated), so the app gets an anonymous credential; with ``FIREBASE_AUTH_EMULATOR_HOST`` in the
+process environment firebase-admin accepts unsigned tokens (the emulator convention), which is why
+production refuses that variable (``config.py``).
 """
 
 from __future__ import annotations
 
 import hmac
+import uuid
 from collections.abc import Mapping
-from typing import Final
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final, Literal, cast
 
+import anyio.to_thread
+import firebase_admin
 import jwt
+from firebase_admin import auth as firebase_auth
+from firebase_admin import credentials
+from google.auth.credentials import AnonymousCredentials
 
 from botmox_api.config import ApiSettings
-from botmox_api.errors import Unauthorized
-from botmox_api.firebase_tokens import FirebaseTokenError, FirebaseTokenVerifier
-from botmox_api.principal import KNOWN_ROLES, Principal, PrincipalSource
-from botmox_api.tenancy import tenant_of_claims
+from botmox_api.errors import Forbidden, Unauthorized
+from botmox_api.model import TENANT_ID_PATTERN
 
 SUPABASE_ALGORITHM: Final = "HS256"
+# docs/contracts/api-v1.md allows user tokens 30 s of skew (firebase-admin accepts at most 60 s).
 CLOCK_SKEW_S: Final = 30
 _MISSING_TOKEN: Final = "Bearer token is required"  # noqa: S105 - a message
 _INVALID_TOKEN: Final = "Invalid or expired token"  # noqa: S105 - a message
+
+# --- Who is calling: the principal that ``GET /api/v1/auth/verify`` returns.
+
+PrincipalSource = Literal["internal", "supabase", "firebase"]
+KNOWN_ROLES = frozenset({"api", "admin", "infra"})
+SETTINGS_ROLES = frozenset({"api", "admin"})
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    uid: str
+    email: str | None
+    roles: tuple[str, ...]
+    source: PrincipalSource
+    tenant_id: str
+
+    @property
+    def is_internal(self) -> bool:
+        return self.source == "internal"
+
+    @property
+    def rate_limit_key(self) -> str:
+        return f"p:{self.tenant_id}:{self.uid}"
+
+    def has_any_role(self, roles: frozenset[str]) -> bool:
+        return not roles.isdisjoint(self.roles)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "uid": self.uid,
+            "email": self.email,
+            "roles": list(self.roles),
+            "source": self.source,
+            "tenant_id": self.tenant_id,
+        }
+
+
+# --- The tenant of a user token.
+
+
+def _present(value: object) -> bool:
+    return value is not None and value != ""
+
+
+def tenant_of_claims(claims: Mapping[str, object]) -> str:
+    """The caller's tenant id; raises ``Forbidden`` ("Token has no tenant" / "Invalid tenant id")."""
+    app_metadata = claims.get("app_metadata")
+    candidate: object = None
+    if isinstance(app_metadata, Mapping) and _present(app_metadata.get("tenant_id")):
+        candidate = app_metadata.get("tenant_id")
+    elif _present(claims.get("tenant_id")):
+        candidate = claims.get("tenant_id")
+    if candidate is None:
+        raise Forbidden("Token has no tenant")
+    if not isinstance(candidate, str):
+        raise Forbidden("Invalid tenant id")
+    tenant_id = candidate.lower()
+    if not TENANT_ID_PATTERN.match(tenant_id):
+        raise Forbidden("Invalid tenant id")
+    return tenant_id
+
+
+# --- Firebase ID tokens.
+
+
+class _AnonymousCredential(credentials.Base):  # type: ignore[misc]
+    def get_credential(self) -> Any:
+        return AnonymousCredentials()  # type: ignore[no-untyped-call]
+
+
+class FirebaseTokenError(Exception):
+    """The token is not a valid Firebase ID token (or could not be checked)."""
+
+
+class FirebaseTokenVerifier:
+    def __init__(self, project_id: str) -> None:
+        self._app = firebase_admin.initialize_app(
+            _AnonymousCredential(), {"projectId": project_id}, name=f"botmox-api-auth-{uuid.uuid4().hex}"
+        )
+
+    def _verify_blocking(self, token: str) -> Mapping[str, object]:
+        try:
+            claims = firebase_auth.verify_id_token(token, app=self._app, clock_skew_seconds=CLOCK_SKEW_S)
+        except (
+            ValueError,
+            firebase_auth.InvalidIdTokenError,
+            firebase_auth.ExpiredIdTokenError,
+            firebase_auth.CertificateFetchError,
+        ) as error:
+            raise FirebaseTokenError(type(error).__name__) from None
+        return cast(Mapping[str, object], claims)
+
+    async def verify(self, token: str) -> Mapping[str, object]:
+        # Outside the emulator, the first call per hour fetches certificates: keep it off the loop.
+        return await anyio.to_thread.run_sync(partial(self._verify_blocking, token))
+
+    def close(self) -> None:
+        firebase_admin.delete_app(self._app)
+
+
+# --- Bearer tokens.
 
 
 def bearer_token(authorization: str | None) -> str | None:

@@ -8,7 +8,6 @@ turns the ``ValidationError`` into one line on stderr and exit code 2 (see ``des
 from __future__ import annotations
 
 import ipaddress
-import re
 from typing import Annotated, Final, Literal
 from urllib.parse import urlsplit
 
@@ -17,14 +16,14 @@ from psycopg.conninfo import conninfo_to_dict
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-TENANT_ID_PATTERN: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+from botmox_api.model import TENANT_ID_PATTERN, DataBackend
+
 MIN_INTERNAL_TOKEN_LENGTH: Final = 32
 MIN_JWT_SECRET_LENGTH: Final = 32
 # libpq's sslmode values that refuse a connection without TLS.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
 _LOCAL_HOSTS: Final = frozenset({"localhost", ""})
 
-DataBackend = Literal["rtdb", "supabase"]
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 AppEnv = Literal["development", "production"]
 LogFormat = Literal["json", "console"]

@@ -9,13 +9,12 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from botmox_api.backends import StoreSetLike
+from botmox_api.auth import Principal
 from botmox_api.config import ApiSettings
 from botmox_api.errors import Unauthorized
 from botmox_api.gate import principal_of
-from botmox_api.principal import Principal
 from botmox_api.readiness import ReadinessCache
-from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 
 
 def _principal(request: Request) -> Principal:
@@ -25,8 +24,8 @@ def _principal(request: Request) -> Principal:
     return principal
 
 
-def _stores(request: Request) -> StoreSetLike:
-    stores: StoreSetLike = request.app.state.stores
+def _stores(request: Request) -> StoreSet:
+    stores: StoreSet = request.app.state.stores
     return stores
 
 
@@ -49,7 +48,7 @@ def _api_settings(request: Request) -> ApiSettings:
 
 
 CurrentPrincipal = Annotated[Principal, Depends(_principal)]
-StoreSetDep = Annotated[StoreSetLike, Depends(_stores)]
+StoreSetDep = Annotated[StoreSet, Depends(_stores)]
 SettingsStoreDep = Annotated[SettingsStore, Depends(_settings_store)]
 StoragePolicyStoreDep = Annotated[StoragePolicyStore, Depends(_storage_policy_store)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]

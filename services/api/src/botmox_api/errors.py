@@ -1,16 +1,37 @@
-"""The API's error hierarchy: each ``ApiError`` subclass is one envelope ``code`` and HTTP status.
+"""The API's errors: each ``ApiError`` subclass is one envelope ``code`` and HTTP status, and every
+error the framework or a route raises becomes an envelope; nothing else reaches a client.
 
-Routes and the request gate raise these; one exception handler turns any of them into
-``{"success": false, "error": {"code", "message", "details"?}}``. Store failures
-(``stores.protocols.StoreError``) are mapped here too, so the route code never builds an error body.
+Routes and the request gate raise ``ApiError``s; ``ApiError.response`` is the one place that turns
+one into ``{"success": false, "error": {"code", "message", "details"?}}``. Store failures
+(``model.StoreError``) are mapped here too, so the route code never builds an error body.
+
+The exception handlers: ``ApiError`` → its code/status; Starlette's ``HTTPException`` (unknown route
+404, wrong method 405) → ``NOT_FOUND``/``METHOD_NOT_ALLOWED`` with ``Allow``; FastAPI's request
+validation (422) → 400. Unexpected exceptions are caught by the request gate (500 ``INTERNAL_ERROR``).
+A 502 is logged here with its cause (the client only gets the backend's message and reason): the line
+carries the request's correlation id, and the logger redacts credentials in it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import ClassVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import ClassVar, Final
 
-from botmox_api.stores.protocols import StoreError, StoreNotConfigured, VersionConflict
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from botmox_api.envelope import error_response
+from botmox_api.model import (
+    Action,
+    StoreError,
+    StoreNotConfigured,
+    VersionConflict,
+    failure_message,
+    not_configured_message,
+)
 
 
 class ApiError(Exception):
@@ -30,6 +51,14 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers: dict[str, str] = dict(headers or {})
+
+    @property
+    def envelope_code(self) -> str:
+        """The envelope code: fixed per class, or per backend for 502/503 store errors."""
+        return getattr(self, "instance_code", None) or self.code
+
+    def response(self) -> Response:
+        return error_response(self.status, self.envelope_code, self.message, self.details, self.headers)
 
 
 class BadRequest(ApiError):
@@ -138,27 +167,106 @@ class InternalError(ApiError):
     status, code = 500, "INTERNAL_ERROR"
 
 
-def error_code(error: ApiError) -> str:
-    """The envelope code: fixed per class, or per backend for 502/503 store errors."""
-    return getattr(error, "instance_code", None) or error.code
+# The code of each client-error status, for statuses the framework raises on its own.
+STATUS_CODES: Final = {
+    error.status: error.code
+    for error in (
+        BadRequest,
+        Unauthorized,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        RateLimited,
+    )
+}
+INVALID_BODY: Final = "Invalid request body"
 
 
-_BACKEND_TITLES = {"supabase": "Supabase", "rtdb": "RTDB"}
-
-
-def from_store_error(error: StoreError, *, action: str, subject: str) -> ApiError:
+def from_store_error(error: StoreError, *, action: Action, subject: str) -> ApiError:
     """Map a store failure: ``action`` is ``read``/``write``, ``subject`` e.g. ``storage policy``.
 
     Messages follow ``docs/contracts/api-v1.md``: "Failed to read storage policy from Supabase",
     "Failed to write storage policy to Supabase", likewise for RTDB and for settings.
     """
-    title = _BACKEND_TITLES[error.backend]
     prefix = error.backend.upper()
     details = dict(error.details) or None
     if isinstance(error, VersionConflict):
         return PreconditionFailed("If-Match does not match the current version", details=details)
     if isinstance(error, StoreNotConfigured):
-        return ConfigMissing(f"{prefix}_CONFIG_ERROR", f"{title} is not configured", details=details)
-    preposition = "from" if action == "read" else "to"
-    message = f"Failed to {action} {subject} {preposition} {title}"
+        return ConfigMissing(f"{prefix}_CONFIG_ERROR", not_configured_message(error.backend), details=details)
+    message = failure_message(action, subject, error.backend)
     return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)
+
+
+# --- Exception handlers.
+
+_CANONICAL_ORDER: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+AllowedMethods = Callable[[str], Sequence[str] | None]
+"""The methods a path below the API prefix is served with, when the route knows better than
+Starlette's ``Allow`` (the settings routes: ``routes.settings.allowed_methods``)."""
+
+
+def _log_store_failure(request: Request, error: QueryFailed) -> None:
+    cause = error.cause
+    request.app.state.logger.error(
+        "store_failed",
+        status=error.status,
+        code=error.envelope_code,
+        message=error.message,
+        reason=error.details.get("reason") if isinstance(error.details, dict) else None,
+        cause=f"{type(cause).__name__}: {cause}" if cause is not None else None,
+    )
+
+
+async def _on_api_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, ApiError)
+    if isinstance(error, QueryFailed):
+        _log_store_failure(request, error)
+    return error.response()
+
+
+async def _on_request_validation(_request: Request, error: Exception) -> Response:
+    assert isinstance(error, RequestValidationError)
+    fields: dict[str, list[str]] = {}
+    for item in error.errors():
+        location = ".".join(str(part) for part in item.get("loc", ())[1:]) or "request"
+        fields.setdefault(location, []).append(str(item.get("msg", "Invalid value")))
+    return error_response(400, "BAD_REQUEST", INVALID_BODY, {"formErrors": [], "fieldErrors": fields})
+
+
+def install_exception_handlers(app: FastAPI, *, api_prefix: str, allowed_methods: AllowedMethods) -> None:
+    def is_under_prefix(path: str) -> bool:
+        return path == api_prefix or path.startswith(api_prefix + "/")
+
+    def allow_of(path: str, allow_header: str | None) -> Sequence[str]:
+        known = allowed_methods(path[len(api_prefix) :]) if is_under_prefix(path) else None
+        if known is not None:
+            return known
+        methods = {m.strip().upper() for m in (allow_header or "").split(",") if m.strip()}
+        return tuple(sorted(methods, key=lambda m: (*_CANONICAL_ORDER, m).index(m)))
+
+    async def on_http_exception(request: Request, error: Exception) -> Response:
+        assert isinstance(error, StarletteHTTPException)
+        path = request.url.path
+        if error.status_code == 404:
+            message = (
+                f"Unknown API v1 endpoint: {request.method} {path}" if is_under_prefix(path) else "Not found"
+            )
+            return error_response(404, "NOT_FOUND", message)
+        if error.status_code == 405:
+            allow = allow_of(path, (error.headers or {}).get("Allow"))
+            return MethodNotAllowed(request.method, allow).response()
+        fallback = "INTERNAL_ERROR" if error.status_code >= 500 else "BAD_REQUEST"
+        code = STATUS_CODES.get(error.status_code, fallback)
+        message = (
+            error.detail if isinstance(error.detail, str) and error.status_code < 500 else "Request failed"
+        )
+        return error_response(error.status_code, code, message, headers=error.headers)
+
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
+    app.add_exception_handler(RequestValidationError, _on_request_validation)

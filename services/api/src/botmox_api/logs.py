@@ -1,4 +1,7 @@
-"""Structured logging with structlog: JSON or console lines, each carrying the correlation id.
+"""Structured logging with structlog: JSON or console lines, each carrying the request's correlation id.
+
+The correlation id is echoed from ``x-correlation-id`` when it is safe to, else a fresh UUID; the
+request gate binds it for every line of the request (``bind_request``) and returns it in the answer.
 
 The logger is built per application (no global ``structlog.configure``), writes to the given
 stream, and merges context variables so every line of a request carries its ``correlation_id``.
@@ -15,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Mapping
 from typing import Any, Final, TextIO
 
@@ -30,6 +34,18 @@ _URL_PASSWORD: Final = re.compile(r"(//[^/:@\s]*:)[^@\s/]+@")
 # libpq key=value DSNs and URI query parameters: password=... (quoted or bare).
 _KEYWORD_PASSWORD: Final = re.compile(r"(?i)(password|passwd|pwd)(\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
 REDACTED: Final = "[redacted]"
+
+CORRELATION_HEADER: Final = "x-correlation-id"
+CORRELATION_HEADER_BYTES: Final = CORRELATION_HEADER.encode()
+# An id we echo must be safe to put in a header and a log line: printable, bounded.
+_SAFE_CORRELATION_ID: Final = re.compile(r"^[\x21-\x7e]{1,128}$")
+
+
+def correlation_id(received: str | None) -> str:
+    """The id a request is known by: the one it sent, when safe, else a fresh UUID."""
+    if received is not None and _SAFE_CORRELATION_ID.match(received):
+        return received
+    return str(uuid.uuid4())
 
 
 def _scrub(value: str) -> str:

@@ -17,8 +17,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-from botmox_api.backends import StoreSetLike
-from botmox_api.stores.protocols import Readiness
+from botmox_api.model import Readiness
+from botmox_api.stores.protocols import StoreSet
 
 CHECK_TIMEOUT_S: Final = 3.0
 
@@ -43,7 +43,7 @@ class ReadinessCache:
 
     def __init__(
         self,
-        stores: StoreSetLike,
+        stores: StoreSet,
         *,
         ttl_s: float,
         check_timeout_s: float = CHECK_TIMEOUT_S,

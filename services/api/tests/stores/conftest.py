@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from botmox_api.stores._rtdb_target import RtdbTarget, resolve_rtdb_target
+from botmox_api.stores._rtdb import RtdbTarget, resolve_rtdb_target
 from botmox_api.stores.protocols import StoragePolicyStore
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore

@@ -11,13 +11,8 @@ import random
 
 import pytest
 
-from botmox_api.stores.protocols import (
-    IfMatch,
-    StoragePolicy,
-    StoragePolicyChanges,
-    StoragePolicyStore,
-    VersionConflict,
-)
+from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges, VersionConflict
+from botmox_api.stores.protocols import StoragePolicyStore
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 
 MERGES = 200

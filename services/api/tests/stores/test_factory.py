@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from botmox_api.stores._rtdb_target import InvalidRtdbConfiguration, RtdbTarget, resolve_rtdb_target
+from botmox_api.model import StoragePolicyChanges, StoreNotConfigured, StoreQueryFailed
+from botmox_api.stores._rtdb import InvalidRtdbConfiguration, RtdbTarget, resolve_rtdb_target
 from botmox_api.stores.factory import build_stores
-from botmox_api.stores.protocols import StoragePolicyChanges, StoreNotConfigured, StoreQueryFailed
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore

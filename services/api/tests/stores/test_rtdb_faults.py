@@ -13,8 +13,8 @@ from typing import Any, Final
 
 import pytest
 
-from botmox_api.stores._rtdb_target import RtdbTarget, resolve_rtdb_target
-from botmox_api.stores.protocols import IfMatch, JsonValue, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.model import IfMatch, JsonValue, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.stores._rtdb import RtdbTarget, resolve_rtdb_target
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 

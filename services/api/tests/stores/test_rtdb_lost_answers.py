@@ -15,15 +15,8 @@ from typing import Final
 
 import pytest
 
-from botmox_api.stores._rtdb_paths import settings_path, storage_policy_path
-from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import (
-    IfMatch,
-    JsonValue,
-    StoragePolicy,
-    StoragePolicyChanges,
-    StoreQueryFailed,
-)
+from botmox_api.model import IfMatch, JsonValue, StoragePolicy, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.stores._rtdb import RtdbTarget, settings_path, storage_policy_path
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from harness.fixtures.rtdb import EmulatorFaults

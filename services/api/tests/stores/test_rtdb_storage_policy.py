@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from botmox_api.stores._rtdb_target import RtdbTarget
+from botmox_api.model import IfMatch, JsonValue, StoragePolicyChanges, VersionConflict
+from botmox_api.stores._rtdb import RtdbTarget
 from botmox_api.stores._supabase_rows import UnknownVersion, current_version_from_detail
-from botmox_api.stores.protocols import IfMatch, JsonValue, StoragePolicyChanges, VersionConflict
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from botmox_api.stores.protocols import JsonObject, JsonValue, StoreQueryFailed
+from botmox_api.model import JsonObject, JsonValue, StoreQueryFailed
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 
 

@@ -6,13 +6,8 @@ import uuid
 
 import pytest
 
-from botmox_api.stores.protocols import (
-    IfMatch,
-    StoragePolicy,
-    StoragePolicyChanges,
-    StoragePolicyStore,
-    VersionConflict,
-)
+from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges, VersionConflict
+from botmox_api.stores.protocols import StoragePolicyStore
 
 NO_CHANGES = StoragePolicyChanges()
 

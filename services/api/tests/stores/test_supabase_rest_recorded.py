@@ -25,13 +25,7 @@ import jwt
 import psycopg
 import pytest
 
-from botmox_api.stores.protocols import (
-    IfMatch,
-    StoragePolicy,
-    StoragePolicyChanges,
-    StoreQueryFailed,
-    VersionConflict,
-)
+from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges, StoreQueryFailed, VersionConflict
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from harness.postgres import PgDatabase
 from harness.postgrest_standin import PostgrestStandIn

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from botmox_api.stores.protocols import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed
+from botmox_api.model import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from botmox_api.stores.protocols import StoragePolicy, StoragePolicyChanges, StoreQueryFailed
+from botmox_api.model import StoragePolicy, StoragePolicyChanges, StoreQueryFailed
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 
 RECOVERY_ATTEMPTS = 60

@@ -7,8 +7,7 @@ from starlette.responses import Response
 
 from botmox_api.deps import CurrentPrincipal
 from botmox_api.envelope import success_response
-from botmox_api.openapi_docs import AUTHENTICATED_ERRORS, errors
-from botmox_api.schemas import PrincipalEnvelope
+from botmox_api.openapi import AUTHENTICATED_ERRORS, PrincipalEnvelope, errors
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

@@ -15,9 +15,8 @@ from botmox_api import __version__
 from botmox_api.deps import ApiSettingsDep, ReadinessDep, StoreSetDep
 from botmox_api.envelope import success_response
 from botmox_api.errors import NotReady
-from botmox_api.openapi_docs import errors
-from botmox_api.schemas import HealthEnvelope, LiveEnvelope, ReadyEnvelope
-from botmox_api.stores.protocols import Readiness
+from botmox_api.model import Readiness
+from botmox_api.openapi import HealthEnvelope, LiveEnvelope, ReadyEnvelope, errors
 
 SERVICE: Final = "bot-mox-api-v1"
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from botmox_api.stores.protocols import IfMatch, StoragePolicy
+from botmox_api.model import IfMatch, StoragePolicy
 
 POLICY_COLUMNS: Final = ("operational", "sync_enabled", "updated_at_ms", "updated_by", "version")
 

@@ -1,4 +1,5 @@
-"""Compose the stores from the configuration: ``build_stores(...)`` → ``StoreSet``.
+"""Compose the stores from the configuration: ``stores_for(settings)`` (or ``build_stores(...)``)
+→ ``StoreSet``, the one store set the application holds (tests hand it a ``StoreSet`` of their own).
 
 Routing (``docs/contracts/api-v1.md``): generic settings always live in RTDB; ``storage_policy``
 lives in RTDB in ``rtdb`` mode and in Supabase in ``supabase`` mode, over SQL when ``SUPABASE_DB_URL``
@@ -13,43 +14,15 @@ store down. A Supabase store is built in ``rtdb`` mode too, when configured, so 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-from botmox_api.stores._rtdb_target import resolve_rtdb_target
-from botmox_api.stores.protocols import Readiness, SettingsStore, StoragePolicyStore
+from botmox_api.config import ApiSettings
+from botmox_api.model import DataBackend
+from botmox_api.stores._rtdb import resolve_rtdb_target
+from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
-
-DataBackend = Literal["rtdb", "supabase"]
-
-
-@dataclass(frozen=True, slots=True)
-class StoreSet:
-    settings: SettingsStore
-    """Generic settings paths; always RTDB."""
-    storage_policy: StoragePolicyStore
-    """The ``storage_policy`` path, in the store the active mode routes it to."""
-    supabase: StoragePolicyStore
-    """The Supabase storage-policy store (unconfigured stand-in when not configured)."""
-    supabase_configured: bool
-    rtdb_configured: bool
-
-    async def check_supabase(self) -> Readiness:
-        return await self.supabase.check_ready()
-
-    async def check_rtdb(self) -> Readiness:
-        return await self.settings.check_ready()
-
-    async def aclose(self) -> None:
-        stores: list[SettingsStore | StoragePolicyStore] = [self.settings, self.storage_policy]
-        if self.supabase is not self.storage_policy:
-            stores.append(self.supabase)
-        for store in stores:
-            await store.aclose()
 
 
 def _supabase_store(
@@ -105,4 +78,20 @@ def build_stores(
         supabase=supabase,
         supabase_configured=supabase_configured,
         rtdb_configured=target is not None,
+    )
+
+
+def stores_for(settings: ApiSettings) -> StoreSet:
+    """The stores for this configuration; no I/O. Raises ``ValueError`` naming a bad variable."""
+    return build_stores(
+        data_backend=settings.data_backend,
+        supabase_db_url=settings.secret("supabase_db_url"),
+        supabase_url=settings.supabase_url,
+        supabase_anon_key=settings.supabase_anon_key,
+        supabase_jwt_secret=settings.secret("supabase_jwt_secret"),
+        supabase_jwt_audience=settings.supabase_jwt_audience,
+        firebase_database_url=settings.firebase_database_url,
+        firebase_project_id=settings.firebase_project_id,
+        google_application_credentials=settings.google_application_credentials,
+        firebase_database_emulator_host=settings.firebase_database_emulator_host,
     )

@@ -15,15 +15,28 @@ from __future__ import annotations
 
 from typing import cast
 
-from botmox_api.stores._failures import READ_SETTINGS_RTDB, WRITE_SETTINGS_RTDB, query_failed
-from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
-from botmox_api.stores._rtdb_paths import is_valid_key, settings_path
-from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import Backend, JsonObject, JsonValue, Readiness, StoreQueryFailed
+from botmox_api.model import (
+    SETTINGS_SUBJECT,
+    Action,
+    DataBackend,
+    JsonObject,
+    JsonValue,
+    Readiness,
+    StoreQueryFailed,
+    is_rtdb_key,
+    query_failed,
+)
+from botmox_api.stores._rtdb import (
+    RtdbConnection,
+    RtdbTarget,
+    readiness_connection,
+    rtdb_reason,
+    settings_path,
+)
 
 
 class RtdbSettingsStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
 
     def __init__(self, target: RtdbTarget, *, http_timeout_s: float = 5.0, max_threads: int = 10) -> None:
         self._rtdb = RtdbConnection(
@@ -31,15 +44,16 @@ class RtdbSettingsStore:
         )
         self._readiness = readiness_connection(target, purpose="settings", http_timeout_s=http_timeout_s)
 
-    def _failed(self, message: str, error: BaseException) -> StoreQueryFailed:
-        return query_failed("rtdb", message, rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s))
+    def _failed(self, action: Action, error: BaseException) -> StoreQueryFailed:
+        reason = rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s)
+        return query_failed("rtdb", action, SETTINGS_SUBJECT, reason)
 
     async def read_tree(self, tenant_id: str) -> JsonObject:
         tree = await self.read(tenant_id, ())
         if tree is None:
             return {}
         if not isinstance(tree, dict):
-            raise query_failed("rtdb", READ_SETTINGS_RTDB, "settings node is not an object")
+            raise query_failed("rtdb", "read", SETTINGS_SUBJECT, "settings node is not an object")
         return tree
 
     async def read(self, tenant_id: str, path: tuple[str, ...]) -> JsonValue:
@@ -51,7 +65,7 @@ class RtdbSettingsStore:
         try:
             return await self._rtdb.run(call)
         except Exception as error:
-            raise self._failed(READ_SETTINGS_RTDB, error) from error
+            raise self._failed("read", error) from error
 
     async def write(
         self, tenant_id: str, path: tuple[str, ...], body: JsonValue, *, updated_at: int
@@ -59,9 +73,9 @@ class RtdbSettingsStore:
         node_path = settings_path(tenant_id, path)
         if isinstance(body, dict):
             # A key with "/" would be read by RTDB as a deeper path and break the one-level merge.
-            bad = next((key for key in body if not is_valid_key(key)), None)
+            bad = next((key for key in body if not is_rtdb_key(key)), None)
             if bad is not None:
-                raise query_failed("rtdb", WRITE_SETTINGS_RTDB, f"Invalid key: {bad!r}")
+                raise query_failed("rtdb", "write", SETTINGS_SUBJECT, f"Invalid key: {bad!r}")
 
         def call() -> JsonValue:
             ref = self._rtdb.reference(node_path)
@@ -76,7 +90,7 @@ class RtdbSettingsStore:
         try:
             return await self._rtdb.run(call)
         except Exception as error:
-            raise self._failed(WRITE_SETTINGS_RTDB, error) from error
+            raise self._failed("write", error) from error
 
     async def check_ready(self) -> Readiness:
         return await self._readiness.check_ready()

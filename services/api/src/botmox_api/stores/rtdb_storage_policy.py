@@ -12,11 +12,23 @@ The loop is bounded in attempts and time; running out is a ``StoreQueryFailed``,
 written in that case (every PUT is all-or-nothing).
 
 Each transaction stores a fresh write id in the node with its PUT. The PUT is sent once (see
-``_rtdb_connection``); when its answer is lost (a timeout, a dropped connection, a 5xx), the
+``_rtdb``); when its answer is lost (a timeout, a dropped connection, a 5xx), the
 transaction re-reads the node: if it holds its write id, the write landed and is the answer (not
 a 412 for its own write, and not a second application of a merge); otherwise the call fails
 (``StoreQueryFailed``) without writing again, since another writer may have acknowledged a newer
 version in between.
+
+The RTDB form of a storage policy is ``{secrets, operational, sync: {enabled}, updated_at,
+updated_by, version, write_id}`` at ``tenants/{t}/settings/storage_policy``. ``write_id`` names the
+transaction that wrote the node: the store's bookkeeping, not part of the document (the API never
+serves the raw node). Nodes written by the legacy server have no ``version``: they count as version 1,
+so the first write through this API makes them version 2. Parsing is lenient on purpose: a field of
+the wrong type or value (hand-edited or legacy data) reads as its default rather than making the
+tenant's policy unreadable; a node that is not an object reads as nothing stored.
+
+How a write turns the stored policy into the next one (``next_policy``): the SQL functions implement
+the same rules for Supabase (``storage_policy_replace`` / ``storage_policy_merge``); the behaviour
+suite runs both stores through one set of tests.
 """
 
 from __future__ import annotations
@@ -24,27 +36,109 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from firebase_admin import exceptions
 
-from botmox_api.stores._failures import READ_POLICY_RTDB, WRITE_POLICY_RTDB, query_failed
-from botmox_api.stores._policy_rules import WriteMode, next_policy
-from botmox_api.stores._rtdb_connection import RtdbConnection, readiness_connection, rtdb_reason
-from botmox_api.stores._rtdb_paths import storage_policy_path
-from botmox_api.stores._rtdb_policy_node import node_from_policy, policy_from_node, written_by
-from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import (
-    Backend,
+from botmox_api.model import (
+    DEFAULT_OPERATIONAL,
+    DEFAULT_SYNC_ENABLED,
+    STORAGE_POLICY_SUBJECT,
+    DataBackend,
     IfMatch,
+    JsonObject,
+    Operational,
     Readiness,
     StoragePolicy,
     StoragePolicyChanges,
     StoreError,
     VersionConflict,
+    query_failed,
+)
+from botmox_api.stores._rtdb import (
+    RtdbConnection,
+    RtdbTarget,
+    readiness_connection,
+    rtdb_reason,
+    storage_policy_path,
 )
 
 MAX_TRANSACTION_ATTEMPTS: Final = 100
+
+# --- The RTDB node.
+
+LEGACY_VERSION = 1
+WRITE_ID_KEY = "write_id"
+
+
+def _int_or(value: Any, default: int) -> int:
+    if isinstance(value, bool):
+        return default
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return default
+
+
+def policy_from_node(node: Any) -> StoragePolicy | None:
+    if not isinstance(node, dict):
+        return None
+    operational: Operational = DEFAULT_OPERATIONAL
+    if node.get("operational") in ("local", "cloud"):
+        operational = node["operational"]
+    sync = node.get("sync")
+    enabled = sync.get("enabled") if isinstance(sync, dict) else None
+    updated_by = node.get("updated_by")
+    version = _int_or(node.get("version"), LEGACY_VERSION)
+    return StoragePolicy(
+        operational=operational,
+        sync_enabled=enabled if isinstance(enabled, bool) else DEFAULT_SYNC_ENABLED,
+        updated_at=_int_or(node.get("updated_at"), 0),
+        updated_by=updated_by if isinstance(updated_by, str) else "",
+        version=version if version >= 1 else LEGACY_VERSION,
+    )
+
+
+def node_from_policy(policy: StoragePolicy, write_id: str) -> JsonObject:
+    return {**policy.to_document(), "version": policy.version, WRITE_ID_KEY: write_id}
+
+
+def written_by(node: Any, write_id: str) -> bool:
+    """Whether ``node`` is the one the transaction ``write_id`` wrote (and nobody wrote since)."""
+    return isinstance(node, dict) and node.get(WRITE_ID_KEY) == write_id
+
+
+# --- The write rules.
+
+WriteMode = Literal["replace", "merge"]
+
+
+def next_policy(
+    current: StoragePolicy | None,
+    changes: StoragePolicyChanges,
+    *,
+    mode: WriteMode,
+    updated_by: str,
+    updated_at: int,
+) -> StoragePolicy:
+    """Replace: omitted fields take the defaults. Merge: omitted fields keep the stored values (or
+    the defaults when nothing is stored). Either way the version goes up by one (1 for a first write)."""
+    base_operational = DEFAULT_OPERATIONAL
+    base_sync = DEFAULT_SYNC_ENABLED
+    if mode == "merge" and current is not None:
+        base_operational = current.operational
+        base_sync = current.sync_enabled
+    return StoragePolicy(
+        operational=changes.operational if changes.operational is not None else base_operational,
+        sync_enabled=changes.sync_enabled if changes.sync_enabled is not None else base_sync,
+        updated_at=updated_at,
+        updated_by=updated_by,
+        version=(current.version + 1) if current is not None else 1,
+    )
+
+
+# --- The store.
 
 
 def epoch_ms() -> int:
@@ -62,7 +156,7 @@ class _Contention(Exception):
 
 
 class RtdbStoragePolicyStore:
-    backend: Backend = "rtdb"
+    backend: DataBackend = "rtdb"
 
     def __init__(
         self,
@@ -91,7 +185,7 @@ class RtdbStoragePolicyStore:
         try:
             return await self._rtdb.run(call)
         except Exception as error:
-            raise query_failed("rtdb", READ_POLICY_RTDB, self._reason(error)) from error
+            raise query_failed("rtdb", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     async def replace(
         self,
@@ -147,7 +241,7 @@ class RtdbStoragePolicyStore:
         except StoreError:
             raise
         except Exception as error:
-            raise query_failed("rtdb", WRITE_POLICY_RTDB, self._reason(error)) from error
+            raise query_failed("rtdb", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     def _next(
         self,

@@ -26,21 +26,22 @@ import jwt
 from postgrest.exceptions import APIError
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
-from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
+from botmox_api.model import (
+    STORAGE_POLICY_SUBJECT,
+    DataBackend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    VersionConflict,
+    query_failed,
+)
 from botmox_api.stores._supabase_rows import (
     MalformedRow,
     if_match_arguments,
     policy_from_row,
     request_claims,
     version_at_conflict,
-)
-from botmox_api.stores.protocols import (
-    Backend,
-    IfMatch,
-    Readiness,
-    StoragePolicy,
-    StoragePolicyChanges,
-    VersionConflict,
 )
 
 VERSION_CONFLICT_CODE: Final = "BM412"
@@ -57,7 +58,7 @@ class _UnexpectedBody(Exception):
 
 
 class RestStoragePolicyStore:
-    backend: Backend = "supabase"
+    backend: DataBackend = "supabase"
 
     def __init__(
         self,
@@ -134,7 +135,7 @@ class RestStoragePolicyStore:
             rows = await self._rpc("storage_policy_read", {"p_tenant_id": tenant_id}, tenant_id, uid)
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
-            raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     async def replace(
         self,
@@ -184,9 +185,9 @@ class RestStoragePolicyStore:
                     lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.details
                 )
                 raise VersionConflict("supabase", current) from error
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
         except Exception as error:
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     def _reason(self, error: BaseException) -> str:
         if isinstance(error, APIError):

@@ -13,7 +13,7 @@ Failure behaviour, by design:
 - Recovery without a restart: every connection is checked before it is handed out (broken ones are
   replaced), and a failed reconnection gives up after ``reconnect_timeout_s`` so the next request
   starts a fresh attempt instead of waiting out a long backoff.
-- Readiness runs on a connection of its own (``_sql_readiness.ReadinessConnection``, reopened when
+- Readiness runs on a connection of its own (``ReadinessConnection``, reopened when
   the server dropped it), so health checks never wait for, nor take, a connection of the pool.
 - The pool belongs to the event loop that first used it (the API has one loop).
 """
@@ -22,17 +22,22 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping, Sequence
 from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from botmox_api.stores._failures import READ_POLICY_SUPABASE, WRITE_POLICY_SUPABASE, query_failed
-from botmox_api.stores._sql_readiness import (
-    ReadinessConnectFailed,
-    ReadinessConnection,
-    readiness_from_rows,
+from botmox_api.model import (
+    STORAGE_POLICY_SUBJECT,
+    DataBackend,
+    IfMatch,
+    Readiness,
+    StoragePolicy,
+    StoragePolicyChanges,
+    VersionConflict,
+    query_failed,
 )
 from botmox_api.stores._supabase_rows import (
     MalformedRow,
@@ -40,14 +45,6 @@ from botmox_api.stores._supabase_rows import (
     policy_from_row,
     request_claims,
     version_at_conflict,
-)
-from botmox_api.stores.protocols import (
-    Backend,
-    IfMatch,
-    Readiness,
-    StoragePolicy,
-    StoragePolicyChanges,
-    VersionConflict,
 )
 
 VERSION_CONFLICT_SQLSTATE: Final = "BM412"
@@ -72,12 +69,113 @@ _MERGE: Final = (
 )
 
 
+# --- Readiness.
+# What "ready" means for the SQL transport: the migrations' table and functions exist, and the
+# role the API logs in as may use them. Checked in one statement over a connection of its own
+# (``ReadinessConnection``), never one of the pool's: readiness must not queue behind user traffic,
+# nor take a connection from it.
+#
+# ``botmox.request_subject`` stands for the second migration (caller identity): without it the
+# functions still want ``p_updated_by``, which the API no longer sends.
+
+CHECK_SCHEMA: Final = """
+select name, object is not null as present,
+       coalesce(case when kind = 'table' then has_table_privilege(object, 'select')
+                     else has_function_privilege(object, 'execute') end, false) as allowed
+from (values
+  (1, 'public.storage_policies', 'table', to_regclass('public.storage_policies')::oid),
+  (2, 'public.storage_policy_read', 'function',
+      to_regprocedure('public.storage_policy_read(text)')::oid),
+  (3, 'public.storage_policy_replace', 'function',
+      to_regprocedure('public.storage_policy_replace(text,text,text,boolean,bigint[],boolean)')::oid),
+  (4, 'public.storage_policy_merge', 'function',
+      to_regprocedure('public.storage_policy_merge(text,text,text,boolean,bigint[],boolean)')::oid),
+  (5, 'botmox.request_subject', 'function', to_regprocedure('botmox.request_subject()')::oid)
+) as objects(position, name, kind, object)
+order by position
+"""
+
+
+def readiness_from_rows(rows: Sequence[dict[str, object]]) -> Readiness:
+    missing = [str(row["name"]) for row in rows if row["present"] is not True]
+    if missing:
+        return Readiness(False, "Migration not applied: missing " + ", ".join(missing))
+    denied = [str(row["name"]) for row in rows if row["allowed"] is not True]
+    if denied:
+        return Readiness(False, "The API's database role may not use " + ", ".join(denied))
+    return Readiness(True)
+
+
+class ReadinessConnectFailed(Exception):
+    """No connection to the database could be opened for the check."""
+
+
+class ReadinessConnection:
+    """The one connection the readiness check runs on, opened on first use and reopened when the
+    server dropped it. Checks take turns on it. It belongs to the event loop that first used it."""
+
+    def __init__(self, conninfo: str, connect_kwargs: Mapping[str, Any]) -> None:
+        self._conninfo = conninfo
+        self._connect_kwargs = dict(connect_kwargs)
+        self._lock = asyncio.Lock()
+        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._closed = False
+
+    async def check_schema(self) -> list[dict[str, Any]]:
+        """The rows of ``CHECK_SCHEMA``; raises ``ReadinessConnectFailed`` or a ``psycopg.Error``."""
+        async with self._lock:
+            if self._closed:
+                raise psycopg.InterfaceError("the store is closed")
+            conn = self._conn
+            if conn is not None:
+                try:
+                    return await self._query(conn)
+                except psycopg.OperationalError:
+                    if not conn.broken:
+                        raise
+                    # The server restarted or dropped the connection since the last check: try once
+                    # on a new one, as the pool does when its check finds a connection broken.
+                    await self._drop()
+            self._conn = await self._connect()
+            return await self._query(self._conn)
+
+    async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+        try:
+            return await psycopg.AsyncConnection.connect(
+                self._conninfo, autocommit=True, row_factory=dict_row, **self._connect_kwargs
+            )
+        except psycopg.OperationalError as error:
+            raise ReadinessConnectFailed from error
+
+    async def _query(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> list[dict[str, Any]]:
+        try:
+            cursor = await conn.execute(CHECK_SCHEMA)
+            return await cursor.fetchall()
+        except asyncio.CancelledError:
+            # A check cut short by its timeout leaves the connection mid-statement.
+            await self._drop()
+            raise
+
+    async def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            self._closed = True
+            await self._drop()
+
+
+# --- The store.
+
+
 class _NoRow(Exception):
     """A write function returned no row."""
 
 
 class SqlStoragePolicyStore:
-    backend: Backend = "supabase"
+    backend: DataBackend = "supabase"
 
     def __init__(
         self,
@@ -147,7 +245,7 @@ class SqlStoragePolicyStore:
             rows = await self._call(tenant_id, uid, _READ, (tenant_id,))
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
-            raise query_failed("supabase", READ_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     async def replace(
         self,
@@ -190,9 +288,9 @@ class SqlStoragePolicyStore:
                     lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.diag.message_detail
                 )
                 raise VersionConflict("supabase", current) from error
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
         except Exception as error:
-            raise query_failed("supabase", WRITE_POLICY_SUPABASE, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
     def _reason(self, error: BaseException) -> str:
         # The readiness connection reports a failed connect in the pool's words: one reason, whichever

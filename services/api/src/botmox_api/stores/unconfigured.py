@@ -5,10 +5,9 @@ start, and keep serving every path the configured backend owns, when one backend
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
 
-from botmox_api.stores.protocols import (
-    Backend,
+from botmox_api.model import (
+    DataBackend,
     IfMatch,
     JsonObject,
     JsonValue,
@@ -16,20 +15,19 @@ from botmox_api.stores.protocols import (
     StoragePolicy,
     StoragePolicyChanges,
     StoreNotConfigured,
+    not_configured_message,
 )
-
-_TITLES: Final[dict[Backend, str]] = {"supabase": "Supabase", "rtdb": "RTDB"}
 
 
 class _Unconfigured:
-    def __init__(self, backend: Backend, missing: Sequence[str]) -> None:
-        self.backend: Backend = backend
+    def __init__(self, backend: DataBackend, missing: Sequence[str]) -> None:
+        self.backend: DataBackend = backend
         self.missing = tuple(missing)
 
     def _error(self) -> StoreNotConfigured:
         return StoreNotConfigured(
             self.backend,
-            f"{_TITLES[self.backend]} is not configured",
+            not_configured_message(self.backend),
             details={"missing": list(self.missing)},
         )
 

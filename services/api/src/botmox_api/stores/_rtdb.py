@@ -1,9 +1,24 @@
-"""One firebase-admin ``App`` owned by one store, and the bridge from async code to its blocking calls.
+"""RTDB as the stores reach it: where the database is, where a tenant's data is in it, and the
+connection (one firebase-admin ``App`` owned by one store, and the bridge from async code to its
+blocking calls).
 
-firebase-admin's RTDB client is synchronous (requests). Each call runs in a worker thread through
-``anyio.to_thread`` with the store's own ``CapacityLimiter``, so a slow RTDB can tie up at most
-``max_threads`` threads and never the event loop. The ``App`` is created on first use (building a
-store does no I/O, not even reading a credentials file) under a unique name, so nothing depends on
+Where: production (``https://…``) or an emulator, resolved from the configuration. firebase-admin
+itself decides "emulator or not" from the process environment (``FIREBASE_DATABASE_EMULATOR_HOST``),
+which is global state. The stores instead hand firebase-admin a ``databaseURL`` that already says it:
+``http://HOST:PORT?ns=NAMESPACE`` is emulator mode for firebase-admin whatever the environment holds,
+so two stores in one process can talk to two different emulators (the tests rely on that).
+
+Tenant-scoped paths: ``tenants/{tenant_id}/settings/{path}``. The API validates tenant ids and
+settings paths before a store sees them; the paths here re-check the few characters that would let a
+value escape its tenant node (``/``, ``.`` segments, RTDB's forbidden characters), because a wrong
+path would write into another tenant. Paths travel in the URL of RTDB's REST protocol, which
+percent-decodes them, so every segment is percent-encoded: the key ``a%20b`` must be stored as
+``a%20b``, not ``a b``, and a ``?`` must stay part of the key instead of starting a query string.
+
+The connection: firebase-admin's RTDB client is synchronous (requests). Each call runs in a worker
+thread through ``anyio.to_thread`` with the store's own ``CapacityLimiter``, so a slow RTDB can tie up
+at most ``max_threads`` threads and never the event loop. The ``App`` is created on first use (building
+a store does no I/O, not even reading a credentials file) under a unique name, so nothing depends on
 firebase-admin's default app, and it is deleted by ``aclose()``.
 
 firebase-admin's HTTP session retries any request once after a read timeout or a dropped connection
@@ -17,8 +32,10 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
+from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 import anyio.to_thread
@@ -32,11 +49,92 @@ from urllib3 import BaseHTTPResponse
 from urllib3.connectionpool import ConnectionPool
 from urllib3.util import Retry
 
-from botmox_api.stores._rtdb_paths import READINESS_PATH
-from botmox_api.stores._rtdb_target import RtdbTarget
-from botmox_api.stores.protocols import Readiness
+from botmox_api.model import TENANT_ID_PATTERN, Readiness, is_rtdb_key
 
 T = TypeVar("T")
+
+# --- Where the database is.
+
+
+@dataclass(frozen=True, slots=True)
+class RtdbTarget:
+    database_url: str
+    """The ``databaseURL`` option for firebase-admin."""
+    emulator: bool
+    credentials_path: str | None
+    """Service-account JSON for production; ``None`` means Application Default Credentials."""
+
+
+class InvalidRtdbConfiguration(ValueError):
+    """The RTDB variables are set but cannot be used; the message names the variable."""
+
+
+def _default_database_url(project_id: str) -> str:
+    # The URL Firebase gives a project's default instance.
+    return f"https://{project_id}-default-rtdb.firebaseio.com"
+
+
+def _namespace_of(database_url: str) -> str:
+    parts = urlsplit(database_url)
+    from_query = parse_qs(parts.query).get("ns")
+    if from_query and from_query[0]:
+        return from_query[0]
+    host = parts.hostname or ""
+    namespace = host.split(".")[0]
+    if not namespace:
+        raise InvalidRtdbConfiguration("FIREBASE_DATABASE_URL has no host to take the namespace from")
+    return namespace
+
+
+def resolve_rtdb_target(
+    *,
+    database_url: str | None,
+    project_id: str | None,
+    emulator_host: str | None,
+    credentials_path: str | None,
+) -> RtdbTarget | None:
+    """``None`` when neither ``FIREBASE_DATABASE_URL`` nor ``FIREBASE_PROJECT_ID`` is set.
+
+    Emulator when ``FIREBASE_DATABASE_EMULATOR_HOST`` is set (namespace from the URL's ``ns`` or its
+    first host label, else ``<project>-default-rtdb``) or when the URL itself is ``http://…?ns=…``.
+    """
+    url = database_url or (_default_database_url(project_id) if project_id else None)
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    if emulator_host:
+        if "//" in emulator_host or "/" in emulator_host:
+            raise InvalidRtdbConfiguration("FIREBASE_DATABASE_EMULATOR_HOST must be host:port")
+        return RtdbTarget(f"http://{emulator_host}?ns={_namespace_of(url)}", True, None)
+    if parts.scheme == "http":
+        return RtdbTarget(f"http://{parts.netloc}?ns={_namespace_of(url)}", True, None)
+    if parts.scheme != "https" or not parts.hostname:
+        raise InvalidRtdbConfiguration("FIREBASE_DATABASE_URL must be an https:// URL")
+    return RtdbTarget(f"https://{parts.netloc}", False, credentials_path)
+
+
+# --- Where a tenant's data is.
+
+STORAGE_POLICY_KEY: Final = "storage_policy"
+# A root-level key nobody writes: reading it proves the database answers, and costs nothing.
+READINESS_PATH: Final = "botmox_readiness_probe"
+
+
+def settings_path(tenant_id: str, path: tuple[str, ...] = ()) -> str:
+    """The URL path of a tenant's settings node, each segment percent-encoded."""
+    if not TENANT_ID_PATTERN.fullmatch(tenant_id):
+        raise ValueError(f"invalid tenant id {tenant_id!r}")
+    for segment in path:
+        if not is_rtdb_key(segment):
+            raise ValueError(f"invalid settings path segment {segment!r}")
+    return "/".join(("tenants", tenant_id, "settings", *(quote(segment, safe="") for segment in path)))
+
+
+def storage_policy_path(tenant_id: str) -> str:
+    return settings_path(tenant_id, (STORAGE_POLICY_KEY,))
+
+
+# --- The connection.
 
 DEFAULT_HTTP_TIMEOUT_S: Final = 5.0
 # requests keeps 10 pooled connections per host; more threads would only open throwaway sockets.
