@@ -17,10 +17,11 @@ import httpx
 import psycopg
 import pytest
 
-from harness.stack import docker_daemon, processes
+from harness import processes
+from harness.processes import port_is_listening
+from harness.stack import docker_daemon
 from harness.stack.docker_containers import STACK_LABEL, stack_label
 from harness.stack.docker_runtime import DockerRuntime
-from harness.stack.health import port_is_listening
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
 
 pytestmark = pytest.mark.integration

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import ProcessIdentity
 from harness.stack.credentials import StackCredentials
-from harness.stack.native import _initial_state, values_of
-from harness.stack.processes import ProcessIdentity
+from harness.stack.lifecycle import initial_state, values_of
 from harness.stack.state import HarnessPaths, StateError, load, remove, save
 from harness.stack.values import StackValues
 
@@ -60,7 +60,7 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
 def test_state_file_is_private_and_complete(tmp_path: Path) -> None:
     paths = HarnessPaths(tmp_path / ".harness")
     values = _values(tmp_path)
-    state = _initial_state(values, supervisor=None)
+    state = initial_state(values, supervisor=None, runtime="native")
     state.processes["api"] = ProcessIdentity(4242, 17)
     save(paths, state)
     assert stat.S_IMODE(paths.state_file.stat().st_mode) == 0o600
@@ -81,7 +81,7 @@ def test_state_file_is_private_and_complete(tmp_path: Path) -> None:
 
 def test_saving_again_keeps_the_mode_even_with_a_loose_umask(tmp_path: Path) -> None:
     paths = HarnessPaths(tmp_path)
-    state = _initial_state(_values(tmp_path), supervisor=None)
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="native")
     save(paths, state)
     paths.state_file.chmod(0o644)  # someone widened it; the next save replaces the file
     save(paths, state)
@@ -115,14 +115,14 @@ def test_identity_tells_a_reused_pid_apart(sleeper: subprocess.Popen[bytes]) -> 
 def test_stop_ends_the_process_and_its_group(sleeper: subprocess.Popen[bytes]) -> None:
     identity = processes.identify(sleeper.pid)
     assert identity is not None
-    assert processes.stop(identity, grace_s=5) is True
+    assert processes.stop(identity, ladder=processes.terminate(5)) is True
     assert sleeper.wait(timeout=5) is not None
     assert not processes.is_running(identity)
     assert processes.stop(identity) is False
 
 
 def test_state_liveness_follows_its_processes(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    state = _initial_state(_values(tmp_path), supervisor=None)
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="native")
     assert not state.is_alive()
     identity = processes.identify(sleeper.pid)
     assert identity is not None

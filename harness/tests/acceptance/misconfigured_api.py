@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import ProcessIdentity, free_port
 from harness.stack.description import HealthCheck
-from harness.stack.health import free_port, wait_healthy
-from harness.stack.processes import ProcessIdentity
+from harness.stack.health import wait_healthy
 from harness.stack.state import StackState
 
 # The tenant the internal token is served as; apart from the demo tenant the stack's tests use.
