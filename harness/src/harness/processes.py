@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 POLL_S = 0.05
@@ -81,7 +81,7 @@ def is_running(identity: ProcessIdentity) -> bool:
     return identify(identity.pid) == identity
 
 
-def _reap(pid: int, child: subprocess.Popen[bytes] | None) -> None:
+def _reap(pid: int, child: subprocess.Popen[Any] | None) -> None:
     # Our own children stay zombies until waited for; other processes are reaped by their parent.
     # Through the Popen when we have it, so it keeps the exit status.
     if child is not None:
@@ -173,7 +173,7 @@ def _log_note(log_path: Path | None) -> str:
 
 
 def wait_gone(
-    identity: ProcessIdentity, timeout_s: float, child: subprocess.Popen[bytes] | None = None
+    identity: ProcessIdentity, timeout_s: float, child: subprocess.Popen[Any] | None = None
 ) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -195,7 +195,7 @@ def stop(
     *,
     ladder: Ladder = TERMINATE,
     whole_group: bool = True,
-    child: subprocess.Popen[bytes] | None = None,
+    child: subprocess.Popen[Any] | None = None,
 ) -> bool:
     """Stop exactly that process, one rung of ``ladder`` after another until it is gone.
 
@@ -222,7 +222,7 @@ def stop(
 
 
 def stop_child(
-    child: subprocess.Popen[bytes], *, ladder: Ladder = TERMINATE, whole_group: bool = True
+    child: subprocess.Popen[Any], *, ladder: Ladder = TERMINATE, whole_group: bool = True
 ) -> int | None:
     """``stop`` for a Popen of ours; returns its exit status."""
     identity = identify(child.pid)

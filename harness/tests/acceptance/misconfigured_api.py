@@ -51,7 +51,7 @@ class _Child:
     popen: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        processes.stop(self.identity)
+        processes.stop(self.identity, child=self.popen)
         self.popen.wait(timeout=10)  # reaped here, so no zombie and no ResourceWarning
 
 
