@@ -133,7 +133,8 @@ class StackLifecycle:
     # -- what a runtime supplies ------------------------------------------------------------
 
     def _launch(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
-        """Start one service and record it in ``state`` (saved) before it is checked for health."""
+        """Start one service and record it in ``state`` (saved by the lifecycle once this returns;
+        a runtime saves earlier what must survive a crash half-way through its launch)."""
         raise NotImplementedError
 
     def _alive(self, name: str, state: StackState) -> bool:
@@ -205,6 +206,8 @@ class StackLifecycle:
     def _start(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
         name = component.spec.name
         self._launch(component, values, state)
+        # Recorded before it is checked, so a `down` elsewhere can stop it if this one dies.
+        save(self.paths, state)
         wait_healthy(
             name,
             component.spec.health,

@@ -65,7 +65,6 @@ class NativeRuntime(StackLifecycle):
         )
         self._children[identity.pid] = child
         state.processes[name] = identity
-        save(self.paths, state)
 
     def _alive(self, name: str, state: StackState) -> bool:
         return processes.is_running(state.processes[name])
