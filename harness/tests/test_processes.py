@@ -6,23 +6,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness import processes
 from harness.processes import ProcessIdentity, ProcessNotReady
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait(timeout=10)
 
 
 def test_identity_tells_a_reused_pid_apart(sleeper: subprocess.Popen[bytes]) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import stat
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -45,16 +43,6 @@ def _values(tmp_path: Path) -> StackValues:
         data_dir=tmp_path / "data",
         database="botmox",
     )
-
-
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait(timeout=10)
 
 
 def test_state_file_is_private_and_complete(tmp_path: Path) -> None:

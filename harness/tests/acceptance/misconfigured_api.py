@@ -3,7 +3,7 @@
 ``flip`` cannot make this configuration (it keeps the stack's Supabase settings), so the test starts
 the API itself: the stack's RTDB emulator, an internal token of its own, and not one ``SUPABASE_*``
 variable. A frontend (the native runtime's static server) points the page at it. Both processes are
-spawned through ``harness.stack.processes`` and stopped by their identity (PID + start time).
+spawned through ``harness.processes`` and stopped by their identity (PID + start time).
 """
 
 from __future__ import annotations

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -54,7 +53,6 @@ class DockerRuntime(StackLifecycle):
         super().__init__(paths, description=description, project_root=project_root, reporter=reporter)
         self.console = console
         self.daemon_paths = daemon_paths or docker_daemon.DaemonPaths.default()
-        self._children: list[subprocess.Popen[bytes]] = []
         # For the command under way: the daemon's client and each service's image id.
         self._client: docker.DockerClient | None = None
         self._images: dict[str, str] = {}
@@ -186,7 +184,7 @@ class DockerRuntime(StackLifecycle):
         follower = docker_containers.follow_logs(state.docker.host, started.container_id, log)
         if follower is not None:
             state.docker.helpers[f"logs-{service.name}"] = follower[0]
-            self._children.append(follower[1])
+            self._children[follower[0].pid] = follower[1]
             save(self.paths, state)
 
     def _alive(self, name: str, state: StackState) -> bool:
@@ -222,7 +220,7 @@ class DockerRuntime(StackLifecycle):
         others = [str(container.name) for container in client.containers.list()] if client else []
         for helper in state.docker.helpers.values():
             processes.stop(helper, ladder=_FOLLOWER_LADDER)
-        for child in self._children:
+        for child in self._children.values():
             child.poll()
         self._children.clear()
         if state.docker.daemon is not None:

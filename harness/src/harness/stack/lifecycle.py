@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -129,6 +130,8 @@ class StackLifecycle:
         self.description = description
         self.project_root = project_root or find_project_root()
         self.reporter: Reporter = reporter or SilentReporter()
+        # Processes this object spawned (services, log followers), by PID, kept only to reap them.
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- what a runtime supplies ------------------------------------------------------------
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
-from pathlib import Path
 
 from harness import processes
 from harness.stack.components import ProcessComponent
-from harness.stack.description import STACK, StackDescription
-from harness.stack.lifecycle import Reporter, StackLifecycle, StackStartError
-from harness.stack.state import HarnessPaths, StackState, save
+from harness.stack.lifecycle import StackLifecycle, StackStartError
+from harness.stack.state import StackState, save
 from harness.stack.values import StackValues
 
 # What a service process inherits from the caller's environment; everything else comes from the
@@ -29,17 +26,6 @@ class NativeRuntime(StackLifecycle):
     """Starts and stops the stack's processes. Keeps the children it spawned only to reap them."""
 
     runtime = "native"
-
-    def __init__(
-        self,
-        paths: HarnessPaths,
-        *,
-        description: StackDescription = STACK,
-        project_root: Path | None = None,
-        reporter: Reporter | None = None,
-    ) -> None:
-        super().__init__(paths, description=description, project_root=project_root, reporter=reporter)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
 
     def _environment(self, rendered: Mapping[str, str]) -> dict[str, str]:
         inherited = {name: os.environ[name] for name in _INHERITED if name in os.environ}
