@@ -20,8 +20,8 @@ import httpx
 import psycopg
 import pytest
 
-from harness.stack import processes
-from harness.stack.health import port_is_listening
+from harness import processes
+from harness.processes import port_is_listening
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
 
@@ -71,7 +71,7 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
         state = load(paths)
         if state is not None:
             if state.supervisor is not None:
-                processes.stop(state.supervisor, grace_s=60)
+                processes.stop(state.supervisor, ladder=processes.terminate(60))
             leftover = load(paths)
             if leftover is not None:
                 NativeRuntime(paths).down(leftover)

@@ -17,11 +17,12 @@ import httpx
 import psycopg
 import pytest
 
+from harness import processes
 from harness.fixtures.tools import skip_or_fail
-from harness.stack import docker_daemon, processes
+from harness.processes import port_is_listening
+from harness.stack import docker_daemon
 from harness.stack.docker_containers import STACK_LABEL, stack_label
 from harness.stack.docker_runtime import DockerRuntime
-from harness.stack.health import port_is_listening
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
 
 pytestmark = pytest.mark.integration
@@ -80,7 +81,8 @@ def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
     state = load(paths)
     assert state is not None
     assert state.runtime == "docker"
-    assert set(state.containers) == {"postgres", "rtdb", "api", "frontend"}
+    assert state.docker is not None
+    assert set(state.docker.containers) == {"postgres", "rtdb", "api", "frontend"}
     assert all(processes.is_running(identity) for identity in state.processes.values())
 
     token = _printed_token(started.stdout)
@@ -103,9 +105,10 @@ def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     assert load(paths) is None
     assert _containers_of(paths, state) == []
-    for name, identity in {**state.processes, **state.helpers}.items():
+    assert state.docker is not None
+    for name, identity in {**state.processes, **state.docker.helpers}.items():
         assert not processes.is_running(identity), f"{name} (pid {identity.pid}) still runs"
-    if state.docker_daemon is not None:
-        assert not processes.is_running(state.docker_daemon), "the dockerd the harness started still runs"
+    if state.docker.daemon is not None:
+        assert not processes.is_running(state.docker.daemon), "the dockerd the harness started still runs"
     for name, port in state.ports.items():
         assert not port_is_listening(port), f"port {port} of {name} still listens"

@@ -9,9 +9,10 @@ from types import MappingProxyType
 import httpx
 import pytest
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import port_is_listening
 from harness.stack.description import API, STACK, HealthCheck, StackDescription
-from harness.stack.health import ServiceUnhealthy, port_is_listening
+from harness.stack.health import ServiceUnhealthy
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HarnessPaths, load
 

@@ -1,21 +1,19 @@
-"""The state file (mode 0600, every documented key) and process identities that survive PID reuse."""
+"""The state file: mode 0600, every documented key, the docker record, and liveness by identity."""
 
 from __future__ import annotations
 
 import json
 import stat
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import ProcessIdentity
 from harness.stack.credentials import StackCredentials
-from harness.stack.native import _initial_state, values_of
-from harness.stack.processes import ProcessIdentity
-from harness.stack.state import HarnessPaths, StateError, load, remove, save
+from harness.stack.lifecycle import initial_state, values_of
+from harness.stack.state import DockerState, HarnessPaths, StackState, StateError, load, remove, save
 from harness.stack.values import StackValues
 
 REQUIRED_KEYS = {
@@ -47,20 +45,10 @@ def _values(tmp_path: Path) -> StackValues:
     )
 
 
-@pytest.fixture
-def sleeper() -> Iterator[subprocess.Popen[bytes]]:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
-    try:
-        yield child
-    finally:
-        child.kill()
-        child.wait(timeout=10)
-
-
 def test_state_file_is_private_and_complete(tmp_path: Path) -> None:
     paths = HarnessPaths(tmp_path / ".harness")
     values = _values(tmp_path)
-    state = _initial_state(values, supervisor=None)
+    state = initial_state(values, supervisor=None, runtime="native")
     state.processes["api"] = ProcessIdentity(4242, 17)
     save(paths, state)
     assert stat.S_IMODE(paths.state_file.stat().st_mode) == 0o600
@@ -81,7 +69,7 @@ def test_state_file_is_private_and_complete(tmp_path: Path) -> None:
 
 def test_saving_again_keeps_the_mode_even_with_a_loose_umask(tmp_path: Path) -> None:
     paths = HarnessPaths(tmp_path)
-    state = _initial_state(_values(tmp_path), supervisor=None)
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="native")
     save(paths, state)
     paths.state_file.chmod(0o644)  # someone widened it; the next save replaces the file
     save(paths, state)
@@ -102,27 +90,8 @@ def test_missing_and_malformed_state(tmp_path: Path) -> None:
     assert not paths.state_file.exists()
 
 
-def test_identity_tells_a_reused_pid_apart(sleeper: subprocess.Popen[bytes]) -> None:
-    identity = processes.identify(sleeper.pid)
-    assert identity is not None
-    assert processes.is_running(identity)
-    impostor = ProcessIdentity(sleeper.pid, identity.start_ticks + 1)  # same PID, another start time
-    assert not processes.is_running(impostor)
-    assert processes.stop(impostor) is False
-    assert sleeper.poll() is None  # left alone
-
-
-def test_stop_ends_the_process_and_its_group(sleeper: subprocess.Popen[bytes]) -> None:
-    identity = processes.identify(sleeper.pid)
-    assert identity is not None
-    assert processes.stop(identity, grace_s=5) is True
-    assert sleeper.wait(timeout=5) is not None
-    assert not processes.is_running(identity)
-    assert processes.stop(identity) is False
-
-
 def test_state_liveness_follows_its_processes(tmp_path: Path, sleeper: subprocess.Popen[bytes]) -> None:
-    state = _initial_state(_values(tmp_path), supervisor=None)
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="native")
     assert not state.is_alive()
     identity = processes.identify(sleeper.pid)
     assert identity is not None
@@ -131,3 +100,69 @@ def test_state_liveness_follows_its_processes(tmp_path: Path, sleeper: subproces
     sleeper.kill()
     sleeper.wait(timeout=5)
     assert not state.is_alive()
+
+
+def _docker_state(tmp_path: Path) -> StackState:
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="docker")
+    state.processes["api"] = ProcessIdentity(4242, 17)
+    state.docker = DockerState(
+        host="unix:///run/botmox/docker.sock",
+        containers={"api": "c0ffee"},
+        daemon=ProcessIdentity(99, 5),
+        helpers={"logs-api": ProcessIdentity(4343, 18)},
+    )
+    return state
+
+
+def test_docker_entries_are_one_nested_record(tmp_path: Path) -> None:
+    paths = HarnessPaths(tmp_path)
+    state = _docker_state(tmp_path)
+    save(paths, state)
+    data = json.loads(paths.state_file.read_text())
+    assert data["version"] == 2
+    assert data["docker"] == {
+        "host": "unix:///run/botmox/docker.sock",
+        "containers": {"api": "c0ffee"},
+        "daemon": {"pid": 99, "start_ticks": 5},
+        "helpers": {"logs-api": {"pid": 4343, "start_ticks": 18}},
+    }
+    assert not {"containers", "docker_host", "docker_daemon", "helpers"} & set(data)
+    assert load(paths) == state
+    native = initial_state(_values(tmp_path), supervisor=None, runtime="native")
+    save(paths, native)
+    assert json.loads(paths.state_file.read_text())["docker"] is None
+    assert load(paths) == native
+
+
+def test_a_version_1_state_file_is_still_read(tmp_path: Path) -> None:
+    """A stack started before the docker record was nested can still be stopped."""
+    paths = HarnessPaths(tmp_path)
+    expected = _docker_state(tmp_path)
+    data = expected.to_json()
+    docker = data.pop("docker")
+    assert isinstance(docker, dict)
+    data.update(
+        version=1,
+        containers=docker["containers"],
+        docker_host=docker["host"],
+        docker_daemon=docker["daemon"],
+        helpers=docker["helpers"],
+    )
+    paths.state_file.write_text(json.dumps(data))
+    assert load(paths) == expected
+    native = initial_state(_values(tmp_path), supervisor=None, runtime="native").to_json()
+    native.pop("docker")
+    native.update(version=1, containers={}, docker_host=None, docker_daemon=None, helpers={})
+    paths.state_file.write_text(json.dumps(native))
+    loaded = load(paths)
+    assert loaded is not None
+    assert loaded.docker is None
+
+
+def test_an_unknown_state_version_is_refused(tmp_path: Path) -> None:
+    paths = HarnessPaths(tmp_path)
+    data = initial_state(_values(tmp_path), supervisor=None, runtime="native").to_json()
+    data["version"] = 3
+    paths.state_file.write_text(json.dumps(data))
+    with pytest.raises(StateError, match="version 3, expected one of 1, 2"):
+        load(paths)

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import secrets
-import shutil
 import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,9 +32,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
+from harness.postgres_supabase import find_supabase_cli
+
 API_ROLE: Final = "botmox_api"
 DEFAULT_ENV_FILE: Final = Path("services/api/.env")
-DEFAULT_CLI: Final = Path("node_modules/.bin/supabase")
 STATUS_TIMEOUT_S: Final = 120.0
 DB_CONNECT_TIMEOUT_S: Final = 10
 
@@ -103,18 +103,11 @@ def parse_status(text: str) -> SupabaseStatus:
 
 
 def resolve_cli(explicit: Path | None) -> Path:
-    if explicit is not None:
-        if not explicit.is_file():
-            raise BootstrapError(f"Supabase CLI not found at {explicit}")
-        return explicit
-    if DEFAULT_CLI.is_file():
-        return DEFAULT_CLI
-    on_path = shutil.which("supabase")
-    if on_path is None:
-        raise BootstrapError(
-            f"Supabase CLI not found: neither {DEFAULT_CLI} (run `make bootstrap`) nor `supabase` on PATH"
-        )
-    return Path(on_path)
+    try:
+        # Run from the project root (`make bootstrap-env`): its pinned CLI is under the working dir.
+        return find_supabase_cli(Path.cwd(), explicit)
+    except FileNotFoundError as error:
+        raise BootstrapError(str(error)) from None
 
 
 def run_status(cli: Path) -> str:

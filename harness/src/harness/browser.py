@@ -12,18 +12,18 @@ The DevTools port is chosen by Chromium (``--remote-debugging-port=0``) and read
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Self
 
 from playwright.sync_api import Browser, Playwright, sync_playwright
+
+from harness import processes
 
 CHROMIUM_EXECUTABLE = "/usr/bin/chromium"
 
@@ -76,67 +76,52 @@ class HeadlessChromium:
         if shutil.which(self._executable) is None:
             raise BrowserStartError(f"{self._executable} not found: apt-get install -y chromium")
         self._profile = Path(tempfile.mkdtemp(prefix="harness-chromium-"))
-        log = (self._profile / "chromium.log").open("wb")
-        with log:
-            self._process = subprocess.Popen(  # noqa: S603 - a fixed executable and our own flags
-                [self._executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"],
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        command = [self._executable, *CHROMIUM_FLAGS, f"--user-data-dir={self._profile}", "about:blank"]
         try:
-            self.cdp_url = f"http://127.0.0.1:{self._wait_for_port()}"
+            _identity, self._process = processes.spawn(command, log_path=self._profile / "chromium.log")
+            self.cdp_url = f"http://127.0.0.1:{self._wait_for_port(self._process, self._profile)}"
+        except processes.ProcessNotReady as error:
+            self.stop()
+            raise BrowserStartError(str(error)) from None
         except BaseException:
             self.stop()
             raise
         return self.cdp_url
 
-    def _wait_for_port(self) -> int:
-        assert self._process is not None
-        assert self._profile is not None
-        port_file = self._profile / "DevToolsActivePort"
-        deadline = time.monotonic() + self._start_timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                raise BrowserStartError(f"chromium exited ({self._process.returncode}): {self._log_tail()}")
+    def _wait_for_port(self, process: subprocess.Popen[bytes], profile: Path) -> int:
+        port_file = profile / "DevToolsActivePort"
+
+        def port() -> int | None:
             # The file is written in one go, but read defensively: an empty first line means "not yet".
             with contextlib.suppress(FileNotFoundError):
                 first_line = port_file.read_text().partition("\n")[0].strip()
                 if first_line.isdigit():
                     return int(first_line)
-            time.sleep(0.05)
-        raise BrowserStartError(f"chromium opened no DevTools port within {self._start_timeout} s")
+            return None
 
-    def _log_tail(self) -> str:
-        if self._profile is None:
-            return ""
-        with contextlib.suppress(OSError):
-            return (self._profile / "chromium.log").read_text(errors="replace")[-2000:]
-        return ""
+        return processes.wait_ready(
+            "chromium",
+            port,
+            alive=lambda: process.poll() is None,
+            timeout_s=self._start_timeout,
+            log_path=profile / "chromium.log",
+            waiting_for="its DevTools port",
+            error=BrowserStartError,
+        )
 
     def stop(self) -> None:
         """SIGTERM to the group Chromium leads, SIGKILL after the timeout; removes the profile."""
         process, self._process = self._process, None
         self.cdp_url = None
         if process is not None:
-            self._signal_group(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(process.pid, signal.SIGKILL)
-                process.wait(timeout=self._stop_timeout)
+            processes.stop_child(
+                process, ladder=((signal.SIGTERM, self._stop_timeout), (signal.SIGKILL, self._stop_timeout))
+            )
             # Renderers may outlive the browser process by a moment; the group is still ours.
-            self._signal_group(process.pid, signal.SIGKILL)
+            processes.signal_group(process.pid, signal.SIGKILL)
         profile, self._profile = self._profile, None
         if profile is not None:
             shutil.rmtree(profile, ignore_errors=True)
-
-    @staticmethod
-    def _signal_group(pid: int, signum: signal.Signals) -> None:
-        # The child was started with start_new_session, so its process group id is its own PID.
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signum)
 
     def __enter__(self) -> Self:
         self.start()

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+import psycopg
 from psycopg import sql
 
 from harness.postgres_cluster import PostgresCluster, PostgresError, dsn
@@ -41,6 +42,7 @@ __all__ = [
     "PostgresError",
     "PrivatePostgres",
     "ToolFailed",
+    "migrate",
 ]
 
 TEMPLATE_DATABASE = "botmox_template"
@@ -58,6 +60,28 @@ class PgDatabase:
     api_dsn: str
     api_user: str
     api_password: str
+
+
+def migrate(
+    *, port: int, database: str, api_password: str, cli: SupabaseCli, platform: bool = True
+) -> ToolResult:
+    """Make ``database`` on the server at 127.0.0.1:``port`` the way Supabase's is made: create it,
+    apply the platform baseline (unless ``platform=False``), ``supabase migration up``, then give
+    ``botmox_api`` its password as deploy does. The one way the stack's database and the tests'
+    template are made; raises ``ToolFailed`` with the CLI's output."""
+    with psycopg.connect(dsn(port=port, dbname="postgres"), autocommit=True) as connection:
+        connection.execute(sql.SQL("create database {}").format(sql.Identifier(database)))
+    target = dsn(port=port, dbname=database)
+    if platform:
+        with psycopg.connect(target, autocommit=True) as connection:
+            connection.execute(SUPABASE_PLATFORM_BASELINE)
+    result = cli.migration_up(target)
+    # The migration creates botmox_api without a password (deploy sets it); do what deploy does.
+    with psycopg.connect(target, autocommit=True) as connection:
+        connection.execute(
+            sql.SQL("alter role {} password {}").format(sql.Identifier(API_ROLE), sql.Literal(api_password))
+        )
+    return result
 
 
 class DataDirSnapshot:
@@ -105,23 +129,17 @@ class MigratedPostgres:
             cluster.initdb()
             cluster.start()
             server = cls(cluster, cli, secrets.token_urlsafe(24))
-            server._migrate_template(platform=platform)
+            migrate(
+                port=cluster.port,
+                database=TEMPLATE_DATABASE,
+                api_password=server.api_password,
+                cli=cli,
+                platform=platform,
+            )
             return server
         except BaseException:
             cluster.close()
             raise
-
-    def _migrate_template(self, *, platform: bool) -> None:
-        self.cluster.create_database(TEMPLATE_DATABASE)
-        if platform:
-            self.cluster.execute(SUPABASE_PLATFORM_BASELINE, dbname=TEMPLATE_DATABASE)
-        self.cli.migration_up(self.template_dsn)
-        # The migration creates botmox_api without a password (deploy sets it); do what deploy does.
-        self.cluster.execute(
-            sql.SQL("alter role {} password {}").format(
-                sql.Identifier(API_ROLE), sql.Literal(self.api_password)
-            )
-        )
 
     @property
     def port(self) -> int:

@@ -8,20 +8,20 @@ its Unix socket in the cluster's own temp dir, and trusts local connections (tes
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
 import psycopg
 from psycopg import sql
+
+from harness import processes
 
 DEFAULT_PG_BIN_DIR = Path("/usr/lib/postgresql/15/bin")
 SERVER_USER = "postgres"
@@ -36,8 +36,13 @@ TEST_SERVER_OPTIONS: tuple[str, ...] = (
 READY_TIMEOUT_S = 30.0
 PORT_ATTEMPTS = 3
 _PORT_TAKEN = "Address already in use"
-STOP_TIMEOUT_S = 30.0
-POLL_INTERVAL_S = 0.05
+# Fast shutdown (SIGINT) of exactly the postmaster, which stops its backends; then immediate
+# shutdown (SIGQUIT); then SIGKILL.
+STOP_LADDER: processes.Ladder = (
+    (signal.SIGINT, 30.0),
+    (signal.SIGQUIT, 10.0),
+    (signal.SIGKILL, 10.0),
+)
 
 
 class PostgresError(RuntimeError):
@@ -49,20 +54,12 @@ def pg_bin_dir() -> Path:
     return Path(os.environ.get("PG_BIN_DIR", str(DEFAULT_PG_BIN_DIR)))
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _server_account() -> tuple[int, int] | None:
-    """(uid, gid) to drop to when we are root; ``None`` when we already are an ordinary user."""
+def server_account() -> processes.Account | None:
+    """The user to drop to when we are root; ``None`` when we already are an ordinary user."""
     if os.geteuid() != 0:
         return None
     entry = pwd.getpwnam(SERVER_USER)
-    return entry.pw_uid, entry.pw_gid
+    return processes.Account(entry.pw_uid, entry.pw_gid)
 
 
 def dsn(*, port: int, dbname: str, user: str = SUPERUSER, password: str | None = None) -> str:
@@ -85,13 +82,13 @@ class PostgresCluster:
         port: int | None = None,
         password_users: tuple[str, ...] = (),
     ) -> None:
-        self._account = _server_account()
+        self.account = server_account()
         self.root = Path(tempfile.mkdtemp(prefix="botmox-pg-", dir=base_dir))
-        self.data_dir = self.root / "data"
+        self.data_dir = self.root / "postgres"
         self.socket_dir = self.root / "run"
         self.log_file = self.root / "server.log"
         self._port_picked = port is None
-        self.port = port if port is not None else free_port()
+        self.port = port if port is not None else processes.free_port()
         self._started_once = False
         self._log_offset = 0
         # Roles that must authenticate with a password (scram) even on this trusting cluster, so
@@ -161,69 +158,57 @@ class PostgresCluster:
                 retry = self._port_picked and not self._started_once and attempt < PORT_ATTEMPTS
                 if not (retry and _PORT_TAKEN in self.server_log()):
                     raise
-                self.port = free_port()
+                self.port = processes.free_port()
                 continue
             self._started_once = True
             return
 
-    def _start_once(self) -> None:
-        log_start = self.log_file.stat().st_size if self.log_file.exists() else 0
-        self._log_offset = log_start
-        log = self.log_file.open("ab")
-        args = [
-            str(pg_bin_dir() / "postgres"),
+    def server_command(self, base: Sequence[str] | None = None) -> list[str]:
+        """The postmaster's command line: ``base`` (the stack description's, rendered; by default
+        the same for this cluster) with the binary from ``pg_bin_dir()``, plus this cluster's socket
+        dir and the throwaway-cluster options."""
+        command = list(base) if base is not None else self._default_command()
+        if command[0] == "postgres":
+            command[0] = str(pg_bin_dir() / "postgres")
+        command += ["-c", f"unix_socket_directories={self.socket_dir}"]
+        for option in TEST_SERVER_OPTIONS:
+            command += ["-c", option]
+        return command
+
+    def _default_command(self) -> list[str]:
+        return [
+            "postgres",
             "-D",
             str(self.data_dir),
             "-p",
             str(self.port),
             "-c",
             "listen_addresses=127.0.0.1",
-            "-c",
-            f"unix_socket_directories={self.socket_dir}",
         ]
-        for option in TEST_SERVER_OPTIONS:
-            args += ["-c", option]
+
+    def _start_once(self) -> None:
+        self._log_offset = self.log_file.stat().st_size if self.log_file.exists() else 0
         try:
-            self._process = subprocess.Popen(  # noqa: S603 - fixed binary, our own arguments
-                args,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.root,
-                start_new_session=True,  # Ctrl-C in a terminal must not reach it before we stop it
-                user=self._uid,
-                group=self._gid,
-                extra_groups=self._extra_groups,
+            _identity, self._process = processes.spawn(
+                self.server_command(), log_path=self.log_file, cwd=self.root, account=self.account
             )
-        finally:
-            log.close()
+        except processes.ProcessNotReady as error:
+            raise PostgresError(str(error)) from None
         try:
-            self._wait_ready()
+            self._wait_ready(self._process)
         except BaseException:
             self.stop()
             raise
 
     def stop(self) -> None:
-        """Fast shutdown of exactly our postmaster (by PID): SIGINT, then SIGQUIT, then SIGKILL."""
-        process = self._process
-        if process is None:
+        """Stop exactly our postmaster (by PID) with ``STOP_LADDER``."""
+        process, self._process = self._process, None
+        if process is None or process.poll() is not None:
             return
-        self._process = None
-        if process.poll() is not None:
-            return
-        for sig, grace in (
-            (signal.SIGINT, STOP_TIMEOUT_S),
-            (signal.SIGQUIT, 10.0),
-            (signal.SIGKILL, 10.0),
-        ):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(process.pid, sig)
-            try:
-                process.wait(timeout=grace)
-                return
-            except subprocess.TimeoutExpired:
-                continue
-        raise PostgresError(f"postmaster {process.pid} did not exit")
+        try:
+            processes.stop_child(process, ladder=STOP_LADDER, whole_group=False)
+        except RuntimeError as error:
+            raise PostgresError(f"postmaster {process.pid} did not exit: {error}") from None
 
     def restart(self) -> None:
         self.stop()
@@ -313,37 +298,27 @@ class PostgresCluster:
         hba.write_text("\n".join(lines))
         self._chown(hba)
 
-    def _wait_ready(self) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            process = self._process
-            if process is None or process.poll() is not None:
-                raise PostgresError(f"postgres exited during start-up:\n{self.server_log()[-4000:]}")
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        def accepts() -> bool | None:
             try:
                 with psycopg.connect(self.dsn(), connect_timeout=2):
-                    return
-            except psycopg.OperationalError as error:
-                last_error = error
-            time.sleep(POLL_INTERVAL_S)
-        raise PostgresError(f"postgres not ready after {READY_TIMEOUT_S}s: {last_error}")
+                    return True
+            except psycopg.OperationalError:
+                return None
 
-    @property
-    def _uid(self) -> int | None:
-        return None if self._account is None else self._account[0]
-
-    @property
-    def _gid(self) -> int | None:
-        return None if self._account is None else self._account[1]
-
-    @property
-    def _extra_groups(self) -> list[int] | None:
-        # Dropping to postgres must drop root's supplementary groups too.
-        return None if self._account is None else []
+        processes.wait_ready(
+            "postgres",
+            accepts,
+            alive=lambda: process.poll() is None,
+            timeout_s=READY_TIMEOUT_S,
+            log_path=self.log_file,
+            waiting_for=self.dsn(),
+            error=PostgresError,
+        )
 
     def _chown(self, path: Path) -> None:
-        if self._account is not None:
-            os.chown(path, *self._account)
+        if self.account is not None:
+            os.chown(path, self.account.uid, self.account.gid)
 
     def _run_as_server(self, args: list[str]) -> None:
         completed = subprocess.run(  # noqa: S603 - fixed binaries, our own arguments
@@ -353,9 +328,10 @@ class PostgresCluster:
             cwd=self.root,
             check=False,
             timeout=120,
-            user=self._uid,
-            group=self._gid,
-            extra_groups=self._extra_groups,
+            user=self.account.uid if self.account else None,
+            group=self.account.gid if self.account else None,
+            # Dropping to postgres must drop root's supplementary groups too.
+            extra_groups=[] if self.account else None,
         )
         if completed.returncode != 0:
             output = (completed.stdout + completed.stderr).decode(errors="replace")

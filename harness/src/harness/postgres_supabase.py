@@ -7,7 +7,6 @@ gates are Supabase's own: ``db lint --fail-on warning`` (plpgsql_check) and ``db
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import signal
@@ -15,7 +14,11 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness import processes
+
 CLI_TIMEOUT_S = 180.0
+# The project's pinned CLI (npm, `make bootstrap`), relative to the project root.
+PINNED_CLI = Path("node_modules/.bin/supabase")
 
 
 class ToolFailed(RuntimeError):
@@ -54,6 +57,27 @@ def find_project_root(start: Path | None = None) -> Path:
     raise FileNotFoundError("no supabase/config.toml above the harness package or the working directory")
 
 
+def find_supabase_cli(project_root: Path, explicit: Path | None = None) -> Path:
+    """The Supabase CLI to run: ``explicit`` when given, else ``$SUPABASE_CLI``, else the project's
+    pinned ``node_modules/.bin/supabase``, else ``supabase`` on PATH. The one place it is looked up."""
+    if explicit is not None:
+        if not explicit.is_file():
+            raise FileNotFoundError(f"Supabase CLI not found at {explicit}")
+        return explicit
+    override = os.environ.get("SUPABASE_CLI")
+    if override:
+        return Path(override)
+    pinned = project_root / PINNED_CLI
+    if pinned.exists():
+        return pinned
+    found = shutil.which("supabase")
+    if found is None:
+        raise FileNotFoundError(
+            f"Supabase CLI not found: neither {pinned} (run `make bootstrap`) nor `supabase` on PATH"
+        )
+    return Path(found)
+
+
 def _run(command: list[str], *, cwd: Path, env: dict[str, str] | None = None, check: bool) -> ToolResult:
     """Run a tool in a process group of its own, so a timeout also ends its children (the npm
     ``supabase`` wrapper runs the real binary as a child; pg_prove runs psql)."""
@@ -70,8 +94,7 @@ def _run(command: list[str], *, cwd: Path, env: dict[str, str] | None = None, ch
     try:
         stdout, stderr = process.communicate(timeout=CLI_TIMEOUT_S)
     except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)  # the group we created for this tool
+        processes.signal_group(process.pid, signal.SIGKILL)  # the group we created for this tool
         stdout, stderr = process.communicate()
         raise ToolFailed(command, -1, f"timed out after {CLI_TIMEOUT_S}s\n{stdout}{stderr}") from None
     result = ToolResult(command, process.returncode, stdout, stderr)
@@ -91,16 +114,7 @@ class SupabaseCli:
     @classmethod
     def for_project(cls, project_root: Path | None = None) -> SupabaseCli:
         root = project_root or find_project_root()
-        override = os.environ.get("SUPABASE_CLI")
-        if override:
-            return cls(root, Path(override))
-        pinned = root / "node_modules" / ".bin" / "supabase"
-        if pinned.exists():
-            return cls(root, pinned)
-        found = shutil.which("supabase")
-        if found is None:
-            raise FileNotFoundError(f"Supabase CLI not found at {pinned}; run `make bootstrap`")
-        return cls(root, Path(found))
+        return cls(root, find_supabase_cli(root))
 
     @property
     def migrations_dir(self) -> Path:

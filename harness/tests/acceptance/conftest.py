@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.stack import processes
+from harness import processes
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, Runtime, StackState, load, remove
 from harness.stack.values import DATA_BACKENDS, DataBackend

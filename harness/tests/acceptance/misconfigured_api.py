@@ -3,7 +3,7 @@
 ``flip`` cannot make this configuration (it keeps the stack's Supabase settings), so the test starts
 the API itself: the stack's RTDB emulator, an internal token of its own, and not one ``SUPABASE_*``
 variable. A frontend (the native runtime's static server) points the page at it. Both processes are
-spawned through ``harness.stack.processes`` and stopped by their identity (PID + start time).
+spawned through ``harness.processes`` and stopped by their identity (PID + start time).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import ProcessIdentity, free_port
 from harness.stack.description import HealthCheck
-from harness.stack.health import free_port, wait_healthy
-from harness.stack.processes import ProcessIdentity
+from harness.stack.health import wait_healthy
 from harness.stack.state import StackState
 
 # The tenant the internal token is served as; apart from the demo tenant the stack's tests use.
@@ -51,7 +51,7 @@ class _Child:
     popen: subprocess.Popen[bytes]
 
     def stop(self) -> None:
-        processes.stop(self.identity)
+        processes.stop(self.identity, child=self.popen)
         self.popen.wait(timeout=10)  # reaped here, so no zombie and no ResourceWarning
 
 

@@ -19,8 +19,8 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
-from harness.stack import processes
-from harness.stack.health import port_is_listening
+from harness import processes
+from harness.processes import port_is_listening
 from harness.stack.state import HarnessPaths, Runtime, StackState
 from harness.stack.values import DataBackend
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 from stack_under_test import SERVICES, StackUnderTest
 
-from harness.stack import processes
+from harness import processes
 
 pytestmark = pytest.mark.integration
 

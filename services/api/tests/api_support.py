@@ -5,8 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from fastapi import FastAPI
 from botmox_api.app import create_app
 from botmox_api.config import ApiSettings
 from botmox_api.stores.protocols import StoreSet
+from harness import processes
 
 API_TOKEN: Final = "api-token-" + "a" * 32
 INFRA_TOKEN: Final = "infra-token-" + "b" * 32
@@ -156,22 +155,10 @@ def server_process(env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[
     try:
         yield process
     finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=5)
+        processes.stop_child(process, ladder=processes.terminate(10), whole_group=False)
         for stream in (process.stdout, process.stderr):
             if stream:
                 stream.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(url: str, process: subprocess.Popen[str]) -> httpx.Response:

@@ -15,7 +15,6 @@ from api_support import (
     bearer,
     clean_env,
     client_for,
-    free_port,
     make_settings,
     server_process,
     user,
@@ -23,6 +22,7 @@ from api_support import (
 )
 
 from botmox_api.config import ConfigError, load_settings
+from harness.processes import free_port
 
 STRONG = "s" * 32
 DB_PASSWORD = "pg-pa55word-never-shown"

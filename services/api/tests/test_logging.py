@@ -19,7 +19,6 @@ from api_support import (
     bearer,
     clean_env,
     client_for,
-    free_port,
     make_settings,
     server_process,
     supabase_token,
@@ -28,6 +27,7 @@ from api_support import (
 
 from botmox_api.logs import build_logger
 from botmox_api.model import StoreQueryFailed
+from harness.processes import free_port
 
 DB_PASSWORD = "hunter2-db-pa55word"
 

@@ -34,6 +34,7 @@ import pytest
 import uvicorn
 from playwright.sync_api import Page, expect
 
+from harness import processes
 from harness.settings_page import (
     ALERTS,
     STORAGE_POLICY,
@@ -458,9 +459,7 @@ def test_the_runtime_config_token_is_the_default(
 
 
 def test_an_unreachable_api_shows_a_network_error(page: Page, frontend_site: FrontendSite) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+    closed_port = processes.free_port()
     frontend_site.write_runtime_config(f"http://127.0.0.1:{closed_port}")
     open_with_token(page, frontend_site.url, "any-token")
     expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "load-error")

@@ -8,10 +8,7 @@ then in CI (``harness.fixtures.tools``).
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness import processes
 from harness.fixtures.tools import require_tool
 
 FRONTEND = Path(__file__).resolve().parents[1]
@@ -96,17 +94,10 @@ def test_every_file_the_dockerfile_copies_is_in_its_context() -> None:
         assert (FRONTEND / source).exists(), source
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 @pytest.fixture
 def caddy_site(tmp_path: Path) -> Iterator[str]:
     caddy = require_tool("caddy", "apt-get install -y caddy")
-    port = _free_port()
+    port = processes.free_port()
     environment = {
         "PATH": "/usr/bin:/bin",
         "API_BASE_URL": "http://127.0.0.1:9999",
@@ -144,13 +135,7 @@ def caddy_site(tmp_path: Path) -> Iterator[str]:
                 time.sleep(0.05)
         yield url
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        processes.stop_child(process, ladder=processes.terminate(10))
 
 
 def test_caddy_serves_the_page_and_an_uncached_runtime_config(caddy_site: str) -> None:

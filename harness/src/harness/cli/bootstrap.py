@@ -11,7 +11,8 @@ import typer
 
 from harness.bootstrap_check import DEFAULT_TIMEOUT_S
 from harness.bootstrap_check import run as run_bootstrap_check
-from harness.bootstrap_env import API_ROLE, DEFAULT_CLI, DEFAULT_ENV_FILE, BootstrapError, write_api_env
+from harness.bootstrap_env import API_ROLE, DEFAULT_ENV_FILE, BootstrapError, write_api_env
+from harness.postgres_supabase import PINNED_CLI
 
 EXIT_BOOTSTRAP_ERROR = 2
 
@@ -30,7 +31,8 @@ def env(
         bool, typer.Option("--force", help="Also rewrite a file that targets a non-local stack.")
     ] = False,
     supabase_cli: Annotated[
-        Path | None, typer.Option(help=f"The CLI to run (default: {DEFAULT_CLI}, else PATH).")
+        Path | None,
+        typer.Option(help=f"The CLI to run (default: $SUPABASE_CLI, else {PINNED_CLI}, else PATH)."),
     ] = None,
     db_user: Annotated[
         DbUser, typer.Option(help=f"Who SUPABASE_DB_URL logs in as ({API_ROLE} gets a fresh password).")

@@ -18,16 +18,17 @@ from typing import Annotated, NoReturn, Protocol
 import typer
 from rich.console import Console
 
+from harness import processes
 from harness.postgres_supabase import find_project_root
-from harness.stack import processes
 from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, print_summary, status_table, token_for
 from harness.stack.description import STACK
 from harness.stack.docker_daemon import DaemonUnavailable, can_start, find_running
 from harness.stack.docker_runtime import DockerRuntime
 from harness.stack.health import ServiceUnhealthy
+from harness.stack.lifecycle import StackStartError
 from harness.stack.logs import follow, tail
-from harness.stack.native import NativeRuntime, StackStartError
+from harness.stack.native import NativeRuntime
 from harness.stack.state import HarnessPaths, Runtime, StackState, StateError, load, remove
 from harness.stack.values import DataBackend
 

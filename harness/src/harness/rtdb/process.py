@@ -6,22 +6,20 @@ the API's fault tests rely on), ``stop()`` by PID with SIGTERM then SIGKILL, and
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
 import httpx
+
+from harness import processes
 
 EmulatorKind = Literal["builtin", "official"]
 READY_NAMESPACE = "harness-ready-probe"
@@ -54,13 +52,6 @@ class RtdbEmulatorProcess(Protocol):
     ) -> None: ...
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 class _ChildProcess:
     """A child in its own session, logged to a file, stopped by PID (and its group) only."""
 
@@ -69,7 +60,7 @@ class _ChildProcess:
     ) -> None:
         self._port = port
         self._start_timeout = start_timeout
-        self._stop_timeout = stop_timeout
+        self._ladder: processes.Ladder = ((signal.SIGTERM, stop_timeout), (signal.SIGKILL, stop_timeout))
         self._process: subprocess.Popen[bytes] | None = None
         # A log directory we were given is kept; one we made is removed when the process ends
         # (start errors carry the log's tail, so nothing is lost).
@@ -80,7 +71,7 @@ class _ChildProcess:
     @property
     def port(self) -> int:
         if self._port is None:
-            self._port = free_port()
+            self._port = processes.free_port()
         return self._port
 
     @property
@@ -106,48 +97,42 @@ class _ChildProcess:
             raise RuntimeError(f"the emulator is already running (pid {self._process.pid})")
         self._log_dir.mkdir(parents=True, exist_ok=True)
         command, cwd = self._command()
-        with self.log_path.open("ab") as log:
-            self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                command, stdout=log, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
-            )
         try:
-            self._wait_until_ready()
+            _identity, self._process = processes.spawn(command, log_path=self.log_path, cwd=cwd)
+        except processes.ProcessNotReady as error:
+            raise EmulatorStartError(str(error)) from None
+        try:
+            self._wait_until_ready(self._process)
         except BaseException:
             self.stop()
             raise
 
-    def _wait_until_ready(self) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + self._start_timeout
+    def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
         url = f"http://{self.host}/.json?ns={READY_NAMESPACE}&shallow=true"
         with httpx.Client(timeout=1.0, trust_env=False) as client:
-            while time.monotonic() < deadline:
-                if self._process.poll() is not None:
-                    raise EmulatorStartError(
-                        f"the emulator exited ({self._process.returncode}): {self._log_tail()}"
-                    )
+
+            def answers() -> bool | None:
                 try:
-                    if client.get(url).status_code == 200:
-                        return
+                    return True if client.get(url).status_code == 200 else None
                 except httpx.TransportError:
-                    pass
-                time.sleep(0.05)
-        raise EmulatorStartError(
-            f"the emulator did not answer within {self._start_timeout} s: {self._log_tail()}"
-        )
+                    return None
+
+            processes.wait_ready(
+                "the emulator",
+                answers,
+                alive=lambda: process.poll() is None,
+                timeout_s=self._start_timeout,
+                log_path=self.log_path,
+                waiting_for=url,
+                error=EmulatorStartError,
+            )
 
     def stop(self) -> int | None:
         """Stops the child: SIGTERM, then SIGKILL after the timeout. Returns its exit status."""
         process, self._process = self._process, None
         if process is None:
             return self.last_exit_code
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                self._kill_group(process.pid)
-                process.wait(timeout=self._stop_timeout)
+        processes.stop_child(process, ladder=self._ladder, whole_group=False)
         return self._ended(process)
 
     def kill(self) -> int | None:
@@ -155,8 +140,7 @@ class _ChildProcess:
         process, self._process = self._process, None
         if process is None:
             return self.last_exit_code
-        self._kill_group(process.pid)
-        process.wait(timeout=self._stop_timeout)
+        processes.stop_child(process, ladder=((signal.SIGKILL, self._ladder[-1][1]),))
         return self._ended(process)
 
     def _ended(self, process: subprocess.Popen[bytes]) -> int | None:
@@ -164,17 +148,6 @@ class _ChildProcess:
         if self._given_log_dir is None:
             shutil.rmtree(self._log_dir, ignore_errors=True)
         return process.returncode
-
-    def _kill_group(self, pid: int) -> None:
-        # The child leads its own session (start_new_session), so its group id is its PID.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, signal.SIGKILL)
-
-    def _log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-2000:]
-        except OSError:
-            return "(no log)"
 
     def __enter__(self) -> Self:
         self.start()
@@ -250,7 +223,7 @@ class OfficialRtdbEmulator(_ChildProcess):
         status = super().stop()
         if pid is not None:
             # firebase-tools leaves the Java child behind when only the CLI process is signalled.
-            self._kill_group(pid)
+            processes.signal_group(pid, signal.SIGKILL)
         return status
 
 

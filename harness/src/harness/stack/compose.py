@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 
+from harness.stack.components import component_of
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import STACK, ServiceSpec, StackDescription, placeholders_in, render
 from harness.stack.docker_images import LOCKED_REQUIREMENTS, export_arguments
@@ -116,8 +117,9 @@ def render_compose(description: StackDescription = STACK) -> str:
             "    network_mode: host",
             "    restart: on-failure",
         ]
-        if spec.engine == "postgresql":
-            lines.append('    stop_signal: "SIGINT"')
+        stop_signal = component_of(spec).stop_signal
+        if stop_signal != "SIGTERM":  # Compose's default
+            lines.append(f"    stop_signal: {_quote(stop_signal)}")
         if spec.depends_on:
             lines.append("    depends_on:")
             lines += [f"      - {dependency}" for dependency in spec.depends_on]

@@ -9,9 +9,11 @@ from collections.abc import Iterator
 from rich.console import Console
 from rich.table import Table
 
+from harness.processes import is_running
+from harness.stack.components import component_of
 from harness.stack.description import StackDescription
 from harness.stack.health import probe
-from harness.stack.processes import is_running
+from harness.stack.lifecycle import values_of
 from harness.stack.state import HarnessPaths, StackState
 from harness.stack.tokens import DEMO_TENANT_ID, demo_token
 
@@ -64,29 +66,20 @@ def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, d
         console.print("Press Ctrl-C to stop the stack.")
 
 
-def _health_target(description: StackDescription, state: StackState, name: str) -> str:
-    spec = description.service(name)
-    if spec.health.kind == "postgres":
-        return state.supabase_db_url
-    return f"http://127.0.0.1:{state.ports[name]}{spec.health.path}"
-
-
 def status_table(description: StackDescription, state: StackState) -> tuple[Table, bool]:
     """The table and whether every service runs and passes its health check."""
     table = Table(title=f"stack: runtime {state.runtime}, DATA_BACKEND={state.data_backend}")
     for column in ("service", "pid", "url", "process", "health"):
         table.add_column(column)
     all_healthy = True
+    values = values_of(state)
     for spec in description.start_order():
+        component = component_of(spec)
         identity = state.processes.get(spec.name)
         running = identity is not None and is_running(identity)
-        healthy = running and probe(spec.health, _health_target(description, state, spec.name))
+        healthy = running and probe(spec.health, component.health_target(description, values))
         all_healthy = all_healthy and healthy
-        url = (
-            f"127.0.0.1:{state.ports[spec.name]}"
-            if spec.engine == "postgresql"
-            else (f"http://127.0.0.1:{state.ports[spec.name]}")
-        )
+        url = f"{component.url_scheme}127.0.0.1:{state.ports[spec.name]}"
         table.add_row(
             spec.name,
             str(identity.pid) if identity else "-",

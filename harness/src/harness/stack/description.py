@@ -19,7 +19,8 @@ from typing import Literal
 ServiceName = Literal["postgres", "rtdb", "api", "frontend"]
 HealthKind = Literal["http", "postgres"]
 # "postgresql": a PostgreSQL server (initdb as a non-root user, migrations applied after it is healthy);
-# "process": a program that runs in the foreground with the given command and environment.
+# "process": a program that runs in the foreground with the given command and environment. What each
+# one means to the runtimes is its component class (harness.stack.components.COMPONENTS).
 Engine = Literal["postgresql", "process"]
 
 

@@ -19,9 +19,9 @@ import docker
 from docker.errors import APIError, NotFound
 from docker.models.containers import Container
 
-from harness.stack import processes
+from harness import processes
+from harness.processes import ProcessIdentity
 from harness.stack.description import ServiceSpec
-from harness.stack.processes import ProcessIdentity
 from harness.stack.values import LOOPBACK
 
 STACK_LABEL = "org.botmox.stack"
@@ -57,6 +57,7 @@ def run(
     port: int,
     label: str,
     volumes: dict[str, dict[str, str]],
+    stop_signal: str,
 ) -> StartedContainer:
     name = container_name(spec.name, label)
     _remove_leftover(client, name, label)
@@ -69,8 +70,8 @@ def run(
             environment={**environment, "HOST": LOOPBACK, "PORT": str(port)},
             labels={STACK_LABEL: label, SERVICE_LABEL: spec.name},
             volumes=volumes,
-            # PostgreSQL's fast shutdown is SIGINT; the others stop cleanly on SIGTERM.
-            stop_signal="SIGINT" if spec.engine == "postgresql" else "SIGTERM",
+            # The component's: PostgreSQL's fast shutdown is SIGINT; the others stop on SIGTERM.
+            stop_signal=stop_signal,
         )
     except APIError as error:
         raise ContainerError(f"{spec.name}: cannot start its container: {error}") from error

@@ -14,7 +14,6 @@ import fcntl
 import io
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import time
@@ -25,8 +24,8 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-from harness.stack import processes
-from harness.stack.processes import ProcessIdentity
+from harness import processes
+from harness.processes import ProcessIdentity
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 ROOT_VARIABLE = "BOTMOX_DOCKER_ROOT"
@@ -231,7 +230,7 @@ def _one_file_tar() -> bytes:
 
 def stop(identity: ProcessIdentity) -> bool:
     """Stop a dockerd this harness started (SIGTERM lets it stop its containers and containerd)."""
-    return processes.stop(identity, first_signal=signal.SIGTERM, whole_group=False, grace_s=STOP_GRACE_S)
+    return processes.stop(identity, ladder=processes.terminate(STOP_GRACE_S), whole_group=False)
 
 
 def release_mounts(paths: DaemonPaths) -> list[str]:

@@ -17,11 +17,15 @@ from pathlib import Path
 from typing import Literal
 
 from harness.postgres_supabase import find_project_root
-from harness.stack.processes import ProcessIdentity, is_running
+from harness.processes import ProcessIdentity, is_running
 from harness.stack.values import DATA_BACKENDS, DataBackend
 
 Runtime = Literal["native", "docker"]
-STATE_VERSION = 1
+# Version 2 keeps the docker runtime's own entries in a nested ``docker`` record; version 1 files
+# (flat ``containers``, ``docker_host``, ``docker_daemon``, ``helpers``) are still read.
+STATE_VERSION = 2
+_READABLE_VERSIONS = (1, STATE_VERSION)
+_DOCKER_V1_FIELDS = ("containers", "docker_host", "docker_daemon", "helpers")
 HOME_VARIABLE = "BOTMOX_HARNESS_HOME"
 
 
@@ -72,6 +76,52 @@ class HarnessPaths:
 
 
 @dataclass(slots=True)
+class DockerState:
+    """The docker runtime's record: service -> container id (``StackState.processes`` holds each
+    container's main process), the daemon's socket, the dockerd the harness started (None when it
+    reused one), and helper processes (log followers) it started."""
+
+    host: str
+    containers: dict[str, str] = field(default_factory=dict)
+    daemon: ProcessIdentity | None = None
+    helpers: dict[str, ProcessIdentity] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "host": self.host,
+            "containers": dict(self.containers),
+            "daemon": self.daemon.to_json() if self.daemon else None,
+            "helpers": {name: ident.to_json() for name, ident in self.helpers.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, object]) -> DockerState:
+        host, containers = data.get("host"), data.get("containers", {})
+        daemon, helpers = data.get("daemon"), data.get("helpers", {})
+        if not isinstance(host, str) or not isinstance(containers, dict) or not isinstance(helpers, dict):
+            raise StateError("state file: docker needs a host and objects for containers and helpers")
+        return cls(
+            host=host,
+            containers={str(k): str(v) for k, v in containers.items()},
+            daemon=ProcessIdentity.from_json(daemon) if isinstance(daemon, dict) else None,
+            helpers={str(k): ProcessIdentity.from_json(v) for k, v in helpers.items()},
+        )
+
+
+def _docker_from_v1(fields: dict[str, object]) -> dict[str, object] | None:
+    """A version 1 file's flat docker entries as the nested record (None for a native stack)."""
+    flat = {name: fields.pop(name, None) for name in _DOCKER_V1_FIELDS}
+    if flat["docker_host"] is None:
+        return None
+    return {
+        "host": flat["docker_host"],
+        "containers": flat["containers"] or {},
+        "daemon": flat["docker_daemon"],
+        "helpers": flat["helpers"] or {},
+    }
+
+
+@dataclass(slots=True)
 class StackState:
     runtime: Runtime
     data_backend: DataBackend
@@ -96,13 +146,8 @@ class StackState:
     # The `up` that stays in the foreground (None when detached): `down` elsewhere stops it first.
     supervisor: ProcessIdentity | None = None
     processes: dict[str, ProcessIdentity] = field(default_factory=dict)
-    # Docker runtime: service -> container id (``processes`` holds each container's main process),
-    # the daemon's socket, the dockerd the harness started (None when it reused one), and helper
-    # processes (log followers) it started.
-    containers: dict[str, str] = field(default_factory=dict)
-    docker_host: str | None = None
-    docker_daemon: ProcessIdentity | None = None
-    helpers: dict[str, ProcessIdentity] = field(default_factory=dict)
+    # Only the docker runtime's stacks have one, once it reached a daemon.
+    docker: DockerState | None = None
     version: int = STATE_VERSION
 
     def running_services(self) -> dict[str, ProcessIdentity]:
@@ -117,30 +162,31 @@ class StackState:
         data = asdict(self)
         data["supervisor"] = self.supervisor.to_json() if self.supervisor else None
         data["processes"] = {name: ident.to_json() for name, ident in self.processes.items()}
-        data["docker_daemon"] = self.docker_daemon.to_json() if self.docker_daemon else None
-        data["helpers"] = {name: ident.to_json() for name, ident in self.helpers.items()}
+        data["docker"] = self.docker.to_json() if self.docker else None
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, object]) -> StackState:
-        if data.get("version") != STATE_VERSION:
-            raise StateError(f"state file version {data.get('version')!r}, expected {STATE_VERSION}")
+        version = data.get("version")
+        if version not in _READABLE_VERSIONS:
+            raise StateError(
+                f"state file version {version!r}, expected one of {', '.join(map(str, _READABLE_VERSIONS))}"
+            )
         if data.get("data_backend") not in DATA_BACKENDS:
             raise StateError(f"state file has an unknown data_backend {data.get('data_backend')!r}")
         fields = dict(data)
+        docker = _docker_from_v1(fields) if version == 1 else fields.pop("docker", None)
+        fields["version"] = STATE_VERSION
         supervisor = fields.pop("supervisor", None)
         processes = fields.pop("processes", {})
-        daemon = fields.pop("docker_daemon", None)
-        helpers = fields.pop("helpers", {})
-        if not isinstance(processes, dict) or not isinstance(helpers, dict):
-            raise StateError("state file: processes and helpers must be objects")
+        if not isinstance(processes, dict):
+            raise StateError("state file: processes must be an object")
         try:
             return cls(
                 **fields,  # type: ignore[arg-type]
                 supervisor=ProcessIdentity.from_json(supervisor) if isinstance(supervisor, dict) else None,
                 processes={str(k): ProcessIdentity.from_json(v) for k, v in processes.items()},
-                docker_daemon=ProcessIdentity.from_json(daemon) if isinstance(daemon, dict) else None,
-                helpers={str(k): ProcessIdentity.from_json(v) for k, v in helpers.items()},
+                docker=DockerState.from_json(docker) if isinstance(docker, dict) else None,
             )
         except (TypeError, ValueError) as error:
             raise StateError(f"state file is malformed: {error}") from error

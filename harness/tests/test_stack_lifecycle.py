@@ -1,0 +1,188 @@
+"""The lifecycle written once for every runtime, driven through a fake runtime (no processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.postgres_supabase import ToolFailed, ToolResult
+from harness.processes import ProcessIdentity
+from harness.stack import components, lifecycle
+from harness.stack.components import ProcessComponent
+from harness.stack.description import STACK, HealthCheck
+from harness.stack.health import ServiceUnhealthy
+from harness.stack.lifecycle import StackLifecycle, StackStartError
+from harness.stack.state import HarnessPaths, StackState, load
+from harness.stack.values import StackValues
+
+
+class FakeRuntime(StackLifecycle):
+    """Launch, stop and alive as a list of events; services "run" while in ``running``."""
+
+    runtime = "native"
+
+    def __init__(self, paths: HarnessPaths, events: list[tuple[str, ...]]) -> None:
+        super().__init__(paths, description=STACK, project_root=paths.home)
+        self.events = events
+        self.running: set[str] = set()
+        self._pids = iter(range(1000, 2000))
+
+    def _launch(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
+        name = component.spec.name
+        self.events.append(("launch", name, values.backend))
+        self.running.add(name)
+        state.processes[name] = ProcessIdentity(next(self._pids), 1)
+
+    def _alive(self, name: str, state: StackState) -> bool:
+        return name in self.running
+
+    def _stop(self, name: str, state: StackState) -> bool:
+        self.events.append(("stop", name))
+        was_running = name in self.running
+        self.running.discard(name)
+        return was_running
+
+
+@pytest.fixture
+def failing() -> set[str]:
+    """What fails: a service's name (its health check), "migrations", or "supabase" (the API in
+    that mode)."""
+    return set()
+
+
+@pytest.fixture
+def events(monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> list[tuple[str, ...]]:
+    """Health checks and migrations recorded instead of run."""
+    recorded: list[tuple[str, ...]] = []
+
+    def wait_healthy(name: str, check: HealthCheck, target: str, *, alive: object, log_path: Path) -> None:
+        recorded.append(("healthy", name))
+        if name in failing or (name == "api" and "supabase" in failing):
+            raise ServiceUnhealthy(f"{name} exited during start-up")
+
+    def migrate(*, port: int, database: str, api_password: str, cli: object) -> ToolResult:
+        recorded.append(("migrate", database))
+        if "migrations" in failing:
+            raise ToolFailed(["supabase", "migration", "up"], 1, "ERROR: syntax error at or near")
+        return ToolResult(["supabase"], 0, "Applying migration 0001\n", "")
+
+    monkeypatch.setattr(lifecycle, "wait_healthy", wait_healthy)
+    monkeypatch.setattr(components, "migrate", migrate)
+    monkeypatch.setenv("SUPABASE_CLI", "/nonexistent/supabase")  # found, never run (migrate is faked)
+    return recorded
+
+
+def test_up_starts_in_order_each_healthy_then_migrates_after_the_database(
+    tmp_path: Path, events: list[tuple[str, ...]]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    assert events == [
+        ("launch", "postgres", "rtdb"),
+        ("healthy", "postgres"),
+        ("migrate", "botmox"),
+        ("launch", "rtdb", "rtdb"),
+        ("healthy", "rtdb"),
+        ("launch", "api", "rtdb"),
+        ("healthy", "api"),
+        ("launch", "frontend", "rtdb"),
+        ("healthy", "frontend"),
+    ]
+    assert load(runtime.paths) == state
+    assert set(state.processes) == {"postgres", "rtdb", "api", "frontend"}
+    assert runtime.paths.log_file("migrations").read_text() == "Applying migration 0001\n"
+
+
+def test_a_service_that_fails_its_check_rolls_back_in_reverse_order(
+    tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
+) -> None:
+    failing.add("api")
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    with pytest.raises(ServiceUnhealthy, match="api exited"):
+        runtime.up("rtdb")
+    assert events[-3:] == [("stop", "api"), ("stop", "rtdb"), ("stop", "postgres")]
+    assert runtime.running == set()
+    state = load(runtime.paths)
+    assert state is not None  # left for the caller, naming what was stopped
+    assert set(state.processes) == {"postgres", "rtdb", "api"}
+
+
+def test_a_failed_migration_is_logged_and_rolls_back(
+    tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
+) -> None:
+    failing.add("migrations")
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    with pytest.raises(StackStartError, match=r"(?s)supabase migration up failed.*syntax error"):
+        runtime.up("supabase")
+    assert events[-1] == ("stop", "postgres")
+    assert "syntax error" in runtime.paths.log_file("migrations").read_text()
+    assert runtime.running == set()
+
+
+def test_ctrl_c_during_up_rolls_back_too(
+    tmp_path: Path, events: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    launch = runtime._launch
+
+    def interrupted(component: ProcessComponent, values: StackValues, state: StackState) -> None:
+        if component.spec.name == "frontend":
+            raise KeyboardInterrupt
+        launch(component, values, state)
+
+    monkeypatch.setattr(runtime, "_launch", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        runtime.up("rtdb")
+    assert events[-3:] == [("stop", "api"), ("stop", "rtdb"), ("stop", "postgres")]
+
+
+def test_down_stops_what_the_state_names_in_reverse_order(
+    tmp_path: Path, events: list[tuple[str, ...]]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    state.processes["leftover"] = ProcessIdentity(1, 1)  # a service this description no longer has
+    runtime.running.discard("rtdb")  # it died on its own
+    events.clear()
+    assert runtime.down(state) == ["frontend", "api", "postgres"]
+    assert events == [
+        ("stop", "leftover"),
+        ("stop", "frontend"),
+        ("stop", "api"),
+        ("stop", "rtdb"),
+        ("stop", "postgres"),
+    ]
+
+
+def test_flip_restarts_only_the_api(tmp_path: Path, events: list[tuple[str, ...]]) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    first = state.processes["api"]
+    events.clear()
+    runtime.flip(state, "supabase")
+    assert events == [("stop", "api"), ("launch", "api", "supabase"), ("healthy", "api")]
+    assert state.data_backend == "supabase"
+    assert state.processes["api"] != first
+    assert load(runtime.paths) == state
+
+
+def test_a_failed_flip_starts_the_api_again_in_its_old_mode(
+    tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    failing.add("supabase")
+    events.clear()
+    with pytest.raises(ServiceUnhealthy):
+        runtime.flip(state, "supabase")
+    assert events == [
+        ("stop", "api"),
+        ("launch", "api", "supabase"),
+        ("healthy", "api"),
+        ("stop", "api"),
+        ("launch", "api", "rtdb"),
+        ("healthy", "api"),
+    ]
+    assert state.data_backend == "rtdb"
+    assert runtime.running == {"postgres", "rtdb", "api", "frontend"}
