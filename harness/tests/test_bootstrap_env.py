@@ -22,7 +22,7 @@ from harness.bootstrap_env import (
     with_credentials,
 )
 from harness.cli.app import app
-from harness.postgres import PrivatePostgres
+from harness.postgres.migrated import PrivatePostgres
 
 
 def run(args: list[str]) -> int:

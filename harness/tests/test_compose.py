@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness.postgres_supabase import find_project_root
+from harness.postgres.supabase import find_project_root
 from harness.stack.compose import COMPOSE_FILE, render_compose, write_secrets
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import STACK

@@ -9,7 +9,7 @@ import tarfile
 import tomllib
 from pathlib import Path
 
-from harness.postgres_supabase import find_project_root
+from harness.postgres.supabase import find_project_root
 from harness.stack.description import STACK
 from harness.stack.docker_images import (
     CONTEXT_DOCKERFILE,

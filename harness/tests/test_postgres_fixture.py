@@ -12,7 +12,7 @@ from typing import LiteralString
 import psycopg
 import pytest
 
-from harness.postgres import API_ROLE, MigratedPostgres, PgDatabase, PostgresCluster, PrivatePostgres
+from harness.postgres.migrated import API_ROLE, MigratedPostgres, PgDatabase, PostgresCluster, PrivatePostgres
 
 pytestmark = pytest.mark.integration
 

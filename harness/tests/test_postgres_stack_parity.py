@@ -1,6 +1,6 @@
 """The stack's database is made the way the tests' database is: same roles, grants and policies.
 
-Both go through ``harness.postgres.migrate`` (platform baseline, ``supabase migration up``, the
+Both go through ``harness.postgres.migrated.migrate`` (platform baseline, ``supabase migration up``, the
 API role's password); this compares the catalogs of the native stack's PostgreSQL component with a
 ``pg_database`` fixture database, so a step added to one and not the other shows up here.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness.postgres import API_ROLE, PgDatabase
+from harness.postgres.migrated import API_ROLE, PgDatabase
 from harness.stack.description import POSTGRES, STACK, StackDescription
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HarnessPaths

@@ -10,8 +10,8 @@ import httpx
 import jwt
 import pytest
 
-from harness.postgres import PgDatabase
-from harness.postgrest_standin import PostgrestStandIn, postgrest_status
+from harness.postgres.migrated import PgDatabase
+from harness.postgres.postgrest import PostgrestStandIn, postgrest_status
 
 pytestmark = pytest.mark.integration
 

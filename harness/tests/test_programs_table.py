@@ -19,7 +19,7 @@ import pytest
 
 from harness import programs
 from harness.fixtures.tools import require_tool
-from harness.postgres_cluster import pg_bin_dir
+from harness.postgres.cluster import pg_bin_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = programs.load_table(ROOT / programs.TABLE)
@@ -41,7 +41,7 @@ def test_the_scan_finds_the_programs_the_issue_named() -> None:
     named = ("initdb", "postgres", "pg_prove", "chromium", "caddy", "dockerd", "debootstrap", "supabase")
     for program in named:
         assert program in found, program
-    assert "harness/src/harness/postgres_supabase.py" in found["pg_prove"]
+    assert "harness/src/harness/postgres/supabase.py" in found["pg_prove"]
 
 
 def _copy_sources(target: Path) -> None:
@@ -54,13 +54,13 @@ def _copy_sources(target: Path) -> None:
 def test_a_call_planted_in_a_copy_of_the_sources_is_reported(tmp_path: Path) -> None:
     _copy_sources(tmp_path)
     assert programs.unlisted(tmp_path, TABLE) == {}
-    module = tmp_path / "harness" / "src" / "harness" / "postgres_cluster.py"
+    module = tmp_path / "harness" / "src" / "harness" / "postgres" / "cluster.py"
     planted = '\n\ndef _planted() -> None:\n    subprocess.run(["frobnicate", "-q"])\n'
     module.write_text(module.read_text() + planted)
     makefile = tmp_path / "Makefile"
     makefile.write_text(makefile.read_text() + "\nplanted:\n\t@$(SUDO) grobble --all\n")
     assert programs.unlisted(tmp_path, TABLE) == {
-        "frobnicate": {"harness/src/harness/postgres_cluster.py"},
+        "frobnicate": {"harness/src/harness/postgres/cluster.py"},
         "grobble": {"Makefile"},
     }
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres_supabase import ToolFailed, ToolResult
+from harness.postgres.supabase import ToolFailed, ToolResult
 from harness.processes import ProcessIdentity
 from harness.stack import components, lifecycle
 from harness.stack.components import ProcessComponent

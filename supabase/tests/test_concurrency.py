@@ -18,7 +18,7 @@ import pytest
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
-from harness.postgres import PgDatabase
+from harness.postgres.migrated import PgDatabase
 
 pytestmark = pytest.mark.integration
 

@@ -8,8 +8,8 @@ import subprocess
 import psycopg
 import pytest
 
-from harness.postgres import MigratedPostgres, PgDatabase
-from harness.postgres_cluster import pg_bin_dir
+from harness.postgres.cluster import pg_bin_dir
+from harness.postgres.migrated import MigratedPostgres, PgDatabase
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.postgres import MigratedPostgres
+from harness.postgres.migrated import MigratedPostgres
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ import docker
 from docker.errors import DockerException
 from docker.models.containers import Container
 
-from harness.postgres_supabase import find_project_root
+from harness.postgres.supabase import find_project_root
 from harness.stack import docker_base, docker_ca, docker_daemon
 
 DEFAULT_TIMEOUT_S = 3600.0

@@ -32,7 +32,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from harness.postgres_supabase import find_supabase_cli
+from harness.postgres.supabase import find_supabase_cli
 
 API_ROLE: Final = "botmox_api"
 DEFAULT_ENV_FILE: Final = Path("services/api/.env")

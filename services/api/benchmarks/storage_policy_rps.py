@@ -1,6 +1,6 @@
 """Throughput and latency of ``GET`` / ``PATCH /api/v1/settings/storage_policy`` per data backend.
 
-Starts a throwaway migrated PostgreSQL (``harness.postgres.MigratedPostgres``, a
+Starts a throwaway migrated PostgreSQL (``harness.postgres.migrated.MigratedPostgres``, a
 ``PostgresCluster`` with the Supabase migrations) and the harness RTDB emulator, then for each mode
 one uvicorn worker (``python -m botmox_api``, a subprocess), waits for ``/api/v1/health/ready``, and
 drives it from a separate load process (asyncio + httpx, N concurrent connections, bounded by a
@@ -36,7 +36,7 @@ from typing import Final
 import httpx
 import jwt
 
-from harness.postgres import MigratedPostgres, PgDatabase
+from harness.postgres.migrated import MigratedPostgres, PgDatabase
 from harness.rtdb.process import RtdbEmulator
 
 JWT_SECRET: Final = "bench-jwt-secret-" + "x" * 32

@@ -29,7 +29,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.stores.factory import build_stores
 from botmox_api.stores.protocols import StoreSet
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
-from harness.postgrest_standin import PostgrestStandIn
+from harness.postgres.postgrest import PostgrestStandIn
 
 MODES = ("rtdb", "supabase")
 SUPABASE_URL = "http://supabase.test"

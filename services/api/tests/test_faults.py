@@ -18,7 +18,7 @@ from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredStoragePolicyStore
 from harness.fixtures.rtdb import EmulatorFaults
-from harness.postgres import PgDatabase, PrivatePostgres
+from harness.postgres.migrated import PgDatabase, PrivatePostgres
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.slow

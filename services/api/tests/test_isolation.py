@@ -23,7 +23,7 @@ from api_support import REST_MODES, client_for, data, error_code, make_settings,
 from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges
 from botmox_api.stores.factory import build_stores
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
-from harness.postgres import PgDatabase
+from harness.postgres.migrated import PgDatabase
 from harness.rtdb.process import RtdbEmulatorProcess
 
 TENANTS: Final = ("iso-a", "iso-b", "iso-c")

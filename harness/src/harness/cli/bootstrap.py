@@ -12,7 +12,7 @@ import typer
 from harness.bootstrap_check import DEFAULT_TIMEOUT_S
 from harness.bootstrap_check import run as run_bootstrap_check
 from harness.bootstrap_env import API_ROLE, DEFAULT_ENV_FILE, BootstrapError, write_api_env
-from harness.postgres_supabase import PINNED_CLI
+from harness.postgres.supabase import PINNED_CLI
 
 EXIT_BOOTSTRAP_ERROR = 2
 

@@ -1,4 +1,4 @@
-"""``python -m harness pgtap|bench``: the database gates and figures of ``harness.postgres``."""
+"""``python -m harness pgtap|bench``: the database gates and figures of ``harness.postgres.migrated``."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from harness.postgres import run_bench, run_pgtap_gates
+from harness.postgres.migrated import run_bench, run_pgtap_gates
 
 
 def pgtap() -> None:

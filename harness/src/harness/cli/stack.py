@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from harness import processes
-from harness.postgres_supabase import find_project_root
+from harness.postgres.supabase import find_project_root
 from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, print_summary, status_table, token_for
 from harness.stack.description import STACK

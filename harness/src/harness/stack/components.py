@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import ClassVar
 
 from harness import processes
-from harness.postgres import API_ROLE, migrate
-from harness.postgres_cluster import STOP_LADDER, PostgresCluster, dsn
-from harness.postgres_supabase import SupabaseCli, ToolResult
+from harness.postgres.cluster import STOP_LADDER, PostgresCluster, dsn
+from harness.postgres.migrated import API_ROLE, migrate
+from harness.postgres.supabase import SupabaseCli, ToolResult
 from harness.stack.description import Engine, MigrationStep, ServiceSpec, StackDescription, render
 from harness.stack.values import StackValues, render_service
 

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import ClassVar, Protocol
 
-from harness.postgres_supabase import SupabaseCli, ToolFailed, find_project_root
+from harness.postgres.supabase import SupabaseCli, ToolFailed, find_project_root
 from harness.processes import ProcessIdentity, free_port, port_is_free
 from harness.stack.components import ProcessComponent, component_of
 from harness.stack.credentials import StackCredentials

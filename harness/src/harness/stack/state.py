@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from harness.postgres_supabase import find_project_root
+from harness.postgres.supabase import find_project_root
 from harness.processes import ProcessIdentity, is_running
 from harness.stack.values import DATA_BACKENDS, DataBackend
 

@@ -27,8 +27,8 @@ import pytest
 
 from botmox_api.model import IfMatch, StoragePolicy, StoragePolicyChanges, StoreQueryFailed, VersionConflict
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
-from harness.postgres import PgDatabase
-from harness.postgrest_standin import PostgrestStandIn
+from harness.postgres.migrated import PgDatabase
+from harness.postgres.postgrest import PostgrestStandIn
 
 RECORDINGS = Path(__file__).parent / "recordings"
 SUPABASE_URL = "http://supabase.test"

@@ -28,9 +28,9 @@ from types import TracebackType
 import psycopg
 from psycopg import sql
 
-from harness.postgres_cluster import PostgresCluster, PostgresError, dsn
-from harness.postgres_platform import SUPABASE_PLATFORM_BASELINE
-from harness.postgres_supabase import SupabaseCli, ToolFailed, ToolResult, pg_prove
+from harness.postgres.cluster import PostgresCluster, PostgresError, dsn
+from harness.postgres.platform import SUPABASE_PLATFORM_BASELINE
+from harness.postgres.supabase import SupabaseCli, ToolFailed, ToolResult, pg_prove
 
 __all__ = [
     "API_ROLE",

@@ -291,7 +291,7 @@ class PostgresCluster:
     # -- internals -------------------------------------------------------------------------
 
     def _write_hba(self) -> None:
-        lines = ["# written by harness.postgres_cluster: test cluster, 127.0.0.1 only", "local all all trust"]
+        lines = ["# written by harness.postgres.cluster: test cluster, 127.0.0.1 only", "local all all trust"]
         lines += [f"host all {user} 127.0.0.1/32 scram-sha-256" for user in self.password_users]
         lines += ["host all all 127.0.0.1/32 trust", ""]
         hba = self.data_dir / "pg_hba.conf"
