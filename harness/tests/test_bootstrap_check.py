@@ -14,7 +14,7 @@ import pytest
 from harness import bootstrap_check
 from harness.bootstrap_check import CheckError, CheckPaths, LogPump
 from harness.fixtures.tools import require_tool
-from harness.stack import docker_ca, docker_daemon
+from harness.stack.docker import ca, daemon
 
 
 def test_the_container_gets_the_ca_bundle_and_url_indexes_but_no_file_index(tmp_path: Path) -> None:
@@ -27,7 +27,7 @@ def test_the_container_gets_the_ca_bundle_and_url_indexes_but_no_file_index(tmp_
     environment = bootstrap_check.container_environment(bundle, machine)
     assert environment["CI"] == "true"
     for name in ("SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_CERT", "NODE_EXTRA_CA_CERTS"):
-        assert environment[name] == docker_ca.CONTAINER_PATH
+        assert environment[name] == ca.CONTAINER_PATH
     assert environment["PIP_INDEX_URL"] == "https://pypi.example/simple"
     assert "PIP_EXTRA_INDEX_URL" not in environment
     assert "HOME" not in environment
@@ -48,8 +48,8 @@ def test_the_container_is_a_server_like_test_host_not_privileged(tmp_path: Path)
     assert volumes["/sys/fs/cgroup"]["mode"] == "rw"
     assert volumes[str(paths.clone)]["bind"] == "/ci/botmox-ops"
     assert volumes[str(paths.shared)]["bind"] == "/ci/shared"  # ../shared of the clone, as in CI
-    assert volumes[str(paths.inner_docker_root)]["bind"] == str(docker_daemon.DEFAULT_ROOT)
-    assert volumes[str(bundle)] == {"bind": docker_ca.CONTAINER_PATH, "mode": "ro"}
+    assert volumes[str(paths.inner_docker_root)]["bind"] == str(daemon.DEFAULT_ROOT)
+    assert volumes[str(bundle)] == {"bind": ca.CONTAINER_PATH, "mode": "ro"}
 
 
 def _git(cwd: Path, *args: str) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from harness.stack import docker_ca, docker_daemon
-from harness.stack.docker_base import PUBLIC_MIRROR, debian_mirror
-from harness.stack.docker_daemon import DaemonPaths
+from harness.stack.docker import ca, daemon
+from harness.stack.docker.base import PUBLIC_MIRROR, debian_mirror
+from harness.stack.docker.daemon import DaemonPaths
 
 
 def test_a_started_daemon_owns_every_path_and_keeps_its_bridge(tmp_path: Path) -> None:
@@ -29,25 +29,25 @@ def test_a_started_daemon_owns_every_path_and_keeps_its_bridge(tmp_path: Path) -
 
 
 def test_the_default_root_is_outside_the_checkout(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(docker_daemon.ROOT_VARIABLE, raising=False)
+    monkeypatch.delenv(daemon.ROOT_VARIABLE, raising=False)
     root = DaemonPaths.default().root
     assert not root.resolve().is_relative_to(Path(__file__).resolve().parents[2])
 
 
 def test_storage_drivers_overlay2_first_then_the_one_that_worked(tmp_path: Path) -> None:
     paths = DaemonPaths(tmp_path)
-    assert docker_daemon._driver_order(paths) == ["overlay2", "vfs"]
+    assert daemon._driver_order(paths) == ["overlay2", "vfs"]
     paths.driver_file.write_text("vfs\n")
-    assert docker_daemon._driver_order(paths) == ["vfs", "overlay2"]
+    assert daemon._driver_order(paths) == ["vfs", "overlay2"]
     paths.driver_file.write_text("zfs\n")
-    assert docker_daemon._driver_order(paths) == ["overlay2", "vfs"]
+    assert daemon._driver_order(paths) == ["overlay2", "vfs"]
 
 
 def test_no_daemon_answers_on_missing_sockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'nothing.sock'}")
-    monkeypatch.setattr(docker_daemon, "DEFAULT_SOCKET", f"unix://{tmp_path / 'default.sock'}")
-    assert docker_daemon.connect(f"unix://{tmp_path / 'nothing.sock'}") is None
-    assert docker_daemon.find_running(DaemonPaths(tmp_path / "own")) is None
+    monkeypatch.setattr(daemon, "DEFAULT_SOCKET", f"unix://{tmp_path / 'default.sock'}")
+    assert daemon.connect(f"unix://{tmp_path / 'nothing.sock'}") is None
+    assert daemon.find_running(DaemonPaths(tmp_path / "own")) is None
 
 
 def test_the_mirror_is_the_one_apt_uses(tmp_path: Path) -> None:
@@ -70,10 +70,10 @@ def test_the_mirror_falls_back_to_sources_list_then_debian(tmp_path: Path) -> No
 def test_the_ca_bundle_url_is_stable_between_builds(tmp_path: Path) -> None:
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\nnot really\n-----END CERTIFICATE-----\n")
-    with docker_ca.served(bundle) as first:
+    with ca.served(bundle) as first:
         assert httpx.get(first, timeout=5, trust_env=False).content == bundle.read_bytes()
         assert httpx.get(first.replace("/ca.pem", "/other"), timeout=5, trust_env=False).status_code == 404
-    with docker_ca.served(bundle) as second:
+    with ca.served(bundle) as second:
         assert second == first
-    with docker_ca.served(None) as nothing:
+    with ca.served(None) as nothing:
         assert nothing == ""

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from harness.postgres.supabase import find_project_root
 from harness.stack.description import STACK
-from harness.stack.docker_images import (
+from harness.stack.docker.images import (
     CONTEXT_DOCKERFILE,
     LOCKED_REQUIREMENTS,
     BuildInputs,

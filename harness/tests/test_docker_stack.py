@@ -20,9 +20,9 @@ import pytest
 from harness import processes
 from harness.fixtures.tools import skip_or_fail
 from harness.processes import port_is_listening
-from harness.stack import docker_daemon
-from harness.stack.docker_containers import STACK_LABEL, stack_label
-from harness.stack.docker_runtime import DockerRuntime
+from harness.stack.docker import daemon
+from harness.stack.docker.containers import STACK_LABEL, stack_label
+from harness.stack.docker.runtime import DockerRuntime
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, StackState, load
 
 pytestmark = pytest.mark.integration
@@ -32,7 +32,7 @@ UP_TIMEOUT_S = 1800  # a cold machine builds the base and every image
 
 @pytest.fixture
 def paths(tmp_path: Path) -> Iterator[HarnessPaths]:
-    if docker_daemon.find_running() is None and not docker_daemon.can_start():
+    if daemon.find_running() is None and not daemon.can_start():
         skip_or_fail("no Docker daemon answers and dockerd cannot be started here")
     paths = HarnessPaths(tmp_path / "harness-home")
     try:
@@ -63,11 +63,11 @@ def _printed_token(output: str) -> str:
 
 
 def _containers_of(paths: HarnessPaths, state: StackState) -> list[str]:
-    daemon = docker_daemon.find_running()
-    if daemon is None:
+    dockerd = daemon.find_running()
+    if dockerd is None:
         return []  # the daemon the harness started is gone, and its containers with it
-    with contextlib.closing(daemon.client):
-        found = daemon.client.containers.list(
+    with contextlib.closing(dockerd.client):
+        found = dockerd.client.containers.list(
             all=True, filters={"label": f"{STACK_LABEL}={stack_label(paths.home)}"}
         )
         return [str(container.name) for container in found]

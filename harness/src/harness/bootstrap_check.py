@@ -1,11 +1,12 @@
 """``make bootstrap-check``: the whole of ``.ci/run`` in a fresh Debian 12 container.
 
 A machine someone has worked on hides a missing install step (a package installed by hand); a fresh
-Debian 12 does not. This makes one from the harness's own debootstrap base (``docker_base``), puts a
-fresh ``git clone`` of the current commit and a copy of ``../shared`` beside each other in it, as CI
-does, and runs ``bash .ci/run`` there with ``CI=true``. The container gets what the harness's own
-image builds get from the machine: its Debian mirror (kept in the base's apt sources), its CA bundle
-(read-only, named by the usual variables) and its package-index variables when they name a URL.
+Debian 12 does not. This makes one from the harness's own debootstrap base
+(``harness.stack.docker.base``), puts a fresh ``git clone`` of the current commit and a copy of
+``../shared`` beside each other in it, as CI does, and runs ``bash .ci/run`` there with ``CI=true``.
+The container gets what the harness's own image builds get from the machine: its Debian mirror
+(kept in the base's apt sources), its CA bundle (read-only, named by the usual variables) and its
+package-index variables when they name a URL.
 Nested Docker works with the flags of a server-like test host: every capability but
 ``SYS_RESOURCE``, no seccomp or AppArmor profile, the host's cgroups, tmpfs on /run; the inner
 daemon's root is a directory of the machine's own file system, so overlay2 works inside.
@@ -35,14 +36,14 @@ from docker.errors import DockerException
 from docker.models.containers import Container
 
 from harness.postgres.supabase import find_project_root
-from harness.stack import docker_base, docker_ca, docker_daemon
+from harness.stack.docker import base, ca, daemon
 
 DEFAULT_TIMEOUT_S = 3600.0
 POLL_S = 5.0
 HEARTBEAT_S = 120.0
 TAIL_LINES = 60
 CONTAINER_ROOT = "/ci"
-INNER_DOCKER_ROOT = str(docker_daemon.DEFAULT_ROOT)
+INNER_DOCKER_ROOT = str(daemon.DEFAULT_ROOT)
 LABEL = "org.botmox.bootstrap-check"
 # What the harness's image builds are handed as well: a CA bundle for a TLS-inspecting network.
 CA_VARIABLES = (
@@ -155,7 +156,7 @@ def prepare_workspace(paths: CheckPaths, shared: Path, revision: str = "HEAD") -
 def container_environment(bundle: Path | None, machine: Mapping[str, str]) -> dict[str, str]:
     environment = {"CI": "true", "DEBIAN_FRONTEND": "noninteractive"}
     if bundle is not None:
-        environment |= dict.fromkeys(CA_VARIABLES, docker_ca.CONTAINER_PATH)
+        environment |= dict.fromkeys(CA_VARIABLES, ca.CONTAINER_PATH)
     for name in INDEX_VARIABLES:
         value = machine.get(name, "")
         if value and "file://" not in value:
@@ -170,7 +171,7 @@ def container_options(paths: CheckPaths, bundle: Path | None) -> dict[str, objec
         str(paths.shared): {"bind": f"{CONTAINER_ROOT}/shared", "mode": "rw"},
         str(paths.inner_docker_root): {"bind": INNER_DOCKER_ROOT, "mode": "rw"},
         "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
-        **docker_ca.container_volumes(bundle),
+        **ca.container_volumes(bundle),
     }
     return {
         "cap_add": ["ALL"],
@@ -184,12 +185,12 @@ def container_options(paths: CheckPaths, bundle: Path | None) -> dict[str, objec
     }
 
 
-def _base_image(client: docker.DockerClient, daemon_paths: docker_daemon.DaemonPaths, log: Path) -> str:
-    with contextlib.suppress(docker_base.BaseImageError):
-        docker_base.image_id(client, docker_base.FALLBACK_BASE)
-        return docker_base.FALLBACK_BASE
+def _base_image(client: docker.DockerClient, daemon_paths: daemon.DaemonPaths, log: Path) -> str:
+    with contextlib.suppress(base.BaseImageError):
+        base.image_id(client, base.FALLBACK_BASE)
+        return base.FALLBACK_BASE
     _say(f"building the Debian 12 base image (debootstrap, log {log})")
-    return docker_base.build_fallback(client, daemon_paths, log)
+    return base.build_fallback(client, daemon_paths, log)
 
 
 def _say(message: str) -> None:
@@ -244,18 +245,18 @@ def run_check(
     _say(f"commit {commit[:12]} cloned to {paths.clone}, shared copied from {shared}")
     if dirty:
         _say("note: uncommitted changes in the checkout are not part of the check")
-    daemon_paths = docker_daemon.DaemonPaths.default()
+    daemon_paths = daemon.DaemonPaths.default()
     try:
-        daemon = docker_daemon.obtain(daemon_paths)
-    except docker_daemon.DaemonUnavailable as error:
+        dockerd = daemon.obtain(daemon_paths)
+    except daemon.DaemonUnavailable as error:
         raise CheckError(str(error)) from error
-    started = "started for this check" if daemon.started else "already running, left running"
-    _say(f"Docker daemon at {daemon.socket_url} ({started})")
+    started = "started for this check" if dockerd.started else "already running, left running"
+    _say(f"Docker daemon at {dockerd.socket_url} ({started})")
     container: Container | None = None
     try:
-        image = _base_image(daemon.client, daemon_paths, paths.base_log)
-        bundle = docker_ca.host_bundle()
-        container = daemon.client.containers.run(
+        image = _base_image(dockerd.client, daemon_paths, paths.base_log)
+        bundle = ca.host_bundle()
+        container = dockerd.client.containers.run(
             image,
             ["bash", ".ci/run"],
             detach=True,
@@ -269,10 +270,10 @@ def run_check(
         if container is not None:
             with contextlib.suppress(DockerException):
                 container.remove(force=True, v=True)
-        daemon.client.close()
-        if daemon.started is not None:
-            docker_daemon.stop(daemon.started)
-            docker_daemon.release_mounts(daemon_paths)
+        dockerd.client.close()
+        if dockerd.started is not None:
+            daemon.stop(dockerd.started)
+            daemon.release_mounts(daemon_paths)
         if not keep:
             shutil.rmtree(paths.workspace, ignore_errors=True)
 
@@ -324,6 +325,6 @@ def run(shared: Path | None, timeout_s: float, revision: str, *, keep: bool) -> 
     try:
         shared_dir = find_shared(paths.project_root, shared)
         return run_check(paths, shared_dir, timeout_s, keep=keep, revision=revision)
-    except (CheckError, docker_base.BaseImageError, DockerException) as error:
+    except (CheckError, base.BaseImageError, DockerException) as error:
         _say(f"could not run: {error}")
         return 2

@@ -23,8 +23,8 @@ from harness.postgres.supabase import find_project_root
 from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, print_summary, status_table, token_for
 from harness.stack.description import STACK
-from harness.stack.docker_daemon import DaemonUnavailable, can_start, find_running
-from harness.stack.docker_runtime import DockerRuntime
+from harness.stack.docker.daemon import DaemonUnavailable, can_start, find_running
+from harness.stack.docker.runtime import DockerRuntime
 from harness.stack.health import ServiceUnhealthy
 from harness.stack.lifecycle import StackStartError
 from harness.stack.logs import follow, tail

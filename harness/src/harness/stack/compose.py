@@ -17,7 +17,7 @@ from pathlib import Path
 from harness.stack.components import component_of
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import STACK, ServiceSpec, StackDescription, placeholders_in, render
-from harness.stack.docker_images import LOCKED_REQUIREMENTS, export_arguments
+from harness.stack.docker.images import LOCKED_REQUIREMENTS, export_arguments
 from harness.stack.values import StackValues
 
 COMPOSE_FILE = "compose.local.yaml"
@@ -65,7 +65,7 @@ def _environment(spec: ServiceSpec, filled: dict[str, str]) -> dict[str, str]:
         for key, template in spec.environment.items()
         if not placeholders_in(template) & _HOST_PATH_PLACEHOLDERS
     }
-    # Every image listens on $HOST:$PORT (see harness.stack.docker_containers).
+    # Every image listens on $HOST:$PORT (see harness.stack.docker.containers).
     environment.update({"HOST": "127.0.0.1", "PORT": str(spec.port.default)})
     return dict(sorted(environment.items()))
 

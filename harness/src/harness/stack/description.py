@@ -62,7 +62,7 @@ class ImageBuild:
     # The usual public base image; the docker runtime builds a Debian base itself when it cannot be pulled.
     base_image: str
     # The uv workspace package whose uv.lock pins the image installs: the harness exports them into
-    # the build context (docker_images.LOCKED_REQUIREMENTS) at build time.
+    # the build context (harness.stack.docker.images.LOCKED_REQUIREMENTS) at build time.
     locked_package: str | None = None
 
 

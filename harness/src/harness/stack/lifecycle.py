@@ -4,7 +4,7 @@
 migrates the database service once it is healthy, and records every service in the state file as
 soon as it exists; on failure (or Ctrl-C) it stops what it started, in reverse order, and raises.
 ``down`` and ``flip`` work from the state file alone, so they act on a stack that a different
-(possibly long gone) ``up`` started. A runtime (``harness.stack.native``, ``harness.stack.docker_runtime``)
+(possibly long gone) ``up`` started. A runtime (``harness.stack.native``, ``harness.stack.docker.runtime``)
 supplies only how one service is launched, stopped and seen alive; what differs per kind of service
 comes from its component (``harness.stack.components``).
 """

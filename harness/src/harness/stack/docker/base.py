@@ -22,7 +22,7 @@ from pathlib import Path
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound
 
-from harness.stack.docker_daemon import DaemonPaths
+from harness.stack.docker.daemon import DaemonPaths
 
 FALLBACK_BASE = "botmox-local/debian-base:bookworm"
 DEBIAN_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")

@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from harness import processes
-from harness.stack import docker_base, docker_ca, docker_containers, docker_daemon, docker_images
 from harness.stack.components import ProcessComponent
 from harness.stack.description import STACK, StackDescription
+from harness.stack.docker import base, ca, containers, daemon, images
 from harness.stack.lifecycle import Reporter, StackLifecycle, StackStartError, choose_ports, initial_state
 from harness.stack.state import DockerState, HarnessPaths, StackState, save
 from harness.stack.values import StackValues, render_service
@@ -48,11 +48,11 @@ class DockerRuntime(StackLifecycle):
         project_root: Path | None = None,
         reporter: Reporter | None = None,
         console: Console | None = None,
-        daemon_paths: docker_daemon.DaemonPaths | None = None,
+        daemon_paths: daemon.DaemonPaths | None = None,
     ) -> None:
         super().__init__(paths, description=description, project_root=project_root, reporter=reporter)
         self.console = console
-        self.daemon_paths = daemon_paths or docker_daemon.DaemonPaths.default()
+        self.daemon_paths = daemon_paths or daemon.DaemonPaths.default()
         # For the command under way: the daemon's client and each service's image id.
         self._client: docker.DockerClient | None = None
         self._images: dict[str, str] = {}
@@ -61,13 +61,13 @@ class DockerRuntime(StackLifecycle):
 
     def _prepare(self, values: StackValues, state: StackState) -> tuple[StackValues, StackState]:
         with self.reporter.step("Docker daemon"):
-            daemon = docker_daemon.obtain(self.daemon_paths)
-        self._client = daemon.client
-        state.docker = DockerState(host=daemon.socket_url, daemon=daemon.started)
+            dockerd = daemon.obtain(self.daemon_paths)
+        self._client = dockerd.client
+        state.docker = DockerState(host=dockerd.socket_url, daemon=dockerd.started)
         save(self.paths, state)
-        if daemon.started is None:
-            self.reporter.note(f"using the Docker daemon at {daemon.socket_url} (left running on down)")
-        self._images = self._build_images(daemon.client)
+        if dockerd.started is None:
+            self.reporter.note(f"using the Docker daemon at {dockerd.socket_url} (left running on down)")
+        self._images = self._build_images(dockerd.client)
         # Ports are chosen again once the (possibly minutes long) builds are done: one free before
         # them may have been taken meanwhile.
         values = replace(values, ports=choose_ports(self.description))
@@ -86,7 +86,7 @@ class DockerRuntime(StackLifecycle):
 
     def _connect(self, state: StackState) -> docker.DockerClient | None:
         if self._client is None and state.docker is not None:
-            self._client = docker_daemon.connect(state.docker.host)
+            self._client = daemon.connect(state.docker.host)
         return self._client
 
     def _close(self) -> None:
@@ -99,36 +99,38 @@ class DockerRuntime(StackLifecycle):
     def _build_images(self, client: docker.DockerClient) -> dict[str, str]:
         """Each service's image id: reused when its inputs hash matches, else built."""
         bases: dict[str, str] = {}
-        images: dict[str, str] = {}
-        bundle = docker_ca.host_bundle()
-        with docker_ca.served(bundle) as ca_url:
+        built: dict[str, str] = {}
+        bundle = ca.host_bundle()
+        with ca.served(bundle) as ca_url:
             for service in self.description.start_order():
-                base = bases.get(service.image.base_image) or self._base(client, service.image.base_image)
-                bases[service.image.base_image] = base
-                inputs = docker_images.inputs_of(
-                    service, self.project_root, base, docker_base.image_id(client, base)
+                from_image = bases.get(service.image.base_image) or self._base(
+                    client, service.image.base_image
                 )
-                reused = docker_images.existing(client, inputs)
+                bases[service.image.base_image] = from_image
+                inputs = images.inputs_of(
+                    service, self.project_root, from_image, base.image_id(client, from_image)
+                )
+                reused = images.existing(client, inputs)
                 if reused is not None:
                     self.reporter.note(f"[green]✓[/] image {inputs.tag()} reused (inputs unchanged)")
-                    images[service.name] = reused
+                    built[service.name] = reused
                     continue
-                with self._build_progress(f"building image {inputs.tag()} on {base}") as on_line:
-                    images[service.name] = docker_images.build(
+                with self._build_progress(f"building image {inputs.tag()} on {from_image}") as on_line:
+                    built[service.name] = images.build(
                         client,
                         inputs,
-                        build_args={"BASE_IMAGE": base, "CA_BUNDLE_URL": ca_url},
+                        build_args={"BASE_IMAGE": from_image, "CA_BUNDLE_URL": ca_url},
                         log_path=self.paths.log_file(f"build-{service.name}"),
                         on_line=on_line,
                     )
-        return images
+        return built
 
     def _base(self, client: docker.DockerClient, default_image: str) -> str:
-        found = docker_base.resolve(client, default_image)
+        found = base.resolve(client, default_image)
         if found:
             return found
         with self.reporter.step("building the Debian 12 base image (debootstrap + docker import)"):
-            return docker_base.build_fallback(client, self.daemon_paths, self.paths.log_file("build-base"))
+            return base.build_fallback(client, self.daemon_paths, self.paths.log_file("build-base"))
 
     @contextlib.contextmanager
     def _build_progress(self, label: str) -> Iterator[Callable[[str], None]]:
@@ -158,7 +160,7 @@ class DockerRuntime(StackLifecycle):
 
     def _container_environment(self, name: str, values: StackValues) -> dict[str, str]:
         rendered = render_service(self.description, name, values).environment
-        return {**rendered, **docker_ca.container_environment(docker_ca.host_bundle())}
+        return {**rendered, **ca.container_environment(ca.host_bundle())}
 
     def _launch(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
         service = component.spec
@@ -166,22 +168,22 @@ class DockerRuntime(StackLifecycle):
         # _prepare (up) or _prepare_flip reached the daemon before any launch.
         assert client is not None
         assert state.docker is not None
-        label = docker_containers.stack_label(self.paths.home)
-        started = docker_containers.run(
+        label = containers.stack_label(self.paths.home)
+        started = containers.run(
             client,
             service,
             image_id=self._images[service.name],
             environment=self._container_environment(service.name, values),
             port=values.ports[service.name],
             label=label,
-            volumes=docker_ca.container_volumes(docker_ca.host_bundle()),
+            volumes=ca.container_volumes(ca.host_bundle()),
             stop_signal=component.stop_signal,
         )
         state.docker.containers[service.name] = started.container_id
         state.processes[service.name] = started.main_process
         save(self.paths, state)
         log = self.paths.log_file(service.name)
-        follower = docker_containers.follow_logs(state.docker.host, started.container_id, log)
+        follower = containers.follow_logs(state.docker.host, started.container_id, log)
         if follower is not None:
             state.docker.helpers[f"logs-{service.name}"] = follower[0]
             self._children[follower[0].pid] = follower[1]
@@ -191,7 +193,7 @@ class DockerRuntime(StackLifecycle):
         client = self._connect(state)
         assert client is not None
         assert state.docker is not None
-        return docker_containers.is_running(client, state.docker.containers[name])
+        return containers.is_running(client, state.docker.containers[name])
 
     def _recorded(self, state: StackState) -> Iterable[str]:
         return state.docker.containers if state.docker else {}
@@ -200,7 +202,7 @@ class DockerRuntime(StackLifecycle):
         client = self._connect(state)
         if client is None or state.docker is None:
             return False
-        return docker_containers.stop_and_remove(client, state.docker.containers[name])
+        return containers.stop_and_remove(client, state.docker.containers[name])
 
     def _forget(self, name: str, state: StackState) -> None:
         state.processes.pop(name, None)
@@ -229,5 +231,5 @@ class DockerRuntime(StackLifecycle):
                 self.reporter.note(f"dockerd left running: it still runs {', '.join(others)}")
             else:
                 self._close()
-                docker_daemon.stop(state.docker.daemon)
-                docker_daemon.release_mounts(self.daemon_paths)
+                daemon.stop(state.docker.daemon)
+                daemon.release_mounts(self.daemon_paths)
