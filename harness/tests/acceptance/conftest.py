@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pytest
 
+from botmox_api.model import DataBackend
 from harness import processes
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HOME_VARIABLE, HarnessPaths, Runtime, StackState, load, remove
-from harness.stack.values import DATA_BACKENDS, DataBackend
+from harness.stack.values import DATA_BACKENDS
 
 # --import-mode=importlib keeps test directories off sys.path; the suite's helpers live next to it.
 sys.path.insert(0, str(Path(__file__).parent))

@@ -19,10 +19,10 @@ import httpx
 import psycopg
 from psycopg.rows import dict_row
 
+from botmox_api.model import DataBackend
 from harness import processes
 from harness.processes import port_is_listening
 from harness.stack.state import HarnessPaths, Runtime, StackState
-from harness.stack.values import DataBackend
 
 # Commands other than a docker `up` take seconds; the bound is for a loaded CI machine.
 CLI_TIMEOUT_S = 180.0

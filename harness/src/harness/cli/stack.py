@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn, Protocol
 import typer
 from rich.console import Console
 
+from botmox_api.model import DataBackend
 from harness import processes
 from harness.postgres.supabase import find_project_root
 from harness.stack.compose import write_compose, write_secrets
@@ -30,7 +31,6 @@ from harness.stack.lifecycle import StackStartError
 from harness.stack.logs import follow, tail
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HarnessPaths, Runtime, StackState, StateError, load, remove
-from harness.stack.values import DataBackend
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from botmox_api.model import DataBackend
 from harness.postgres.supabase import SupabaseCli, ToolFailed, find_project_root
 from harness.processes import ProcessIdentity, free_port, port_is_free
 from harness.stack.components import ProcessComponent, component_of
@@ -26,7 +27,7 @@ from harness.stack.credentials import StackCredentials
 from harness.stack.description import STACK, MigrationStep, StackDescription
 from harness.stack.health import wait_healthy
 from harness.stack.state import HarnessPaths, Runtime, StackState, save
-from harness.stack.values import DataBackend, StackValues
+from harness.stack.values import StackValues
 
 
 class StackStartError(RuntimeError):

@@ -16,9 +16,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from botmox_api.model import DataBackend
 from harness.postgres.supabase import find_project_root
 from harness.processes import ProcessIdentity, is_running
-from harness.stack.values import DATA_BACKENDS, DataBackend
+from harness.stack.values import DATA_BACKENDS
 
 Runtime = Literal["native", "docker"]
 # Version 2 keeps the docker runtime's own entries in a nested ``docker`` record; version 1 files

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import get_args
 
+from botmox_api.model import DataBackend
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import StackDescription, render
 from harness.stack.tokens import demo_token
 
-DataBackend = Literal["rtdb", "supabase"]
-DATA_BACKENDS: tuple[DataBackend, ...] = ("rtdb", "supabase")
+DATA_BACKENDS: tuple[DataBackend, ...] = get_args(DataBackend)
 LOOPBACK = "127.0.0.1"
 API_DB_ROLE = "botmox_api"
 DB_SUPERUSER = "postgres"
