@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from typing import Final
 import httpx
 import jwt
 
+from harness import processes
 from harness.postgres.migrated import MigratedPostgres, PgDatabase
 from harness.rtdb.process import RtdbEmulator
 
@@ -174,13 +174,6 @@ def _run_patch_under_health_flood(url: str, token: str, arguments: argparse.Name
 # -- server processes -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-    return port
-
-
 def _user_token(tenant: str) -> str:
     now = int(time.time())
     claims: dict[str, object] = {"sub": "bench-user", "aud": "authenticated", "iat": now, "exp": now + 3600}
@@ -189,18 +182,13 @@ def _user_token(tenant: str) -> str:
 
 
 def _stop(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT_S)
+    # Children of ours share the benchmark's process group: stop the one pid, not the group.
+    processes.stop_child(process, ladder=processes.terminate(STOP_TIMEOUT_S), whole_group=False)
 
 
 @contextmanager
 def _api_server(mode: str, database: PgDatabase, emulator: RtdbEmulator, workdir: str) -> Iterator[str]:
-    port = _free_port()
+    port = processes.free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith(("SUPABASE_", "FIREBASE_"))}
     env.update(
         {
@@ -226,20 +214,20 @@ def _api_server(mode: str, database: PgDatabase, emulator: RtdbEmulator, workdir
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"botmox_api exited with {process.returncode} before it was ready")
+    def answered() -> bool | None:
         try:
-            response = httpx.get(url + READY_PATH, timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
-        except httpx.TransportError as error:
-            last = type(error).__name__
-        time.sleep(0.1)
-    raise RuntimeError(f"{url}{READY_PATH} not ready within {READY_TIMEOUT_S:.0f} s ({last})")
+            return True if httpx.get(url + READY_PATH, timeout=2).status_code == 200 else None
+        except httpx.TransportError:
+            return None
+
+    processes.wait_ready(
+        "botmox_api",
+        answered,
+        alive=lambda: process.poll() is None,
+        timeout_s=READY_TIMEOUT_S,
+        log_path=None,
+        waiting_for=f"{url}{READY_PATH} answering 200",
+    )
 
 
 def _bench_mode(
