@@ -58,7 +58,7 @@ def _auth(token: str, **extra: str) -> dict[str, str]:
 
 def _etag(response: Any) -> str | None:
     """The ``ETag`` of a response (None when there is none: a tenant with no policy stored yet)."""
-    value = _etag(response) if response.headers is not None else None
+    value = response.headers.get("ETag") if response.headers is not None else None
     return value if isinstance(value, str) else None
 
 

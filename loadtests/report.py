@@ -28,6 +28,14 @@ def read_stats(path: Path) -> list[Row]:
     return rows
 
 
+def read_exceptions(path: Path) -> int:
+    """How many exceptions the users raised (locust's ``*_exceptions.csv``; 0 when there is none)."""
+    if not path.exists():
+        return 0
+    with path.open(newline="") as handle:
+        return sum(int(record["Count"]) for record in csv.DictReader(handle))
+
+
 def _number(text: str) -> float:
     return 0.0 if text in ("", "N/A") else float(text)
 

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from harness.stack.state import HarnessPaths, StackState, load
-from loadtests.report import mode_table, read_stats, side_by_side, tabs_line
+from loadtests.report import mode_table, read_exceptions, read_stats, side_by_side, tabs_line
 from loadtests.thresholds import AGGREGATED, Row, ThresholdsError, check, read
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             extras = json.loads(extras_file.read_text()) if extras_file.exists() else {}
             by_mode[mode] = rows
             missed += check(thresholds, mode, rows)
+            if raised := read_exceptions(stats.with_name(f"{options.scenario}_exceptions.csv")):
+                missed.append(f"{mode}: the locust users raised {raised} exceptions (see {stats.parent})")
             print(f"\n== {mode} ({options.scenario}, {options.users} users, {seconds}s) ==")
             print(mode_table(rows, extras.get("conflicts", {})))
             if options.scenario == "frontend":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from loadtests.report import mode_table, read_stats, side_by_side, tabs_line
+from loadtests.report import mode_table, read_exceptions, read_stats, side_by_side, tabs_line
 from loadtests.thresholds import Row
 
 CSV = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,Min Response Time,\
@@ -80,3 +80,10 @@ def test_tabs_line() -> None:
     assert tabs_line(4, 38.8, 17, 500).endswith("9.7 rounds/s per tab (target 10), p95 17 ms: holds")
     assert tabs_line(8, 40.0, 17, 500).endswith(": does NOT hold")
     assert tabs_line(4, 40.0, 700, 500).endswith(": does NOT hold")
+
+
+def test_read_exceptions(tmp_path: Path) -> None:
+    path = tmp_path / "x_exceptions.csv"
+    assert read_exceptions(path) == 0
+    path.write_text('Count,Message,Traceback,Nodes\n340,boom,"  File x\n",local\n2,other,tb,local\n')
+    assert read_exceptions(path) == 342
