@@ -103,5 +103,5 @@ def tabs_line(users: int, round_rps: float, p95_ms: float, p95_limit: float | No
     holds = per_tab >= 9.0 and (p95_limit is None or p95_ms <= p95_limit)
     verdict = "holds" if holds else "does NOT hold"
     return (
-        f"tabs: {users} open tabs, {per_tab:.1f} rounds/s per tab (target 10), p95 {p95_ms:.0f} ms: {verdict}"
+        f"tabs: {users} open tabs, {per_tab:.2f} rounds/s per tab (target 10), p95 {p95_ms:.0f} ms: {verdict}"
     )

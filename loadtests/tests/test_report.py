@@ -77,7 +77,7 @@ def test_side_by_side_puts_the_modes_next_to_each_other() -> None:
 
 
 def test_tabs_line() -> None:
-    assert tabs_line(4, 38.8, 17, 500).endswith("9.7 rounds/s per tab (target 10), p95 17 ms: holds")
+    assert tabs_line(4, 38.8, 17, 500).endswith("9.70 rounds/s per tab (target 10), p95 17 ms: holds")
     assert tabs_line(8, 40.0, 17, 500).endswith(": does NOT hold")
     assert tabs_line(4, 40.0, 700, 500).endswith(": does NOT hold")
 
