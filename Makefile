@@ -119,6 +119,11 @@ bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulato
 	$(PYTHON) harness/benchmarks/rtdb_ops.py
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
+.PHONY: load
+load: bootstrap ## locust load run per mode against the harness stack, up (native) when it is not (BACKEND=rtdb|supabase|both USERS DURATION SCENARIO=storage_policy|settings|frontend THRESHOLDS=file)
+	$(PYTHON) -m loadtests.run --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),both) --users $(or $(USERS),8) --duration $(or $(DURATION),30s) \
+	  --scenario $(or $(SCENARIO),storage_policy) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
+
 .PHONY: bootstrap-check
 bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`
 	$(PYTHON) -m harness bootstrap-check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
