@@ -34,7 +34,7 @@ HEADER = ("program", "provider", "package", "used_by")
 PROVIDERS = frozenset({"ci", "apt", "base", "tools", "uv", "npm", "optional"})
 DEBIAN_PROVIDERS = frozenset({"ci", "apt", "base"})
 # Sources that run programs on this machine (deploy/ runs its commands on the servers it deploys).
-PYTHON_ROOTS = ("services", "harness", "supabase", "conftest.py")
+PYTHON_ROOTS = ("services", "harness", "supabase", "loadtests", "conftest.py")
 SHELL_FILES = ("Makefile", ".ci/run")
 SHELL_SCRIPT_ROOTS = ("services", "harness")
 SKIPPED_DIRECTORIES = frozenset({".venv", "node_modules", "__pycache__", "build", ".tools", ".git"})
