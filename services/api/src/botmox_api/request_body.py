@@ -51,6 +51,9 @@ _JSON_MEDIA_TYPE: Final = re.compile(r"^application/(?:json|[!#$&^_.+\w-]+\+json
 MALFORMED_JSON: Final = "Malformed JSON body"
 # The parser joins an escaped surrogate pair into one character, so any surrogate left is lone.
 _SURROGATE: Final = re.compile("[\ud800-\udfff]")
+# Strict UTF-8 refuses encoded surrogates, so a parsed value can hold one only through a \uD800-\uDFFF
+# escape: bodies without such an escape (nearly all) skip the walk.
+_SURROGATE_ESCAPE: Final = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _too_large(max_bytes: int) -> PayloadTooLarge:
@@ -102,7 +105,7 @@ async def read_json_body(request: Request, max_bytes: int) -> JsonValue:
         value: JsonValue = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
         raise BadRequest(MALFORMED_JSON) from None
-    if _holds_lone_surrogate(value):
+    if _SURROGATE_ESCAPE.search(text) and _holds_lone_surrogate(value):
         raise BadRequest(MALFORMED_JSON)
     return value
 
