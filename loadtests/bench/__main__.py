@@ -10,8 +10,9 @@ supabase mode (which also seeds the tenants' policies in PostgreSQL), the floor,
 mode (seeding the emulator), each measured with wrk. Prints a line per figure as it is measured,
 then the table, then the ratios line, last. Writes the figures to ``build/bench/``.
 
-Exit status 0; 1 when a figure counted errors (the ratios line is printed all the same), or when
-something failed. Everything started is stopped by PID, also on Ctrl-C and SIGTERM.
+Exit status 0; 1 when a figure counted errors (the ratios line is printed all the same) or when
+something failed; 130 when interrupted. Everything started is stopped by PID, also on Ctrl-C and
+SIGTERM.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ ROOT: Final = Path(__file__).resolve().parents[2]
 OUTPUT: Final = ROOT / "build" / "bench"
 JWT_SECRET: Final = "bench-jwt-secret-" + "x" * 32
 QUICK: Final = Options(seconds=1, warmup_seconds=1, runs=3)
+EXIT_INTERRUPTED: Final = 130
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -110,7 +112,6 @@ def options_of(arguments: argparse.Namespace) -> Options:
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # Unwind like Ctrl-C, so every context stops what it started.
     raise KeyboardInterrupt
 
 
@@ -179,14 +180,21 @@ def bench(options: Options, stack: ExitStack, work: Path, logs: Path) -> tuple[M
 
 def main(argv: list[str] | None = None) -> int:
     options = options_of(_parser().parse_args(argv))
+    # Ctrl-C and SIGTERM unwind the contexts, which stop what they started (SIGINT too when the
+    # shell that started us had it ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
     OUTPUT.mkdir(parents=True, exist_ok=True)
     logs = OUTPUT / "logs"
     logs.mkdir(exist_ok=True)
     began = time.monotonic()
-    with ExitStack() as stack:
-        work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="botmox-bench-")))
-        measurer, notes = bench(options, stack, work, logs)
+    try:
+        with ExitStack() as stack:
+            work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="botmox-bench-")))
+            measurer, notes = bench(options, stack, work, logs)
+    except KeyboardInterrupt:
+        print("bench: interrupted; everything it started is stopped", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
     result = ratios(measurer)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     path = write_json(
