@@ -10,7 +10,8 @@ supabase mode (which also seeds the tenants' policies in PostgreSQL), the floor,
 mode (seeding the emulator), each measured with wrk. Prints a line per figure as it is measured,
 then the table, then the ratios line, last. Writes the figures to ``build/bench/``.
 
-Exit status 0; 1 when a figure counted errors (the ratios line is printed all the same) or when
+Exit status 0 when the bench ran, also when a figure counted errors: those are flagged in the
+table and a note (a failing status would put make's error line after the ratios line); 1 when
 something failed; 130 when interrupted. Everything started is stopped by PID, also on Ctrl-C and
 SIGTERM.
 """
@@ -212,11 +213,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"note: {note}")
     errors = sum(figure.errors for figure in measurer.figures)
     if errors:
-        print(f"note: {errors} errors (non-2xx answers or failed requests): the figures flagged are suspect")
+        print(f"note: {errors} errors (non-2xx answers or failed requests): the flagged figures are suspect")
     elapsed = time.monotonic() - began
     print(f"bench: {elapsed:.0f} s; figures in {path.relative_to(ROOT)}, logs in {logs.relative_to(ROOT)}")
     print(result.line(), flush=True)
-    return 1 if errors else 0
+    return 0
 
 
 if __name__ == "__main__":
