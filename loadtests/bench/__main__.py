@@ -30,7 +30,7 @@ from typing import Final
 
 from harness.postgres.migrated import MigratedPostgres
 from harness.rtdb.process import RtdbEmulator
-from loadtests.bench import proc, servers, tenants
+from loadtests.bench import proc, servers, tenants, wrk
 from loadtests.bench.measure import (
     API_RTDB,
     API_SUPABASE,
@@ -117,6 +117,9 @@ def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def bench(options: Options, stack: ExitStack, work: Path, logs: Path) -> tuple[Measurer, list[str]]:
+    # Missing programs fail the bench before anything starts.
+    wrk.wrk_path()
+    proc.taskset_path()
     cores = Cores.choose(options.workers)
     notes = list(cores.notes)
     for note in notes:

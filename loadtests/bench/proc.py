@@ -104,10 +104,14 @@ def pin_tree(pid: int, cpus: set[int]) -> int:
     return count
 
 
-def pinned(command: Sequence[str], cpus: set[int]) -> list[str]:
-    """``command`` run by ``taskset -c CPUS``: pinned from its first instruction, every thread it
-    will ever start included."""
+def taskset_path() -> str:
     taskset = shutil.which("taskset")
     if taskset is None:
         raise FileNotFoundError("taskset is missing (Debian's util-linux provides it)")
-    return [taskset, "-c", ",".join(str(cpu) for cpu in sorted(cpus)), *command]
+    return taskset
+
+
+def pinned(command: Sequence[str], cpus: set[int]) -> list[str]:
+    """``command`` run by ``taskset -c CPUS``: pinned from its first instruction, every thread it
+    will ever start included."""
+    return [taskset_path(), "-c", ",".join(str(cpu) for cpu in sorted(cpus)), *command]
