@@ -114,7 +114,11 @@ bootstrap-env: $(VENV_STAMP) $(NODE_STAMP) ## Write services/api/.env from `supa
 	$(PYTHON) -m harness env $(if $(FORCE),--force)
 
 .PHONY: bench
-bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulator ops/s, API requests/s per mode
+bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores, wrk, 1,000 tenants, median of 3; last line: ratios (BENCH_ARGS=--quick; docs/performance.md)
+	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
+
+.PHONY: bench-parts
+bench-parts: bootstrap ## Figures of the parts: PostgreSQL fixture start, emulator ops/s, API requests/s per mode (docs/benchmarks.md)
 	$(PYTHON) -m harness bench
 	$(PYTHON) harness/benchmarks/rtdb_ops.py
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py

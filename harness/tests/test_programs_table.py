@@ -42,6 +42,9 @@ def test_the_scan_finds_the_programs_the_issue_named() -> None:
     for program in named:
         assert program in found, program
     assert "harness/src/harness/postgres/supabase.py" in found["pg_prove"]
+    # make bench: the load generator and the pinning of the server, wrk and the services.
+    assert "loadtests/bench/wrk.py" in found["wrk"]
+    assert "loadtests/bench/proc.py" in found["taskset"]
 
 
 def _copy_sources(target: Path) -> None:

@@ -7,7 +7,7 @@ login role ``botmox_api`` a generated password. Each test then gets a fresh data
 ``CREATE DATABASE x TEMPLATE botmox_template`` (milliseconds). The server is stopped by PID.
 
 ``run_pgtap_gates`` and ``run_bench`` are ``python -m harness pgtap`` / ``bench`` (``make pgtap`` /
-``make bench``; the command line is ``harness.cli.postgres``).
+``make bench-parts``; the command line is ``harness.cli.postgres``).
 
 pytest fixtures: ``harness.fixtures.postgres``.
 """

@@ -49,6 +49,31 @@ from botmox_api.stores._supabase_rows import (
 
 VERSION_CONFLICT_SQLSTATE: Final = "BM412"
 
+# The API's calls, one statement each (migration 20261206110000_storage_policy_api_calls): the
+# botmox.api_* function declares the claims ($1, ``claims_text``) local to the statement's own
+# transaction and calls the public function, under row-level security as botmox_api. Literal
+# statements with asyncpg placeholders; the floor app of ``make bench`` imports them to run the very
+# same SQL. Parameters: $1 claims, $2 tenant id; writes add $3 operational, $4 sync_enabled,
+# $5 if_match (bigint[] or NULL), $6 if_exists.
+READ_SQL: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from botmox.api_storage_policy_read($1, $2)"
+)
+REPLACE_SQL: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from botmox.api_storage_policy_replace($1, $2, $3, $4, $5, $6)"
+)
+MERGE_SQL: Final = (
+    "select operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from botmox.api_storage_policy_merge($1, $2, $3, $4, $5, $6)"
+)
+
+
+def claims_text(tenant_id: str, uid: str | None) -> str:
+    """The ``p_claims`` argument of the statements above: ``request_claims`` as compact JSON text."""
+    return json.dumps(request_claims(tenant_id, uid), separators=(",", ":"))
+
+
 _DECLARE_CLAIMS: Final = "select set_config('request.jwt.claims', %s, true)"
 # Literal statements (no string building): the function names are fixed, every value is a parameter.
 _READ: Final = (

@@ -1,0 +1,1 @@
+"""Reference servers the bench measures the API against (``floor.py``: the floor)."""
