@@ -94,8 +94,8 @@ test: lint typecheck pytest pgtap acceptance-docker ## Lint, types and every tes
 BACKEND ?= rtdb
 RUNTIME ?= auto
 .PHONY: local
-local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native); prints URLs and a token; Ctrl-C stops it
-	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
+local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native, API_WORKERS=1); prints URLs and a token; Ctrl-C stops it
+	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME) --api-workers $(or $(API_WORKERS),1)
 
 .PHONY: local-down
 local-down: uv ## Stop a stack started with `python -m harness up --detach`
@@ -120,9 +120,9 @@ bench: bootstrap ## Print performance figures: PostgreSQL fixture start, emulato
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
 .PHONY: load
-load: bootstrap ## locust load run per mode against the harness stack, up (native) when it is not (BACKEND=rtdb|supabase|both USERS DURATION SCENARIO=storage_policy|settings|frontend THRESHOLDS=file)
+load: bootstrap ## locust load run per mode against the harness stack, up (native) when it is not (BACKEND=rtdb|supabase|both USERS DURATION SCENARIO=storage_policy|settings|frontend THRESHOLDS=file API_WORKERS)
 	$(PYTHON) -m loadtests.run --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),both) --users $(or $(USERS),8) --duration $(or $(DURATION),30s) \
-	  --scenario $(or $(SCENARIO),storage_policy) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
+	  --scenario $(or $(SCENARIO),storage_policy) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(API_WORKERS),--api-workers $(API_WORKERS))
 
 .PHONY: bootstrap-check
 bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`

@@ -3,6 +3,9 @@ per mode, print a table per mode and the modes side by side, check ``thresholds.
 what it started. Exit 0 when every threshold holds, 1 when one is missed (each named), 2 on misuse.
 
     python -m loadtests.run --backend both --users 8 --duration 20s --scenario storage_policy
+
+``--api-workers N`` starts the stack's API with N uvicorn workers; a stack that already runs is used
+as it is, and refused when its API has another count.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from botmox_api.config import MAX_API_WORKERS
 from harness.stack.state import HarnessPaths, StackState, load
 from loadtests.report import mode_table, read_exceptions, read_stats, side_by_side, tabs_line
 from loadtests.thresholds import AGGREGATED, Row, ThresholdsError, check, read
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="storage_policy")
     parser.add_argument("--thresholds", type=Path, default=ROOT / "loadtests" / "thresholds.toml")
+    parser.add_argument("--api-workers", type=int, default=None, help="the API's uvicorn workers (default 1)")
     options = parser.parse_args(argv)
     try:
         seconds = seconds_of(options.duration)
@@ -90,17 +95,30 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= options.users <= 500:
         print("load: USERS must be between 1 and 500", file=sys.stderr)
         return 2
+    if options.api_workers is not None and not 1 <= options.api_workers <= MAX_API_WORKERS:
+        print(f"load: API_WORKERS must be between 1 and {MAX_API_WORKERS}", file=sys.stderr)
+        return 2
     modes = ["rtdb", "supabase"] if options.backend == "both" else [options.backend]
 
     paths = HarnessPaths.default()
     state = _running(paths)
+    if state is not None and options.api_workers not in (None, state.api_workers):
+        print(
+            f"load: the running stack's API has {state.api_workers} worker(s), not {options.api_workers}: "
+            "stop it (`python -m harness down`) or leave API_WORKERS unset",
+            file=sys.stderr,
+        )
+        return 2
     started = state is None
     original = state.data_backend if state else None
+    workers = state.api_workers if state else options.api_workers or 1
     by_mode: dict[str, list[Row]] = {}
     missed: list[str] = []
     try:
         if started:
-            _harness("up", "--detach", "--runtime", "native", "--backend", modes[0])
+            _harness(
+                "up", "--detach", "--runtime", "native", "--backend", modes[0], "--api-workers", str(workers)
+            )
         for mode in modes:
             state = _running(paths)
             assert state is not None, "the harness stack stopped"
@@ -115,7 +133,10 @@ def main(argv: list[str] | None = None) -> int:
             missed += check(thresholds, mode, rows)
             if raised := read_exceptions(stats.with_name(f"{options.scenario}_exceptions.csv")):
                 missed.append(f"{mode}: the locust users raised {raised} exceptions (see {stats.parent})")
-            print(f"\n== {mode} ({options.scenario}, {options.users} users, {seconds}s) ==")
+            print(
+                f"\n== {mode} ({options.scenario}, {options.users} users, {seconds}s, "
+                f"{workers} API worker{'s' if workers > 1 else ''}) =="
+            )
             print(mode_table(rows, extras.get("conflicts", {})))
             if options.scenario == "frontend":
                 total = next(row for row in rows if row.name == AGGREGATED)
