@@ -50,8 +50,10 @@ def _running(paths: HarnessPaths) -> StackState | None:
     return state if state is not None and state.is_alive() else None
 
 
-def _locust(state: StackState, mode: str, scenario: str, users: int, seconds: int) -> tuple[Path, Path]:
-    out = REPORTS / mode
+def _locust(
+    state: StackState, mode: str, scenario: str, users: int, seconds: int, reports: Path
+) -> tuple[Path, Path]:
+    out = reports / mode
     out.mkdir(parents=True, exist_ok=True)
     prefix, extras = out / scenario, out / f"{scenario}_extras.json"
     extras.unlink(missing_ok=True)
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="storage_policy")
     parser.add_argument("--thresholds", type=Path, default=ROOT / "loadtests" / "thresholds.toml")
+    parser.add_argument("--reports", type=Path, default=REPORTS, help="where the reports go, per mode")
     parser.add_argument("--api-workers", type=int, default=None, help="the API's uvicorn workers (default 1)")
     options = parser.parse_args(argv)
     try:
@@ -126,11 +129,16 @@ def main(argv: list[str] | None = None) -> int:
                 _harness("flip", "--backend", mode)
                 state = _running(paths)
                 assert state is not None, "the harness stack stopped"
-            stats, extras_file = _locust(state, mode, options.scenario, options.users, seconds)
+            stats, extras_file = _locust(
+                state, mode, options.scenario, options.users, seconds, options.reports
+            )
             rows = [row for row in read_stats(stats) if row.requests or row.name == AGGREGATED]
             extras = json.loads(extras_file.read_text()) if extras_file.exists() else {}
             by_mode[mode] = rows
             missed += check(thresholds, mode, rows)
+            if not any(row.requests for row in rows):
+                # A run that measured nothing holds every latency limit: it must not pass.
+                missed.append(f"{mode}: no request was measured (see {stats.parent}/{options.scenario}.log)")
             if raised := read_exceptions(stats.with_name(f"{options.scenario}_exceptions.csv")):
                 missed.append(f"{mode}: the locust users raised {raised} exceptions (see {stats.parent})")
             print(
