@@ -56,7 +56,9 @@ def _locust(
     out = reports / mode
     out.mkdir(parents=True, exist_ok=True)
     prefix, extras = out / scenario, out / f"{scenario}_extras.json"
+    final = out / f"{scenario}_final_stats.csv"
     extras.unlink(missing_ok=True)
+    final.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "locust",
         "-f", str(ROOT / "loadtests" / "locustfile.py"),
@@ -69,14 +71,14 @@ def _locust(
         SCENARIOS[scenario],
     ]  # fmt: skip
     print(f"load: {mode}: {scenario}, {users} users, {seconds}s against {state.api_url}", flush=True)
-    env = {**os.environ, "LOAD_EXTRAS": str(extras)}
+    env = {**os.environ, "LOAD_EXTRAS": str(extras), "LOAD_FINAL_STATS": str(final)}
     log = out / f"{scenario}.log"
     with log.open("w") as handle:
         done = subprocess.run(command, cwd=ROOT, env=env, timeout=seconds + 120, stdout=handle, stderr=handle)  # noqa: S603
-    if done.returncode != 0:
+    if done.returncode != 0 or not final.exists():
         print(log.read_text()[-4000:], file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, command[:4])
-    return Path(f"{prefix}_stats.csv"), extras
+    return final, extras
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,9 +153,7 @@ def main(argv: list[str] | None = None) -> int:
                 limit = thresholds.limits(mode, AGGREGATED).get("p95_ms")
                 last = next((row.rps for row in rows if row.name == "GET storage_policy"), 0.0)
                 print(tabs_line(options.users, last, total.p95_ms, limit))
-            print(
-                f"reports: {stats.parent}/{options.scenario}.html, {options.scenario}_stats.csv", flush=True
-            )
+            print(f"reports: {stats.parent}/{options.scenario}.html, {stats.name}", flush=True)
     except (
         subprocess.CalledProcessError,
         subprocess.TimeoutExpired,
