@@ -89,13 +89,13 @@ acceptance-docker: bootstrap ## The acceptance suite once more on the docker run
 	BOTMOX_ACCEPTANCE_RUNTIME=docker BOTMOX_ACCEPTANCE_BACKENDS=supabase $(UV) run --frozen pytest harness/tests/acceptance
 
 .PHONY: test
-test: lint typecheck pytest pgtap acceptance-docker ## Lint, types and every test (bootstraps first when needed)
+test: lint typecheck pytest pgtap acceptance-docker load-smoke ## Lint, types and every test, then a 30 s smoke load per mode (bootstraps first when needed)
 
 BACKEND ?= rtdb
 RUNTIME ?= auto
 .PHONY: local
-local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native); prints URLs and a token; Ctrl-C stops it
-	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME)
+local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native, API_WORKERS=1); prints URLs and a token; Ctrl-C stops it
+	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME) --api-workers $(or $(API_WORKERS),1)
 
 .PHONY: local-down
 local-down: uv ## Stop a stack started with `python -m harness up --detach`
@@ -124,9 +124,14 @@ bench-parts: bootstrap ## Figures of the parts: PostgreSQL fixture start, emulat
 	$(PYTHON) services/api/benchmarks/storage_policy_rps.py
 
 .PHONY: load
-load: bootstrap ## locust load run per mode against the harness stack, up (native) when it is not (BACKEND=rtdb|supabase|both USERS DURATION SCENARIO=storage_policy|settings|frontend THRESHOLDS=file)
+load: bootstrap ## locust load run per mode against the harness stack, up (native) when it is not (BACKEND=rtdb|supabase|both USERS DURATION SCENARIO=storage_policy|settings|frontend THRESHOLDS=file API_WORKERS)
 	$(PYTHON) -m loadtests.run --backend $(if $(filter command line environment,$(origin BACKEND)),$(BACKEND),both) --users $(or $(USERS),8) --duration $(or $(DURATION),30s) \
-	  --scenario $(or $(SCENARIO),storage_policy) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS))
+	  --scenario $(or $(SCENARIO),storage_policy) $(if $(THRESHOLDS),--thresholds $(THRESHOLDS)) $(if $(API_WORKERS),--api-workers $(API_WORKERS))
+
+.PHONY: load-smoke
+load-smoke: bootstrap ## CI's smoke load: storage_policy, 8 users, 30 s per mode, against loadtests/thresholds-ci.toml (last step of `make test`)
+	$(PYTHON) -m loadtests.run --backend both --users 8 --duration 30s --scenario storage_policy \
+	  --thresholds loadtests/thresholds-ci.toml --reports build/loadtests/smoke
 
 .PHONY: bootstrap-check
 bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`

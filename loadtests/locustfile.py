@@ -10,6 +10,7 @@ Bounded: locust is always run with ``--run-time``; every user waits or paces bet
 
 from __future__ import annotations
 
+import csv
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from locust import FastHttpUser, between, constant_pacing, events, task
+from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
 
 from harness.stack.state import HarnessPaths, load
 from harness.stack.tokens import demo_token
@@ -205,3 +207,15 @@ def _write_extras(environment: Any, **_kwargs: Any) -> None:
             }
         )
     )
+
+
+@events.quitting.add_listener  # type: ignore[untyped-decorator]
+def _write_final_stats(environment: Any, **_kwargs: Any) -> None:
+    """The run's final figures (``LOAD_FINAL_STATS``), in the columns of ``*_stats.csv``: locust
+    rewrites that file once a second while the run lasts, never at its end, so it misses the last
+    second (all of a run whose users started late)."""
+    target = os.environ.get("LOAD_FINAL_STATS")
+    if not target:
+        return
+    with Path(target).open("w", newline="") as handle:
+        StatsCSV(environment, PERCENTILES_TO_REPORT).requests_csv(csv.writer(handle))

@@ -3,6 +3,9 @@ per mode, print a table per mode and the modes side by side, check ``thresholds.
 what it started. Exit 0 when every threshold holds, 1 when one is missed (each named), 2 on misuse.
 
     python -m loadtests.run --backend both --users 8 --duration 20s --scenario storage_policy
+
+``--api-workers N`` starts the stack's API with N uvicorn workers; a stack that already runs is used
+as it is, and refused when its API has another count.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from botmox_api.config import MAX_API_WORKERS
 from harness.stack.state import HarnessPaths, StackState, load
 from loadtests.report import mode_table, read_exceptions, read_stats, side_by_side, tabs_line
 from loadtests.thresholds import AGGREGATED, Row, ThresholdsError, check, read
@@ -46,11 +50,15 @@ def _running(paths: HarnessPaths) -> StackState | None:
     return state if state is not None and state.is_alive() else None
 
 
-def _locust(state: StackState, mode: str, scenario: str, users: int, seconds: int) -> tuple[Path, Path]:
-    out = REPORTS / mode
+def _locust(
+    state: StackState, mode: str, scenario: str, users: int, seconds: int, reports: Path
+) -> tuple[Path, Path]:
+    out = reports / mode
     out.mkdir(parents=True, exist_ok=True)
     prefix, extras = out / scenario, out / f"{scenario}_extras.json"
+    final = out / f"{scenario}_final_stats.csv"
     extras.unlink(missing_ok=True)
+    final.unlink(missing_ok=True)
     command = [
         sys.executable, "-m", "locust",
         "-f", str(ROOT / "loadtests" / "locustfile.py"),
@@ -63,14 +71,14 @@ def _locust(state: StackState, mode: str, scenario: str, users: int, seconds: in
         SCENARIOS[scenario],
     ]  # fmt: skip
     print(f"load: {mode}: {scenario}, {users} users, {seconds}s against {state.api_url}", flush=True)
-    env = {**os.environ, "LOAD_EXTRAS": str(extras)}
+    env = {**os.environ, "LOAD_EXTRAS": str(extras), "LOAD_FINAL_STATS": str(final)}
     log = out / f"{scenario}.log"
     with log.open("w") as handle:
         done = subprocess.run(command, cwd=ROOT, env=env, timeout=seconds + 120, stdout=handle, stderr=handle)  # noqa: S603
-    if done.returncode != 0:
+    if done.returncode != 0 or not final.exists():
         print(log.read_text()[-4000:], file=sys.stderr)
         raise subprocess.CalledProcessError(done.returncode, command[:4])
-    return Path(f"{prefix}_stats.csv"), extras
+    return final, extras
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", default="30s")
     parser.add_argument("--scenario", choices=tuple(SCENARIOS), default="storage_policy")
     parser.add_argument("--thresholds", type=Path, default=ROOT / "loadtests" / "thresholds.toml")
+    parser.add_argument("--reports", type=Path, default=REPORTS, help="where the reports go, per mode")
+    parser.add_argument("--api-workers", type=int, default=None, help="the API's uvicorn workers (default 1)")
     options = parser.parse_args(argv)
     try:
         seconds = seconds_of(options.duration)
@@ -90,17 +100,30 @@ def main(argv: list[str] | None = None) -> int:
     if not 1 <= options.users <= 500:
         print("load: USERS must be between 1 and 500", file=sys.stderr)
         return 2
+    if options.api_workers is not None and not 1 <= options.api_workers <= MAX_API_WORKERS:
+        print(f"load: API_WORKERS must be between 1 and {MAX_API_WORKERS}", file=sys.stderr)
+        return 2
     modes = ["rtdb", "supabase"] if options.backend == "both" else [options.backend]
 
     paths = HarnessPaths.default()
     state = _running(paths)
+    if state is not None and options.api_workers not in (None, state.api_workers):
+        print(
+            f"load: the running stack's API has {state.api_workers} worker(s), not {options.api_workers}: "
+            "stop it (`python -m harness down`) or leave API_WORKERS unset",
+            file=sys.stderr,
+        )
+        return 2
     started = state is None
     original = state.data_backend if state else None
+    workers = state.api_workers if state else options.api_workers or 1
     by_mode: dict[str, list[Row]] = {}
     missed: list[str] = []
     try:
         if started:
-            _harness("up", "--detach", "--runtime", "native", "--backend", modes[0])
+            _harness(
+                "up", "--detach", "--runtime", "native", "--backend", modes[0], "--api-workers", str(workers)
+            )
         for mode in modes:
             state = _running(paths)
             assert state is not None, "the harness stack stopped"
@@ -108,23 +131,29 @@ def main(argv: list[str] | None = None) -> int:
                 _harness("flip", "--backend", mode)
                 state = _running(paths)
                 assert state is not None, "the harness stack stopped"
-            stats, extras_file = _locust(state, mode, options.scenario, options.users, seconds)
+            stats, extras_file = _locust(
+                state, mode, options.scenario, options.users, seconds, options.reports
+            )
             rows = [row for row in read_stats(stats) if row.requests or row.name == AGGREGATED]
             extras = json.loads(extras_file.read_text()) if extras_file.exists() else {}
             by_mode[mode] = rows
             missed += check(thresholds, mode, rows)
+            if not any(row.requests for row in rows):
+                # A run that measured nothing holds every latency limit: it must not pass.
+                missed.append(f"{mode}: no request was measured (see {stats.parent}/{options.scenario}.log)")
             if raised := read_exceptions(stats.with_name(f"{options.scenario}_exceptions.csv")):
                 missed.append(f"{mode}: the locust users raised {raised} exceptions (see {stats.parent})")
-            print(f"\n== {mode} ({options.scenario}, {options.users} users, {seconds}s) ==")
+            print(
+                f"\n== {mode} ({options.scenario}, {options.users} users, {seconds}s, "
+                f"{workers} API worker{'s' if workers > 1 else ''}) =="
+            )
             print(mode_table(rows, extras.get("conflicts", {})))
             if options.scenario == "frontend":
                 total = next(row for row in rows if row.name == AGGREGATED)
                 limit = thresholds.limits(mode, AGGREGATED).get("p95_ms")
                 last = next((row.rps for row in rows if row.name == "GET storage_policy"), 0.0)
                 print(tabs_line(options.users, last, total.p95_ms, limit))
-            print(
-                f"reports: {stats.parent}/{options.scenario}.html, {options.scenario}_stats.csv", flush=True
-            )
+            print(f"reports: {stats.parent}/{options.scenario}.html, {stats.name}", flush=True)
     except (
         subprocess.CalledProcessError,
         subprocess.TimeoutExpired,

@@ -32,7 +32,7 @@ COMMANDS = {
 }
 
 OPTIONS = {
-    "up": ["--backend", "--runtime", "--detach"],
+    "up": ["--backend", "--runtime", "--detach", "--api-workers"],
     "down": [],
     "status": [],
     "logs": ["--lines", "--follow"],

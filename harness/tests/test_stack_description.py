@@ -106,6 +106,9 @@ def test_the_api_environment_carries_the_stack_values() -> None:
     assert "http://127.0.0.1:15173" in environment["CORS_ORIGINS"].split(",")
     rtdb_environment = render_service(STACK, "api", values.with_backend("rtdb")).environment
     assert rtdb_environment["REQUIRE_SUPABASE_READY"] == "false"
+    assert environment["API_WORKERS"] == "1"
+    workers = dataclasses.replace(values, api_workers=3)
+    assert render_service(STACK, "api", workers).environment["API_WORKERS"] == "3"
 
 
 def test_no_secret_is_written_in_the_description() -> None:

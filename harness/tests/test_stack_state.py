@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
 import subprocess
@@ -166,3 +167,21 @@ def test_an_unknown_state_version_is_refused(tmp_path: Path) -> None:
     paths.state_file.write_text(json.dumps(data))
     with pytest.raises(StateError, match="version 3, expected one of 1, 2"):
         load(paths)
+
+
+def test_the_api_workers_survive_the_state_file(tmp_path: Path) -> None:
+    paths = HarnessPaths(tmp_path / ".harness")
+    values = dataclasses.replace(_values(tmp_path), api_workers=3)
+    state = initial_state(values, supervisor=None, runtime="native")
+    save(paths, state)
+    loaded = load(paths)
+    assert loaded is not None
+    # `flip` starts the API again from these values, with as many workers.
+    assert values_of(loaded).with_backend("rtdb").api_workers == 3
+    # A state file written before API_WORKERS existed means one worker.
+    data = json.loads(paths.state_file.read_text())
+    del data["api_workers"]
+    paths.state_file.write_text(json.dumps(data))
+    older = load(paths)
+    assert older is not None
+    assert older.api_workers == 1

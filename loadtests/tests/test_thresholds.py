@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from loadtests.run import seconds_of
-from loadtests.thresholds import Row, ThresholdsError, check, parse, read
+from loadtests.thresholds import AGGREGATED, Row, ThresholdsError, check, parse, read
 
-FILE = Path(__file__).resolve().parent.parent / "thresholds.toml"
+LOADTESTS = Path(__file__).resolve().parent.parent
+FILE = LOADTESTS / "thresholds.toml"
+FILES = (FILE, LOADTESTS / "thresholds-ci.toml")
 
 
 def _row(name: str = "GET storage_policy", **figures: float) -> Row:
@@ -33,9 +36,24 @@ def _row(name: str = "GET storage_policy", **figures: float) -> Row:
     )
 
 
-def test_the_project_file_parses() -> None:
-    thresholds = read(FILE)
-    assert set(thresholds.limits("supabase", "Aggregated")) >= {"error_rate", "p95_ms", "p99_ms", "min_rps"}
+@pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
+def test_the_project_files_parse(path: Path) -> None:
+    thresholds = read(path)
+    for mode in ("rtdb", "supabase"):
+        assert set(thresholds.limits(mode, "Aggregated")) >= {"error_rate", "p95_ms", "p99_ms", "min_rps"}
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda path: path.name)
+def test_every_endpoint_named_is_one_the_locustfile_requests(path: Path) -> None:
+    # A misspelt endpoint's limits would never apply.
+    requested = set(re.findall(r'"((?:GET|PUT|PATCH) [^"{]+)"', (LOADTESTS / "locustfile.py").read_text()))
+    named = {
+        endpoint
+        for mode, table in read(path).tables.items()
+        for endpoint, value in table.items()
+        if isinstance(value, dict) and endpoint != AGGREGATED
+    }
+    assert named <= requested, named - requested
 
 
 def test_the_most_specific_limit_wins() -> None:

@@ -37,6 +37,9 @@ PRODUCTION = {"APP_ENV": "production", "INTERNAL_API_TOKEN": STRONG, "INTERNAL_I
         ({"LOG_FORMAT": "xml"}, "LOG_FORMAT='xml'"),
         ({"PORT": "notaport"}, "PORT='notaport'"),
         ({"API_RATE_LIMIT_MAX": "0"}, "API_RATE_LIMIT_MAX='0'"),
+        ({"API_WORKERS": "0"}, "API_WORKERS='0'"),
+        ({"API_WORKERS": "65"}, "API_WORKERS='65'"),
+        ({"API_WORKERS": "2", "DATA_BACKEND": "x"}, "DATA_BACKEND='x'"),
         ({"APP_ENV": "production", "INTERNAL_INFRA_TOKEN": STRONG}, "INTERNAL_API_TOKEN"),
         (
             {"APP_ENV": "production", "INTERNAL_API_TOKEN": "tiny-tok3n", "INTERNAL_INFRA_TOKEN": STRONG},

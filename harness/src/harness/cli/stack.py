@@ -18,6 +18,7 @@ from typing import Annotated, NoReturn, Protocol
 import typer
 from rich.console import Console
 
+from botmox_api.config import MAX_API_WORKERS
 from botmox_api.model import DataBackend
 from harness import processes
 from harness.postgres.supabase import find_project_root
@@ -84,7 +85,11 @@ class StackRuntime(Protocol):
     project_root: Path
 
     def up(
-        self, backend: DataBackend, *, supervisor: processes.ProcessIdentity | None = None
+        self,
+        backend: DataBackend,
+        *,
+        supervisor: processes.ProcessIdentity | None = None,
+        api_workers: int = 1,
     ) -> StackState: ...
 
     def down(self, state: StackState) -> list[str]: ...
@@ -122,6 +127,10 @@ def up(
         RuntimeChoice.auto
     ),
     detach: Annotated[bool, typer.Option("--detach", "-d", help="Return once the stack is up.")] = False,
+    api_workers: Annotated[
+        int,
+        typer.Option(min=1, max=MAX_API_WORKERS, help="The API's uvicorn worker processes (API_WORKERS)."),
+    ] = 1,
 ) -> None:
     """Start the whole stack, print its URLs and a demo bearer token; stay until Ctrl-C unless --detach."""
     console = _console()
@@ -134,7 +143,7 @@ def up(
     # SIGINT raises KeyboardInterrupt even when the shell started us with it ignored (a background job).
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        state = _start(console, paths, runtime_impl, backend.value, supervisor)
+        state = _start(console, paths, runtime_impl, backend.value, supervisor, api_workers)
         try:
             print_summary(console, state, paths, detached=detach)
             if not detach:
@@ -157,6 +166,7 @@ def _start(
     runtime_impl: StackRuntime,
     backend: DataBackend,
     supervisor: processes.ProcessIdentity | None,
+    api_workers: int,
 ) -> StackState:
     """Start the stack under the state lock; an interrupt here stops what had started (exit 130)."""
     try:
@@ -174,7 +184,7 @@ def _start(
                 remove(paths)
             _warn_about_env_file(console, runtime_impl.project_root)
             try:
-                return runtime_impl.up(backend, supervisor=supervisor)
+                return runtime_impl.up(backend, supervisor=supervisor, api_workers=api_workers)
             except (StackStartError, ServiceUnhealthy, DaemonUnavailable, RuntimeError, OSError) as error:
                 remove(paths)
                 _fail(str(error), EXIT_FAILED)

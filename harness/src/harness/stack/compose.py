@@ -2,10 +2,10 @@
 
 Everything that differs per stack in the runtimes becomes a Compose variable here: secrets are
 required variables (``${BOTMOX_JWT_SECRET:?...}``; ``python -m harness compose --secrets .env``
-writes fresh ones), the backend and the demo token have defaults, ports are the description's
-defaults. Environment entries that name host paths (``${project_root}``, ``${data_dir}``) mean
-nothing inside a container and are left out. The output is deterministic, so a test can tell
-when the committed file is stale.
+writes fresh ones), the backend, the API's workers and the demo token have defaults, ports are
+the description's defaults. Environment entries that name host paths (``${project_root}``,
+``${data_dir}``) mean nothing inside a container and are left out. The output is deterministic, so
+a test can tell when the committed file is stale.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ def compose_placeholders(description: StackDescription) -> dict[str, str]:
             # Compose cannot derive it from DATA_BACKEND; set both together for the supabase mode.
             "supabase_required": "${REQUIRE_SUPABASE_READY:-false}",
             "demo_token": "${FRONTEND_DEMO_TOKEN:-}",
+            "api_workers": "${API_WORKERS:-1}",
         }
     )
     return filled

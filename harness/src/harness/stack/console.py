@@ -42,7 +42,8 @@ def token_for(state: StackState) -> str:
 def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, detached: bool) -> None:
     token = token_for(state)
     console.print()
-    console.print(f"[bold]Stack up[/] (runtime {state.runtime}, DATA_BACKEND={state.data_backend})")
+    workers = f", API_WORKERS={state.api_workers}" if state.api_workers > 1 else ""
+    console.print(f"[bold]Stack up[/] (runtime {state.runtime}, DATA_BACKEND={state.data_backend}{workers})")
     console.print(f"  API          {state.api_url}/api/v1")
     console.print(f"  frontend     {state.frontend_url}/")
     console.print(f"  PostgreSQL   {state.supabase_db_url}")

@@ -250,6 +250,7 @@ API = ServiceSpec(
             "REQUIRE_SUPABASE_READY": "${supabase_required}",
             "HOST": "127.0.0.1",
             "PORT": "${api.port}",
+            "API_WORKERS": "${api_workers}",
             "LOG_LEVEL": "INFO",
             "LOG_FORMAT": "json",
         }

@@ -79,6 +79,7 @@ def values_of(state: StackState) -> StackValues:
         rtdb_namespace=state.rtdb_namespace,
         default_tenant_id=state.default_tenant_id,
         jwt_audience=state.jwt_audience,
+        api_workers=state.api_workers,
     )
 
 
@@ -108,6 +109,7 @@ def initial_state(values: StackValues, supervisor: ProcessIdentity | None, runti
         ports=dict(values.ports),
         project_root=str(values.project_root),
         data_dir=str(values.data_dir),
+        api_workers=values.api_workers,
         supervisor=supervisor,
     )
 
@@ -171,9 +173,12 @@ class StackLifecycle:
 
     # -- up --------------------------------------------------------------------------------
 
-    def up(self, backend: DataBackend, *, supervisor: ProcessIdentity | None = None) -> StackState:
-        """Start every service in order. On failure (or Ctrl-C) stop what was started and raise; the
-        state file stays, naming the stopped services, for the caller to remove."""
+    def up(
+        self, backend: DataBackend, *, supervisor: ProcessIdentity | None = None, api_workers: int = 1
+    ) -> StackState:
+        """Start every service in order (the API with ``api_workers`` uvicorn workers). On failure (or
+        Ctrl-C) stop what was started and raise; the state file stays, naming the stopped services,
+        for the caller to remove."""
         self._fresh_directories()
         values = StackValues(
             backend=backend,
@@ -182,6 +187,7 @@ class StackLifecycle:
             project_root=self.project_root,
             data_dir=self.paths.data,
             database=self.description.migrations.database if self.description.migrations else "postgres",
+            api_workers=api_workers,
         )
         state = initial_state(values, supervisor, self.runtime)
         save(self.paths, state)

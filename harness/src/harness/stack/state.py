@@ -143,6 +143,8 @@ class StackState:
     ports: dict[str, int]
     project_root: str
     data_dir: str
+    # The API's uvicorn workers; `flip` starts it again with as many.
+    api_workers: int = 1
     postgres_dir: str | None = None
     # The `up` that stays in the foreground (None when detached): `down` elsewhere stops it first.
     supervisor: ProcessIdentity | None = None

@@ -36,6 +36,8 @@ class StackValues:
     rtdb_namespace: str = RTDB_NAMESPACE
     default_tenant_id: str = DEFAULT_TENANT_ID
     jwt_audience: str = JWT_AUDIENCE
+    # The API's uvicorn worker processes (API_WORKERS).
+    api_workers: int = 1
 
     def with_backend(self, backend: DataBackend) -> StackValues:
         return replace(self, backend=backend)
@@ -60,6 +62,7 @@ class StackValues:
             "rtdb_namespace": self.rtdb_namespace,
             "default_tenant_id": self.default_tenant_id,
             "jwt_audience": self.jwt_audience,
+            "api_workers": str(self.api_workers),
             "demo_token": demo_token(secret=self.credentials.jwt_secret, audience=self.jwt_audience),
             **self.credentials.placeholders(),
         }

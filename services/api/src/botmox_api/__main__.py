@@ -2,6 +2,11 @@
 
 An invalid configuration stops the process before anything starts: exit code 2 and one line on
 stderr naming the variable, its value (secrets redacted) and what is allowed.
+
+With ``API_WORKERS`` above 1 this process becomes uvicorn's supervisor: it validates the
+configuration as above, then spawns the workers, each a fresh interpreter that builds its own app
+(``app_from_environment``) from the same environment. On SIGTERM or SIGINT the supervisor stops
+its workers and waits for them before it exits.
 """
 
 from __future__ import annotations
@@ -11,12 +16,15 @@ import sys
 from typing import Final
 
 import uvicorn
+from fastapi import FastAPI
 
 from botmox_api import logs
 from botmox_api.app import create_app
 from botmox_api.config import ApiSettings, ConfigError, load_settings
 
 EXIT_CONFIG_ERROR: Final = 2
+# What each worker imports and calls (uvicorn's factory=True) to build its app.
+APP_FACTORY: Final = "botmox_api.__main__:app_from_environment"
 
 
 def _export_for_firebase_admin(settings: ApiSettings) -> None:
@@ -26,17 +34,33 @@ def _export_for_firebase_admin(settings: ApiSettings) -> None:
         os.environ["FIREBASE_AUTH_EMULATOR_HOST"] = settings.firebase_auth_emulator_host
 
 
+def _prepared_app() -> tuple[ApiSettings, FastAPI]:
+    """The configuration, read once, and an app built from it; raises what an invalid one raises."""
+    settings = load_settings()
+    logs.route_stdlib_logging(level=settings.log_level, fmt=settings.log_format)
+    _export_for_firebase_admin(settings)
+    return settings, create_app(settings)
+
+
+def app_from_environment() -> FastAPI:
+    """A worker's app: the supervisor validated the same configuration before it spawned this one."""
+    return _prepared_app()[1]
+
+
 def main() -> None:
     try:
-        settings = load_settings()
-        logs.route_stdlib_logging(level=settings.log_level, fmt=settings.log_format)
-        _export_for_firebase_admin(settings)
-        app = create_app(settings)
+        settings, app = _prepared_app()
     except (ConfigError, ValueError) as error:
         print(f"botmox-api: invalid configuration: {error}", file=sys.stderr)
         sys.exit(EXIT_CONFIG_ERROR)
+    several = settings.api_workers > 1
+    # uvicorn runs several workers only from an import string; the app built above was then only
+    # the check that the configuration holds (it does no I/O until its lifespan starts).
+    served: FastAPI | str = APP_FACTORY if several else app
     uvicorn.run(
-        app,
+        served,
+        factory=several,
+        workers=settings.api_workers,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),

@@ -20,6 +20,9 @@ from botmox_api.model import TENANT_ID_PATTERN, DataBackend
 
 MIN_INTERNAL_TOKEN_LENGTH: Final = 32
 MIN_JWT_SECRET_LENGTH: Final = 32
+# uvicorn worker processes; each is a whole interpreter with its own pools, so far more than the
+# machine's cores only costs memory and database connections.
+MAX_API_WORKERS: Final = 64
 # libpq's sslmode values that refuse a connection without TLS.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
 _LOCAL_HOSTS: Final = frozenset({"localhost", ""})
@@ -85,6 +88,8 @@ class ApiSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
+    # Each worker counts the rate limit on its own (docs/api.md, "Workers").
+    api_workers: int = Field(default=1, ge=1, le=MAX_API_WORKERS)
     log_level: LogLevel = "INFO"
     log_format: LogFormat = "json"
 
