@@ -309,3 +309,15 @@ async def test_without_a_statement_cache_each_call_still_is_one_statement(
             assert conflict.value.current_version == merged.version
         finally:
             await store.aclose()
+
+
+async def test_a_closed_store_says_so_instead_of_waiting_for_a_connection(
+    pg_database: Any, tenant: str
+) -> None:
+    store = SqlStoragePolicyStore(pg_database.api_dsn, pool_timeout_s=0.5)
+    await store.read(tenant)
+    await store.aclose()
+    with pytest.raises(StoreQueryFailed) as raised:
+        await store.read(tenant)
+    assert raised.value.details["reason"] == "Database connection failed (InterfaceError)"
+    assert (await store.check_ready()).reason == "Database connection failed (InterfaceError)"

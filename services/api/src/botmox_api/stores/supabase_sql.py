@@ -315,6 +315,8 @@ class SqlStoragePolicyStore:
             except InvalidConnectionString as error:
                 raise ConnectionUnavailable(str(error)) from error
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                if self._closed:
+                    raise
                 # The connection attempt failed (refused, reset, the server starting or refusing
                 # the login): try again while the budget lasts.
                 pause = _RETRY_PAUSE_S[min(attempt, len(_RETRY_PAUSE_S) - 1)]
