@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,7 +16,7 @@ from psycopg import sql
 from tcp_relay import PG_ROUND_TRIP, PG_STATEMENT, PgStatements, relay
 
 from botmox_api.model import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed, VersionConflict
-from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from botmox_api.stores.supabase_sql import InvalidConnectionString, SqlStoragePolicyStore, asyncpg_dsn
 
 
 class MisdeclaringStore(SqlStoragePolicyStore):
@@ -321,3 +322,36 @@ async def test_a_closed_store_says_so_instead_of_waiting_for_a_connection(
         await store.read(tenant)
     assert raised.value.details["reason"] == "Database connection failed (InterfaceError)"
     assert (await store.check_ready()).reason == "Database connection failed (InterfaceError)"
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    [
+        "host=/run/pg port=5433 user=botmox_api password='p @/:?&=+x' dbname=db sslmode=verify-full"
+        " connect_timeout=9 application_name=other options='-c work_mem=1MB'",
+        "postgresql://botmox_api:p%20%40%2F%3A%3F%26%3D%2Bx@%2Frun%2Fpg:5433/db?sslmode=verify-full"
+        "&connect_timeout=9&application_name=other&options=-c%20work_mem%3D1MB",
+    ],
+    ids=["keywords", "uri"],
+)
+def test_either_form_of_the_dsn_reaches_asyncpg_whole(conninfo: str) -> None:
+    """SUPABASE_DB_URL may be a libpq URI or key=value string; asyncpg reads URIs only. Every
+    parameter arrives (quoting included) except those the store sets itself."""
+    parsed = urllib.parse.urlsplit(asyncpg_dsn(conninfo))
+    assert (parsed.scheme, parsed.netloc, parsed.path) == ("postgresql", "", "")
+    assert dict(urllib.parse.parse_qsl(parsed.query, strict_parsing=True)) == {
+        "host": "/run/pg",
+        "port": "5433",
+        "user": "botmox_api",
+        "password": "p @/:?&=+x",
+        "dbname": "db",
+        "sslmode": "verify-full",
+    }
+
+
+def test_an_unparsable_dsn_is_refused_without_quoting_it() -> None:
+    with pytest.raises(InvalidConnectionString) as raised:
+        asyncpg_dsn("postgresql://botmox_api:pw-secret@[::1/botmox")
+    assert "pw-secret" not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__
