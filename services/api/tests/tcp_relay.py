@@ -47,41 +47,57 @@ class Markers:
 # Requests sent before the startup message, without a type byte: SSLRequest, GSSENCRequest.
 _PG_PRE_STARTUP_CODES: Final = frozenset({80877103, 80877104})
 _PG_STATEMENT_MESSAGES: Final = frozenset({b"Q", b"E"})
+# The messages after which a client waits for the server's answer: Query (simple protocol), Sync
+# and Flush (extended protocol; the Parse/Bind/Execute before them travel in the same write).
+_PG_ROUND_TRIP_MESSAGES: Final = frozenset({b"Q", b"S", b"H"})
 PG_STATEMENT: Final = "statement"
+PG_ROUND_TRIP: Final = "round trip"
+
+
+def _pg_client_messages(on_message: Callable[[bytes], None]) -> Tally:
+    """Splits what a PostgreSQL client sends into messages; calls ``on_message`` with each type
+    byte after the startup message."""
+    pending = bytearray()
+    started = False
+
+    def feed(chunk: bytes) -> None:
+        nonlocal started
+        pending.extend(chunk)
+        while True:
+            if not started:  # Int32 length, Int32 code, then the rest
+                if len(pending) < 8:
+                    return
+                length, code = struct.unpack("!ii", pending[:8])
+                if len(pending) < length:
+                    return
+                del pending[:length]
+                started = code not in _PG_PRE_STARTUP_CODES
+                continue
+            if len(pending) < 5:  # Byte1 type, Int32 length (itself included), then the rest
+                return
+            (length,) = struct.unpack("!i", pending[1:5])
+            if len(pending) < 1 + length:
+                return
+            on_message(bytes(pending[:1]))
+            del pending[: 1 + length]
+
+    return feed
 
 
 class PgStatements:
     """Counts (key ``PG_STATEMENT``) the statements a PostgreSQL client sends: Query messages of
     the simple protocol and Execute messages of the extended one. A prepared statement is executed
-    without its text, so counting by text would miss it."""
+    without its text, so counting by text would miss it. Also counts (key ``PG_ROUND_TRIP``) the
+    messages the client then waits on, one per round trip."""
 
     def __call__(self, counts: Counter[str]) -> Tally:
-        pending = bytearray()
-        started = False
+        def count(kind: bytes) -> None:
+            if kind in _PG_STATEMENT_MESSAGES:
+                counts[PG_STATEMENT] += 1
+            if kind in _PG_ROUND_TRIP_MESSAGES:
+                counts[PG_ROUND_TRIP] += 1
 
-        def feed(chunk: bytes) -> None:
-            nonlocal started
-            pending.extend(chunk)
-            while True:
-                if not started:  # Int32 length, Int32 code, then the rest
-                    if len(pending) < 8:
-                        return
-                    length, code = struct.unpack("!ii", pending[:8])
-                    if len(pending) < length:
-                        return
-                    del pending[:length]
-                    started = code not in _PG_PRE_STARTUP_CODES
-                    continue
-                if len(pending) < 5:  # Byte1 type, Int32 length (itself included), then the rest
-                    return
-                (length,) = struct.unpack("!i", pending[1:5])
-                if len(pending) < 1 + length:
-                    return
-                if bytes(pending[:1]) in _PG_STATEMENT_MESSAGES:
-                    counts[PG_STATEMENT] += 1
-                del pending[: 1 + length]
-
-        return feed
+        return _pg_client_messages(count)
 
 
 class TcpRelay:

@@ -62,6 +62,9 @@ class ApiSettings(BaseSettings):
     # Public (the anon / publishable key): only lets the REST transport's calls through the gateway.
     supabase_anon_key: str | None = None
     supabase_db_url: SecretStr | None = None
+    # asyncpg's prepared-statement cache per connection (its default, 100); 0 behind a
+    # transaction-mode pooler (Supavisor port 6543, PgBouncer), which cannot keep prepared statements.
+    supabase_db_statement_cache_size: int = Field(default=100, ge=0)
     supabase_jwt_secret: SecretStr | None = None
     supabase_jwt_audience: str = "authenticated"
     supabase_jwt_issuer: str | None = None

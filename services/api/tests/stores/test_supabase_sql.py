@@ -1,10 +1,11 @@
-"""The SQL transport specifically: RLS holds when the application errs, readiness reasons, and a
-database that is unreachable or not migrated."""
+"""The SQL transport specifically: one statement and one round trip per call, RLS holds when the
+application errs, readiness reasons, and a database that is unreachable or not migrated."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from tcp_relay import PG_ROUND_TRIP, PG_STATEMENT, PgStatements, relay
 
-from botmox_api.model import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed
-from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from botmox_api.model import IfMatch, StoragePolicyChanges, StoreError, StoreQueryFailed, VersionConflict
+from botmox_api.stores.supabase_sql import InvalidConnectionString, SqlStoragePolicyStore, asyncpg_dsn
 
 
 class MisdeclaringStore(SqlStoragePolicyStore):
@@ -125,13 +127,14 @@ async def test_not_ready_when_the_migration_is_not_applied(pg_database: Any) -> 
         assert readiness.ready is False
         assert readiness.reason == (
             "Migration not applied: missing public.storage_policies, public.storage_policy_read,"
-            " public.storage_policy_replace, public.storage_policy_merge, botmox.request_subject"
+            " public.storage_policy_replace, public.storage_policy_merge, botmox.request_subject,"
+            " botmox.api_storage_policy_read, botmox.api_storage_policy_replace,"
+            " botmox.api_storage_policy_merge"
         )
         with pytest.raises(StoreQueryFailed) as raised:
             await store.read("acme")
-        assert str(raised.value.details["reason"]).startswith(
-            "SQLSTATE 42883: function public.storage_policy_read"
-        )
+        assert raised.value.details["reason"] == 'SQLSTATE 3F000: schema "botmox" does not exist'
+
     finally:
         await store.aclose()
         async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
@@ -149,6 +152,30 @@ async def test_not_ready_when_only_the_first_migration_is_applied(pg_database: A
         assert (readiness.ready, readiness.reason) == (
             False,
             "Migration not applied: missing botmox.request_subject",
+        )
+    finally:
+        await store.aclose()
+
+
+async def test_not_ready_when_the_api_calls_migration_is_not_applied(pg_database: Any) -> None:
+    """The store's statements call the third migration's botmox.api_* functions: an API deployed
+    before that migration must say so on readiness, and each call fails with the reason."""
+    async with await psycopg.AsyncConnection.connect(pg_database.admin_dsn, autocommit=True) as admin:
+        await admin.execute("drop function botmox.api_storage_policy_read(text, text)")
+        await admin.execute(
+            "drop function botmox.api_storage_policy_merge(text, text, text, boolean, bigint[], boolean)"
+        )
+    store = SqlStoragePolicyStore(pg_database.api_dsn)
+    try:
+        readiness = await store.check_ready()
+        assert (readiness.ready, readiness.reason) == (
+            False,
+            "Migration not applied: missing botmox.api_storage_policy_read, botmox.api_storage_policy_merge",
+        )
+        with pytest.raises(StoreQueryFailed) as raised:
+            await store.read("acme")
+        assert str(raised.value.details["reason"]).startswith(
+            "SQLSTATE 42883: function botmox.api_storage_policy_read("
         )
     finally:
         await store.aclose()
@@ -201,3 +228,130 @@ async def test_readiness_runs_on_its_own_connection_and_reopens_it_when_dropped(
             await asyncio.sleep(0.01)
         assert (await sql_store.check_ready()).ready is True
         assert await _api_backends(admin, pg_database.name) == {"botmox-api-readiness": 1}
+
+
+CALLS_PER_KIND = 5
+
+
+async def test_each_call_is_one_statement_in_one_round_trip(pg_database: Any, tenant: str) -> None:
+    """What PostgreSQL receives per call, counted on the wire: one statement (no BEGIN, no claims
+    statement, no COMMIT, no check on checkout, no reset on release) in one round trip, for reads,
+    writes and a write refused by its precondition alike. Warmed up first: the first call of a
+    statement on a connection also prepares it (one more round trip, once per connection)."""
+    async with relay("127.0.0.1", pg_database.port, PgStatements()) as wire:
+        store = SqlStoragePolicyStore(
+            psycopg.conninfo.make_conninfo(pg_database.api_dsn, host="127.0.0.1", port=wire.port)
+        )
+        try:
+            stored = await store.replace(tenant, StoragePolicyChanges(), updated_by="u")
+            await store.merge(tenant, StoragePolicyChanges(), updated_by="u")
+            await store.read(tenant, uid="u")
+            calls = {
+                "read": lambda: store.read(tenant, uid="u"),
+                "merge": lambda: store.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="u"),
+                "replace": lambda: store.replace(
+                    tenant, StoragePolicyChanges(operational="local"), updated_by="u"
+                ),
+            }
+            for kind, call in calls.items():
+                wire.counts.clear()
+                for _ in range(CALLS_PER_KIND):
+                    await call()
+                seen = {key: wire.counts[key] for key in (PG_STATEMENT, PG_ROUND_TRIP)}
+                assert seen == {PG_STATEMENT: CALLS_PER_KIND, PG_ROUND_TRIP: CALLS_PER_KIND}, kind
+
+            wire.counts.clear()
+            with pytest.raises(VersionConflict) as conflict:
+                await store.merge(
+                    tenant,
+                    StoragePolicyChanges(),
+                    updated_by="u",
+                    if_match=IfMatch(versions=frozenset({stored.version})),
+                )
+            assert conflict.value.current_version == stored.version + 1 + 2 * CALLS_PER_KIND
+            assert {key: wire.counts[key] for key in (PG_STATEMENT, PG_ROUND_TRIP)} == {
+                PG_STATEMENT: 1,
+                PG_ROUND_TRIP: 1,
+            }
+        finally:
+            await store.aclose()
+
+
+async def test_without_a_statement_cache_each_call_still_is_one_statement(
+    pg_database: Any, tenant: str
+) -> None:
+    """``statement_cache_size=0`` (behind a transaction-mode pooler, which cannot keep prepared
+    statements): every call prepares its statement unnamed, one more round trip, still one
+    statement and no transaction; conflicts and reads behave the same."""
+    async with relay("127.0.0.1", pg_database.port, PgStatements()) as wire:
+        store = SqlStoragePolicyStore(
+            psycopg.conninfo.make_conninfo(pg_database.api_dsn, host="127.0.0.1", port=wire.port),
+            statement_cache_size=0,
+        )
+        try:
+            stored = await store.replace(tenant, StoragePolicyChanges(operational="local"), updated_by="u")
+            wire.counts.clear()
+            merged = await store.merge(tenant, StoragePolicyChanges(sync_enabled=True), updated_by="u2")
+            assert (merged.version, merged.operational, merged.sync_enabled, merged.updated_by) == (
+                stored.version + 1,
+                "local",
+                True,
+                "u2",
+            )
+            assert await store.read(tenant, uid="u") == merged
+            assert {key: wire.counts[key] for key in (PG_STATEMENT, PG_ROUND_TRIP)} == {
+                PG_STATEMENT: 2,
+                PG_ROUND_TRIP: 4,
+            }
+            with pytest.raises(VersionConflict) as conflict:
+                await store.merge(
+                    tenant, StoragePolicyChanges(), updated_by="u", if_match=IfMatch(versions=frozenset({1}))
+                )
+            assert conflict.value.current_version == merged.version
+        finally:
+            await store.aclose()
+
+
+async def test_a_closed_store_says_so_instead_of_waiting_for_a_connection(
+    pg_database: Any, tenant: str
+) -> None:
+    store = SqlStoragePolicyStore(pg_database.api_dsn, pool_timeout_s=0.5)
+    await store.read(tenant)
+    await store.aclose()
+    with pytest.raises(StoreQueryFailed) as raised:
+        await store.read(tenant)
+    assert raised.value.details["reason"] == "Database connection failed (InterfaceError)"
+    assert (await store.check_ready()).reason == "Database connection failed (InterfaceError)"
+
+
+@pytest.mark.parametrize(
+    "conninfo",
+    [
+        "host=/run/pg port=5433 user=botmox_api password='p @/:?&=+x' dbname=db sslmode=verify-full"
+        " connect_timeout=9 application_name=other options='-c work_mem=1MB'",
+        "postgresql://botmox_api:p%20%40%2F%3A%3F%26%3D%2Bx@%2Frun%2Fpg:5433/db?sslmode=verify-full"
+        "&connect_timeout=9&application_name=other&options=-c%20work_mem%3D1MB",
+    ],
+    ids=["keywords", "uri"],
+)
+def test_either_form_of_the_dsn_reaches_asyncpg_whole(conninfo: str) -> None:
+    """SUPABASE_DB_URL may be a libpq URI or key=value string; asyncpg reads URIs only. Every
+    parameter arrives (quoting included) except those the store sets itself."""
+    parsed = urllib.parse.urlsplit(asyncpg_dsn(conninfo))
+    assert (parsed.scheme, parsed.netloc, parsed.path) == ("postgresql", "", "")
+    assert dict(urllib.parse.parse_qsl(parsed.query, strict_parsing=True)) == {
+        "host": "/run/pg",
+        "port": "5433",
+        "user": "botmox_api",
+        "password": "p @/:?&=+x",
+        "dbname": "db",
+        "sslmode": "verify-full",
+    }
+
+
+def test_an_unparsable_dsn_is_refused_without_quoting_it() -> None:
+    with pytest.raises(InvalidConnectionString) as raised:
+        asyncpg_dsn("postgresql://botmox_api:pw-secret@[::1/botmox")
+    assert "pw-secret" not in str(raised.value)
+    assert raised.value.__cause__ is None
+    assert raised.value.__suppress_context__

@@ -16,7 +16,7 @@ RECOVERY_PAUSE_S = 0.25
 
 
 async def _read_when_back(store: SqlStoragePolicyStore, tenant: str) -> StoragePolicy | None:
-    """Bounded: the pool reconnects within its reconnect timeout (2 s here)."""
+    """Bounded: a call connects anew once the server closed the pool's connections."""
     for _ in range(RECOVERY_ATTEMPTS):
         try:
             return await store.read(tenant)
@@ -26,9 +26,7 @@ async def _read_when_back(store: SqlStoragePolicyStore, tenant: str) -> StorageP
 
 
 async def test_postgres_stopped_then_started(postgres_private: Any, tenant: str) -> None:
-    store = SqlStoragePolicyStore(
-        postgres_private.database.api_dsn, pool_timeout_s=1.0, reconnect_timeout_s=2.0
-    )
+    store = SqlStoragePolicyStore(postgres_private.database.api_dsn, pool_timeout_s=1.0)
     try:
         stored = await store.replace(tenant, StoragePolicyChanges(operational="local"), updated_by="u")
 

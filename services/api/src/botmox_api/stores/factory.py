@@ -21,15 +21,20 @@ from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, Store
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
-from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from botmox_api.stores.supabase_sql import DEFAULT_STATEMENT_CACHE_SIZE, SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
 
 
 def _supabase_store(
-    db_url: str | None, url: str | None, anon_key: str | None, jwt_secret: str | None, jwt_audience: str
+    db_url: str | None,
+    db_statement_cache_size: int,
+    url: str | None,
+    anon_key: str | None,
+    jwt_secret: str | None,
+    jwt_audience: str,
 ) -> tuple[StoragePolicyStore, bool]:
     if db_url:
-        return SqlStoragePolicyStore(db_url), True
+        return SqlStoragePolicyStore(db_url, statement_cache_size=db_statement_cache_size), True
     if url and anon_key and jwt_secret:
         return RestStoragePolicyStore(url, anon_key, jwt_secret, jwt_audience=jwt_audience), True
     rest = {"SUPABASE_URL": url, "SUPABASE_ANON_KEY": anon_key, "SUPABASE_JWT_SECRET": jwt_secret}
@@ -41,6 +46,7 @@ def build_stores(
     *,
     data_backend: DataBackend = "rtdb",
     supabase_db_url: str | None = None,
+    supabase_db_statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
     supabase_url: str | None = None,
     supabase_anon_key: str | None = None,
     supabase_jwt_secret: str | None = None,
@@ -53,7 +59,12 @@ def build_stores(
     """Raises ``InvalidRtdbConfiguration`` (a ``ValueError`` naming the variable) when the RTDB
     variables are set but unusable; the config layer should turn it into a start-up error."""
     supabase, supabase_configured = _supabase_store(
-        supabase_db_url, supabase_url, supabase_anon_key, supabase_jwt_secret, supabase_jwt_audience
+        supabase_db_url,
+        supabase_db_statement_cache_size,
+        supabase_url,
+        supabase_anon_key,
+        supabase_jwt_secret,
+        supabase_jwt_audience,
     )
     target = resolve_rtdb_target(
         database_url=firebase_database_url or None,
@@ -86,6 +97,7 @@ def stores_for(settings: ApiSettings) -> StoreSet:
     return build_stores(
         data_backend=settings.data_backend,
         supabase_db_url=settings.secret("supabase_db_url"),
+        supabase_db_statement_cache_size=settings.supabase_db_statement_cache_size,
         supabase_url=settings.supabase_url,
         supabase_anon_key=settings.supabase_anon_key,
         supabase_jwt_secret=settings.secret("supabase_jwt_secret"),

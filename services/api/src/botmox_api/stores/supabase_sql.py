@@ -1,33 +1,41 @@
 """Each tenant's storage policy in Supabase's PostgreSQL, over SQL (the transport the VPS uses).
 
-The store connects as the ``botmox_api`` login role through an ``AsyncConnectionPool``. Every call
-is one transaction that first declares the caller (``request.jwt.claims``, local to the transaction:
-the tenant in ``app_metadata``, the principal's uid as ``sub``, as PostgREST would from a verified
-JWT) and then calls one of the migration's functions: row-level security confines the transaction to
-that tenant, the functions refuse any other ``p_tenant_id``, and they record ``sub`` as ``updated_by``.
+The store connects as the ``botmox_api`` login role through an asyncpg pool. Every call is ONE
+statement, hence one round trip and its own transaction: a ``botmox.api_storage_policy_*`` function
+(migration ``20261206110000_storage_policy_api_calls``) declares the caller as
+``request.jwt.claims`` (local to that transaction: the tenant in ``app_metadata``, the principal's
+uid as ``sub``, as PostgREST would from a verified JWT) and calls the public function. Row-level
+security confines the statement to that tenant, the functions refuse any other ``p_tenant_id``, and
+they record ``sub`` as ``updated_by``.
 
 Failure behaviour, by design:
-- The pool opens on first use without waiting for a connection: start-up never needs the database.
-- Short connect, pool-wait and statement timeouts: a dead database is a ``StoreQueryFailed`` in about
-  ``pool_timeout_s``, not a hang.
-- Recovery without a restart: every connection is checked before it is handed out (broken ones are
-  replaced), and a failed reconnection gives up after ``reconnect_timeout_s`` so the next request
-  starts a fresh attempt instead of waiting out a long backoff.
-- Readiness runs on a connection of its own (``ReadinessConnection``, reopened when
-  the server dropped it), so health checks never wait for, nor take, a connection of the pool.
+- The pool is created by the first call (its first connection is that call's): start-up never
+  needs the database. asyncpg keeps ``min_size`` connections open from then on.
+- Short connect, pool-wait and statement timeouts: a dead database is a ``StoreQueryFailed`` within
+  ``pool_timeout_s`` (connection attempts are retried until then), not a hang.
+- No check per checkout and no reset query per release: nothing a call does outlives its
+  statement (the claims are transaction-local, no session state is ever set), so the connection is
+  handed back as it was. Recovery without a restart: asyncpg replaces a connection the server
+  closed when it is next acquired, and closes one that broke during a call when it is released, so
+  a broken connection fails at most the call that found it broken.
+- Readiness runs on a connection of its own (``ReadinessConnection``, reopened when the server
+  dropped it), so health checks never wait for, nor take, a connection of the pool.
 - The pool belongs to the event loop that first used it (the API has one loop).
+- asyncpg prepares each statement once per connection and caches it (``statement_cache_size``);
+  behind a transaction-mode pooler (Supavisor port 6543, PgBouncer) set the cache size to 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping, Sequence
-from typing import Any, Final, LiteralString
+import urllib.parse
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Final
 
-import psycopg
-from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+import asyncpg
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 
 from botmox_api.model import (
     STORAGE_POLICY_SUBJECT,
@@ -48,6 +56,7 @@ from botmox_api.stores._supabase_rows import (
 )
 
 VERSION_CONFLICT_SQLSTATE: Final = "BM412"
+DEFAULT_STATEMENT_CACHE_SIZE: Final = 100  # asyncpg's own default
 
 # The API's calls, one statement each (migration 20261206110000_storage_policy_api_calls): the
 # botmox.api_* function declares the claims ($1, ``claims_text``) local to the statement's own
@@ -74,24 +83,38 @@ def claims_text(tenant_id: str, uid: str | None) -> str:
     return json.dumps(request_claims(tenant_id, uid), separators=(",", ":"))
 
 
-_DECLARE_CLAIMS: Final = "select set_config('request.jwt.claims', %s, true)"
-# Literal statements (no string building): the function names are fixed, every value is a parameter.
-_READ: Final = (
-    "select operational, sync_enabled, updated_at_ms, updated_by, version"
-    " from public.storage_policy_read(p_tenant_id => %s)"
-)
-_REPLACE: Final = (
-    "select operational, sync_enabled, updated_at_ms, updated_by, version"
-    " from public.storage_policy_replace(p_tenant_id => %s,"
-    " p_operational => %s::text, p_sync_enabled => %s::boolean,"
-    " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
-)
-_MERGE: Final = (
-    "select operational, sync_enabled, updated_at_ms, updated_by, version"
-    " from public.storage_policy_merge(p_tenant_id => %s,"
-    " p_operational => %s::text, p_sync_enabled => %s::boolean,"
-    " p_if_match => %s::bigint[], p_if_exists => %s::boolean)"
-)
+# --- Connecting.
+
+# Set by the store itself, whatever the DSN says (as libpq keyword arguments override a conninfo).
+_STORE_OWNED_PARAMETERS: Final = frozenset({"connect_timeout", "application_name", "options"})
+
+
+class InvalidConnectionString(Exception):
+    """``SUPABASE_DB_URL`` does not parse (the message never quotes it: it holds the password)."""
+
+
+def asyncpg_dsn(conninfo: str) -> str:
+    """``conninfo`` (a libpq URI or ``key=value`` string, as ``SUPABASE_DB_URL`` may be) as the URI
+    asyncpg reads, every parameter in its query string; the parameters the store sets itself are
+    left out. Raises ``InvalidConnectionString``."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except ProgrammingError:
+        raise InvalidConnectionString("SUPABASE_DB_URL is not a valid PostgreSQL connection string") from None
+    kept = {key: str(value) for key, value in params.items() if key not in _STORE_OWNED_PARAMETERS}
+    return "postgresql://?" + urllib.parse.urlencode(kept)
+
+
+class ConnectionUnavailable(Exception):
+    """No connection within the pool timeout; ``__cause__`` is the last attempt's error."""
+
+
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """The pool's reset on release: nothing to reset. asyncpg's default sends
+    ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` (one more round trip per call)
+    for state this store never creates: no advisory lock, cursor, LISTEN or session setting, and
+    the claims end with their statement. An open transaction, which no call leaves, would still be
+    rolled back: asyncpg does that before calling this."""
 
 
 # --- Readiness.
@@ -101,7 +124,8 @@ _MERGE: Final = (
 # nor take a connection from it.
 #
 # ``botmox.request_subject`` stands for the second migration (caller identity): without it the
-# functions still want ``p_updated_by``, which the API no longer sends.
+# functions still want ``p_updated_by``, which the API no longer sends. The ``botmox.api_*``
+# functions are the third (the statements the store sends).
 
 CHECK_SCHEMA: Final = """
 select name, object is not null as present,
@@ -115,13 +139,19 @@ from (values
       to_regprocedure('public.storage_policy_replace(text,text,text,boolean,bigint[],boolean)')::oid),
   (4, 'public.storage_policy_merge', 'function',
       to_regprocedure('public.storage_policy_merge(text,text,text,boolean,bigint[],boolean)')::oid),
-  (5, 'botmox.request_subject', 'function', to_regprocedure('botmox.request_subject()')::oid)
+  (5, 'botmox.request_subject', 'function', to_regprocedure('botmox.request_subject()')::oid),
+  (6, 'botmox.api_storage_policy_read', 'function',
+      to_regprocedure('botmox.api_storage_policy_read(text,text)')::oid),
+  (7, 'botmox.api_storage_policy_replace', 'function',
+      to_regprocedure('botmox.api_storage_policy_replace(text,text,text,boolean,bigint[],boolean)')::oid),
+  (8, 'botmox.api_storage_policy_merge', 'function',
+      to_regprocedure('botmox.api_storage_policy_merge(text,text,text,boolean,bigint[],boolean)')::oid)
 ) as objects(position, name, kind, object)
 order by position
 """
 
 
-def readiness_from_rows(rows: Sequence[dict[str, object]]) -> Readiness:
+def readiness_from_rows(rows: Sequence[Mapping[str, object]]) -> Readiness:
     missing = [str(row["name"]) for row in rows if row["present"] is not True]
     if missing:
         return Readiness(False, "Migration not applied: missing " + ", ".join(missing))
@@ -139,60 +169,66 @@ class ReadinessConnection:
     """The one connection the readiness check runs on, opened on first use and reopened when the
     server dropped it. Checks take turns on it. It belongs to the event loop that first used it."""
 
-    def __init__(self, conninfo: str, connect_kwargs: Mapping[str, Any]) -> None:
-        self._conninfo = conninfo
-        self._connect_kwargs = dict(connect_kwargs)
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]]) -> None:
+        self._open = connect
         self._lock = asyncio.Lock()
-        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._conn: asyncpg.Connection | None = None
         self._closed = False
 
-    async def check_schema(self) -> list[dict[str, Any]]:
-        """The rows of ``CHECK_SCHEMA``; raises ``ReadinessConnectFailed`` or a ``psycopg.Error``."""
+    async def check_schema(self) -> list[asyncpg.Record]:
+        """The rows of ``CHECK_SCHEMA``; raises ``ReadinessConnectFailed`` or an asyncpg error."""
         async with self._lock:
             if self._closed:
-                raise psycopg.InterfaceError("the store is closed")
+                raise asyncpg.InterfaceError("the store is closed")
             conn = self._conn
-            if conn is not None:
+            if conn is not None and not conn.is_closed():
                 try:
                     return await self._query(conn)
-                except psycopg.OperationalError:
-                    if not conn.broken:
+                except Exception:
+                    if not conn.is_closed():
                         raise
-                    # The server restarted or dropped the connection since the last check: try once
-                    # on a new one, as the pool does when its check finds a connection broken.
-                    await self._drop()
+                    # The server restarted or dropped the connection since the last check (it may
+                    # only notice now): try once on a new one.
+            self._drop()
             self._conn = await self._connect()
             return await self._query(self._conn)
 
-    async def _connect(self) -> psycopg.AsyncConnection[dict[str, Any]]:
+    async def _connect(self) -> asyncpg.Connection:
         try:
-            return await psycopg.AsyncConnection.connect(
-                self._conninfo, autocommit=True, row_factory=dict_row, **self._connect_kwargs
-            )
-        except psycopg.OperationalError as error:
+            return await self._open()
+        except Exception as error:
             raise ReadinessConnectFailed from error
 
-    async def _query(self, conn: psycopg.AsyncConnection[dict[str, Any]]) -> list[dict[str, Any]]:
+    async def _query(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
         try:
-            cursor = await conn.execute(CHECK_SCHEMA)
-            return await cursor.fetchall()
+            rows: list[asyncpg.Record] = await conn.fetch(CHECK_SCHEMA)
         except asyncio.CancelledError:
             # A check cut short by its timeout leaves the connection mid-statement.
-            await self._drop()
+            self._drop()
             raise
+        return rows
 
-    async def _drop(self) -> None:
+    def _drop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await conn.close()
+            conn.terminate()
 
     async def aclose(self) -> None:
         async with self._lock:
             self._closed = True
-            await self._drop()
+            conn, self._conn = self._conn, None
+            if conn is not None and not conn.is_closed():
+                try:
+                    await conn.close(timeout=_CLOSE_TIMEOUT_S)
+                except Exception:
+                    conn.terminate()
 
 
 # --- The store.
+
+_CLOSE_TIMEOUT_S: Final = 5.0
+# Pauses between connection attempts while a call waits for a connection (within pool_timeout_s).
+_RETRY_PAUSE_S: Final = (0.05, 0.1, 0.2, 0.4)
 
 
 class _NoRow(Exception):
@@ -208,66 +244,104 @@ class SqlStoragePolicyStore:
         *,
         min_size: int = 1,
         max_size: int = 10,
-        connect_timeout_s: int = 3,
+        connect_timeout_s: float = 3.0,
         pool_timeout_s: float = 3.0,
         statement_timeout_ms: int = 5000,
-        reconnect_timeout_s: float = 5.0,
+        statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
     ) -> None:
+        self._dsn = dsn
+        self._min_size = min_size
+        self._max_size = max_size
         self._pool_timeout_s = pool_timeout_s
-        connect_kwargs: dict[str, Any] = {
-            "connect_timeout": connect_timeout_s,
-            "application_name": "botmox-api",
-            "options": f"-c statement_timeout={statement_timeout_ms} -c lock_timeout={statement_timeout_ms}",
-        }
-        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]] = AsyncConnectionPool(
-            dsn,
-            connection_class=psycopg.AsyncConnection[dict[str, object]],
-            kwargs={
-                "autocommit": True,  # transactions are explicit, one per call
-                "row_factory": dict_row,
-                **connect_kwargs,
+        self._connect_kwargs: dict[str, Any] = {
+            "timeout": connect_timeout_s,
+            "statement_cache_size": statement_cache_size,
+            "server_settings": {
+                "application_name": "botmox-api",
+                "statement_timeout": str(statement_timeout_ms),
+                "lock_timeout": str(statement_timeout_ms),
             },
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            check=AsyncConnectionPool.check_connection,
-            timeout=pool_timeout_s,
-            reconnect_timeout=reconnect_timeout_s,
-            name="botmox-storage-policy",
-        )
-        # Named apart so an operator can tell the probe from user traffic in pg_stat_activity.
-        self._readiness = ReadinessConnection(
-            dsn, {**connect_kwargs, "application_name": "botmox-api-readiness"}
-        )
+        }
+        self._readiness = ReadinessConnection(self._connect_readiness)
         self._open_lock = asyncio.Lock()
-        self._opened = False
+        self._pool: asyncpg.Pool | None = None
+        self._closed = False
 
     def _declared_tenant(self, tenant_id: str) -> str:
-        """The tenant each transaction declares for RLS. A seam for the RLS tests, which
-        declare another tenant on purpose; the application never overrides it."""
+        """The tenant each call declares for RLS. A seam for the RLS tests, which declare another
+        tenant on purpose; the application never overrides it."""
         return tenant_id
 
-    async def _open_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[dict[str, object]]]:
-        if not self._opened:
+    async def _connect_readiness(self) -> asyncpg.Connection:
+        # Named apart so an operator can tell the probe from user traffic in pg_stat_activity.
+        server_settings = {
+            **self._connect_kwargs["server_settings"],
+            "application_name": "botmox-api-readiness",
+        }
+        return await asyncpg.connect(
+            asyncpg_dsn(self._dsn), **{**self._connect_kwargs, "server_settings": server_settings}
+        )
+
+    async def _open_pool(self) -> asyncpg.Pool:
+        if self._pool is None:
             async with self._open_lock:
-                if not self._opened:
-                    await self._pool.open(wait=False)
-                    self._opened = True
+                if self._closed:
+                    raise asyncpg.InterfaceError("the store is closed")
+                if self._pool is None:
+                    # Opens min_size connections (the first call's among them); a failure leaves no
+                    # pool behind, and the next attempt starts afresh.
+                    self._pool = await asyncpg.create_pool(
+                        asyncpg_dsn(self._dsn),
+                        min_size=self._min_size,
+                        max_size=self._max_size,
+                        reset=_keep_session,
+                        **self._connect_kwargs,
+                    )
         return self._pool
 
-    async def _call(
-        self, tenant_id: str, uid: str | None, query: LiteralString, params: tuple[object, ...]
-    ) -> list[dict[str, object]]:
-        claims = json.dumps(request_claims(self._declared_tenant(tenant_id), uid))
-        pool = await self._open_pool()
-        async with pool.connection() as conn, conn.transaction():
-            await conn.execute(_DECLARE_CLAIMS, (claims,))
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
+    async def _acquire(self) -> tuple[asyncpg.Pool, Any]:
+        """The pool and one of its connections within ``pool_timeout_s``, waiting for a free one and
+        retrying failed connection attempts until then; raises ``ConnectionUnavailable``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._pool_timeout_s
+        attempt = 0
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    pool = await self._open_pool()
+                    return pool, await pool.acquire()
+            except TimeoutError as error:
+                raise ConnectionUnavailable(f"no connection within {self._pool_timeout_s:g} s") from error
+            except InvalidConnectionString as error:
+                raise ConnectionUnavailable(str(error)) from error
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+                if self._closed:
+                    raise
+                # The connection attempt failed (refused, reset, the server starting or refusing
+                # the login): try again while the budget lasts.
+                pause = _RETRY_PAUSE_S[min(attempt, len(_RETRY_PAUSE_S) - 1)]
+                attempt += 1
+                if deadline - loop.time() <= pause:
+                    raise ConnectionUnavailable(
+                        f"no connection within {self._pool_timeout_s:g} s ({type(error).__name__}: {error})"
+                    ) from error
+                await asyncio.sleep(pause)
+
+    async def _fetch(
+        self, tenant_id: str, uid: str | None, query: str, *args: object
+    ) -> list[asyncpg.Record]:
+        """One statement on a pooled connection: the claims first, then ``args``."""
+        claims = claims_text(self._declared_tenant(tenant_id), uid)
+        pool, conn = await self._acquire()
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(query, claims, *args)
+        finally:
+            await pool.release(conn)
+        return rows
 
     async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         try:
-            rows = await self._call(tenant_id, uid, _READ, (tenant_id,))
+            rows = await self._fetch(tenant_id, uid, READ_SQL, tenant_id)
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
             raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
@@ -280,7 +354,7 @@ class SqlStoragePolicyStore:
         updated_by: str,
         if_match: IfMatch | None = None,
     ) -> StoragePolicy:
-        return await self._write(_REPLACE, tenant_id, changes, updated_by, if_match)
+        return await self._write(REPLACE_SQL, tenant_id, changes, updated_by, if_match)
 
     async def merge(
         self,
@@ -290,27 +364,35 @@ class SqlStoragePolicyStore:
         updated_by: str,
         if_match: IfMatch | None = None,
     ) -> StoragePolicy:
-        return await self._write(_MERGE, tenant_id, changes, updated_by, if_match)
+        return await self._write(MERGE_SQL, tenant_id, changes, updated_by, if_match)
 
     async def _write(
         self,
-        query: LiteralString,
+        query: str,
         tenant_id: str,
         changes: StoragePolicyChanges,
         updated_by: str,
         if_match: IfMatch | None,
     ) -> StoragePolicy:
         versions, if_exists = if_match_arguments(if_match)
-        params = (tenant_id, changes.operational, changes.sync_enabled, versions, if_exists)
         try:
-            rows = await self._call(tenant_id, updated_by, query, params)
+            rows = await self._fetch(
+                tenant_id,
+                updated_by,
+                query,
+                tenant_id,
+                changes.operational,
+                changes.sync_enabled,
+                versions,
+                if_exists,
+            )
             if not rows:
                 raise _NoRow
             return policy_from_row(rows[0])
-        except psycopg.Error as error:
+        except asyncpg.PostgresError as error:
             if error.sqlstate == VERSION_CONFLICT_SQLSTATE:
                 current = await version_at_conflict(
-                    lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.diag.message_detail
+                    lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.detail
                 )
                 raise VersionConflict("supabase", current) from error
             raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
@@ -320,16 +402,20 @@ class SqlStoragePolicyStore:
     def _reason(self, error: BaseException) -> str:
         # The readiness connection reports a failed connect in the pool's words: one reason, whichever
         # connection found the database unreachable.
-        if isinstance(error, PoolTimeout | ReadinessConnectFailed):
+        if isinstance(error, ConnectionUnavailable | ReadinessConnectFailed):
             return (
                 "Database unreachable or refusing connections:"
                 f" no connection within {self._pool_timeout_s:g} s"
             )
-        if isinstance(error, psycopg.Error):
-            if error.sqlstate:
-                primary = error.diag.message_primary or type(error).__name__
-                return f"SQLSTATE {error.sqlstate}: {primary}"
+        # asyncpg's own "connection closed mid-call" carries a client-side SQLSTATE (08003); like a
+        # reset socket, it is the connection failing, not the server answering.
+        if isinstance(
+            error, asyncpg.exceptions.ConnectionDoesNotExistError | asyncpg.InterfaceError | OSError
+        ):
             return f"Database connection failed ({type(error).__name__})"
+        if isinstance(error, asyncpg.PostgresError) and error.sqlstate:
+            primary = getattr(error, "message", None) or type(error).__name__
+            return f"SQLSTATE {error.sqlstate}: {primary}"
         if isinstance(error, _NoRow):
             return "The storage_policy function returned no row"
         if isinstance(error, MalformedRow):
@@ -337,7 +423,7 @@ class SqlStoragePolicyStore:
         return f"Unexpected error ({type(error).__name__})"
 
     async def check_ready(self) -> Readiness:
-        """Ready when a connection works, the migration's table and functions exist, and this
+        """Ready when a connection works, the migrations' table and functions exist, and this
         role may use them. Runs on the readiness connection, never on the pool's."""
         try:
             rows = await self._readiness.check_schema()
@@ -347,5 +433,11 @@ class SqlStoragePolicyStore:
 
     async def aclose(self) -> None:
         await self._readiness.aclose()
-        if self._opened:
-            await self._pool.close()
+        async with self._open_lock:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), _CLOSE_TIMEOUT_S)
+            except TimeoutError:
+                pool.terminate()
