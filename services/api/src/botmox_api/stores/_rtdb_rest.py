@@ -17,8 +17,9 @@ read them, and ``~/.netrc``, on every request).
 Retries follow firebase-admin's session for GET only: once after a connection that failed to open,
 once after a read timeout or a dropped connection, up to 4 times on HTTP 500/503 (Retry-After
 honoured), with urllib3's backoff (0.5 s doubling, from the second retry). Every other request is
-sent exactly once: a write whose answer is lost may have been applied, and re-sending it could
-apply it twice or undo a write acknowledged in between (``docs/contracts/stores.md``).
+sent exactly once (aiohttp's own re-send on a dropped connection is off): a write whose answer is
+lost may have been applied, and re-sending it could apply it twice or undo a write acknowledged in
+between (``docs/contracts/stores.md``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import aiohttp
 import anyio.to_thread
 import certifi
 from google.auth.exceptions import DefaultCredentialsError
-from multidict import CIMultiDict
 from yarl import URL
 
 from botmox_api.model import JsonValue, Readiness
@@ -261,7 +261,7 @@ class RtdbRestClient:
         # Encoded already: the path's segments are percent-encoded (``_rtdb.settings_path``), and
         # yarl must not decode ``%2E`` or ``%2F`` in them back into path syntax.
         url = URL(f"{self._base_url}/{path}.json" + (f"?{query}" if query else ""), encoded=True)
-        sent = CIMultiDict(headers or {})
+        sent = dict(headers or {})
         if body is not None:
             sent["Content-Type"] = _JSON
         retries = _GetRetries() if method == "GET" else None
