@@ -3,7 +3,7 @@ on the event loop, without a thread each.
 
 The bound separates the two designs by a wide margin rather than measuring speed: with a thread
 per call and 10 threads (the previous transport), 64 calls of 1 s each need at least 7 s; waiting
-together, they need about 1 s.
+together, they need about 1 s. ``RTDB_MAX_CONNECTIONS`` is what bounds them instead.
 """
 
 from __future__ import annotations
@@ -14,11 +14,14 @@ import threading
 import time
 from typing import Final
 
+from botmox_api.config import ApiSettings
 from botmox_api.model import StoragePolicyChanges
 from botmox_api.stores._rtdb import RtdbTarget
+from botmox_api.stores.factory import stores_for
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from harness.fixtures.rtdb import EmulatorFaults
+from harness.rtdb.process import RtdbEmulatorProcess
 
 LATENCY_MS: Final = 1000
 CALLS: Final = 64
@@ -75,3 +78,24 @@ async def test_transactions_on_different_nodes_wait_together(
         await store.aclose()
     assert [policy.version for policy in written] == [1] * CALLS
     assert elapsed < 2 * BOUND_S, f"{CALLS} writes took {elapsed:.1f} s: they waited in turn"
+
+
+async def test_rtdb_max_connections_bounds_the_calls_a_store_has_in_flight(
+    rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str, rtdb_faults: EmulatorFaults, tenant: str
+) -> None:
+    settings = ApiSettings(  # type: ignore[call-arg]
+        _env_file=None,
+        firebase_database_url=f"https://{rtdb_namespace}.firebaseio.com",
+        firebase_database_emulator_host=rtdb_emulator.host,
+        rtdb_max_connections=2,
+    )
+    stores = stores_for(settings)
+    try:
+        rtdb_faults.latency(LATENCY_MS / 2)
+        began = time.monotonic()
+        await asyncio.gather(*(stores.settings.read(tenant, ("alerts",)) for _ in range(4)))
+        elapsed = time.monotonic() - began
+    finally:
+        await stores.aclose()
+    # Two connections, four calls: two rounds (a lower bound, which no load can break).
+    assert elapsed >= 2 * LATENCY_MS / 2 / 1000
