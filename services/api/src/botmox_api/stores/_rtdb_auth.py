@@ -21,6 +21,7 @@ from typing import Any, Final
 
 import anyio.to_thread
 import google.auth.transport.requests
+import requests
 from firebase_admin import credentials
 
 EMULATOR_AUTHORIZATION: Final = "Bearer owner"
@@ -55,7 +56,8 @@ class AccessToken:
         if self._credential is None:
             self._credential = self._load()
         credential = self._credential
-        credential.refresh(google.auth.transport.requests.Request())
+        with requests.Session() as session:  # closed at once: a refresh is due about hourly
+            credential.refresh(google.auth.transport.requests.Request(session))
         self._header = f"Bearer {credential.token}"
         expiry: datetime.datetime | None = credential.expiry
         if expiry is None:
