@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -203,6 +205,11 @@ def test_drop_answer_on_a_read(client: httpx.Client, rtdb_faults: EmulatorFaults
         b'{"kind": "drop_answer", "method": "PUT", "path": "a.b"}',
         b'{"kind": "drop_answer", "method": "PUT", "path": "a", "times": 0}',
         b'{"kind": "drop_answer", "method": "PUT", "path": "a", "times": true}',
+        b'{"kind": "latency"}',
+        b'{"kind": "latency", "ms": -1}',
+        b'{"kind": "latency", "ms": "40"}',
+        b'{"kind": "latency", "ms": true}',
+        b'{"kind": "latency", "ms": 600000}',
     ],
 )
 def test_bad_fault_specs_get_400(client: httpx.Client, spec: bytes) -> None:
@@ -215,3 +222,65 @@ def test_bad_fault_specs_get_400(client: httpx.Client, spec: bytes) -> None:
 def test_unknown_control_paths_get_404(client: httpx.Client) -> None:
     assert client.get("/.harness/nothing").status_code == 404
     assert client.put("/.harness/faults").status_code == 405
+
+
+LATENCY_MS = 1000
+CONCURRENT = 8
+
+
+async def _timed_gets(host: str, namespace: str, count: int) -> tuple[list[float], float]:
+    """``count`` concurrent GETs on fresh connections: each one's duration, and the whole batch's."""
+    async with httpx.AsyncClient(
+        base_url=f"http://{host}", params={"ns": namespace}, timeout=30, trust_env=False
+    ) as http:
+
+        async def one() -> float:
+            began = time.monotonic()
+            answer = await http.get("/doc.json")
+            assert answer.json() == {"a": 1, "list": [1, 2]}
+            return time.monotonic() - began
+
+        began = time.monotonic()
+        durations = await asyncio.gather(*(one() for _ in range(count)))
+        return durations, time.monotonic() - began
+
+
+def test_latency_delays_every_answer_of_the_namespace_concurrently(
+    client: httpx.Client, rtdb_faults: EmulatorFaults, rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str
+) -> None:
+    _seed(client)
+    rtdb_faults.latency(LATENCY_MS)
+    assert rtdb_faults.armed() == [{"kind": "latency", "ms": LATENCY_MS}]
+
+    durations, batch = asyncio.run(_timed_gets(rtdb_emulator.host, rtdb_namespace, CONCURRENT))
+    # asyncio.sleep never wakes early, so each answer is at least that late. Served one after
+    # another, the batch would take CONCURRENT times as long; the bound sits halfway.
+    assert min(durations) >= LATENCY_MS / 1000
+    assert batch < CONCURRENT * LATENCY_MS / 1000 / 2
+    # Writes and refusals are late too; they are served as usual.
+    began = time.monotonic()
+    assert client.put("/doc/a.json", json=2).status_code == 200
+    assert client.put("/doc.json", content=b"{bad").status_code == 400
+    assert time.monotonic() - began >= 2 * LATENCY_MS / 1000
+
+    # Another namespace and the control requests answer at once.
+    other = client.put("/doc.json", json=7, params={"ns": unique_namespace()})
+    assert other.status_code == 200
+    assert other.elapsed.total_seconds() < LATENCY_MS / 1000
+    rtdb_faults.clear()
+    assert rtdb_faults.armed() == []
+    assert client.get("/doc.json").elapsed.total_seconds() < LATENCY_MS / 1000
+
+
+def test_latency_is_replaced_by_a_new_one_and_removed_by_zero(
+    client: httpx.Client, rtdb_faults: EmulatorFaults
+) -> None:
+    rtdb_faults.drop_answer("PUT", "doc")
+    rtdb_faults.latency(40)
+    rtdb_faults.latency(25.5)
+    assert rtdb_faults.armed() == [
+        {"kind": "drop_answer", "method": "PUT", "path": "doc", "remaining": 1},
+        {"kind": "latency", "ms": 25.5},
+    ]
+    rtdb_faults.latency(0)
+    assert rtdb_faults.armed() == [{"kind": "drop_answer", "method": "PUT", "path": "doc", "remaining": 1}]

@@ -1,7 +1,7 @@
 """Concurrent writes through the API on the real stores, both modes.
 
 Requests are fired with ``asyncio.gather`` through ``httpx.ASGITransport``: the app runs on the
-test's event loop and every store call awaits (psycopg async, RTDB calls in worker threads), so the
+test's event loop and every store call awaits (psycopg async, RTDB over aiohttp), so the
 requests interleave for real. ``InFlight`` counts requests inside the app at once, and each test
 asserts the peak went well above one: a test that silently ran the requests one by one would prove
 nothing about lost updates.

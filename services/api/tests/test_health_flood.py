@@ -2,9 +2,10 @@
 
 Health needs no token and skips the rate limit, so its cost to the stores must not grow with the
 number of health requests. A ``TcpRelay`` in front of PostgreSQL and the RTDB emulator counts the
-readiness probes that really reach them, or holds user traffic back so that the user pool and the
-user threads are all busy while health is asked. These tests assert counts and answers, never
-durations (``benchmarks/storage_policy_rps.py --health-flood`` measures latencies).
+readiness probes that really reach them, or holds user traffic back so that every connection of
+the user pool (PostgreSQL) and of the user traffic's RTDB store is busy while health is asked. These
+tests assert counts and answers, never durations (``benchmarks/storage_policy_rps.py
+--health-flood`` measures latencies).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ HEALTH_PATHS: Final = ("/api/v1/health", "/api/v1/health/ready")
 FLOOD_REQUESTS: Final = 300
 FLOOD_CONCURRENCY: Final = 50
 RTDB_PROBE: Final = f"/{READINESS_PATH}.json".encode()
-USER_POOL_SIZE: Final = 10  # SqlStoragePolicyStore's and RtdbSettingsStore's defaults
+USER_POOL_SIZE: Final = 10  # SqlStoragePolicyStore's default; RTDB_MAX_CONNECTIONS in the rtdb test
 BUSY_WAIT_S: Final = 15.0
 HEALTH_CACHE_TTL_S: Final = 1.0
 
@@ -39,8 +40,11 @@ def _host_port(host: str) -> tuple[str, int]:
     return name, int(port)
 
 
-def _settings(mode: str, rtdb_host: str, namespace: str, pg_dsn: str | None = None) -> ApiSettings:
+def _settings(
+    mode: str, rtdb_host: str, namespace: str, pg_dsn: str | None = None, **extra: object
+) -> ApiSettings:
     overrides: dict[str, object] = {
+        **extra,
         "health_cache_ttl_s": HEALTH_CACHE_TTL_S,
         "data_backend": mode,
         "firebase_database_url": f"https://{namespace}.firebaseio.com",
@@ -149,12 +153,12 @@ async def test_health_answers_while_every_user_connection_of_the_pool_waits(
     assert [a.status_code for a in answers] == [200] * USER_POOL_SIZE, [a.text for a in answers]
 
 
-async def test_health_answers_while_every_user_thread_of_rtdb_waits(
+async def test_health_answers_while_every_user_connection_of_rtdb_waits(
     rtdb_emulator: Any, rtdb_namespace: str
 ) -> None:
     user_path = b"/tenants/"
     async with relay(*_host_port(rtdb_emulator.host), Markers(user_path)) as rtdb:
-        settings = _settings("rtdb", rtdb.host, rtdb_namespace)
+        settings = _settings("rtdb", rtdb.host, rtdb_namespace, rtdb_max_connections=USER_POOL_SIZE)
         async with client_for(settings) as client:
             headers = user("tenant-a")
             rtdb.hold(user_path)
@@ -165,11 +169,11 @@ async def test_health_answers_while_every_user_thread_of_rtdb_waits(
                 for i in range(USER_POOL_SIZE)
             ]
 
-            async def threads_all_waiting() -> bool:
+            async def connections_all_waiting() -> bool:
                 return rtdb.counts[user_path.decode()] >= USER_POOL_SIZE
 
             try:
-                await _until(threads_all_waiting, f"{USER_POOL_SIZE} user requests held at the emulator")
+                await _until(connections_all_waiting, f"{USER_POOL_SIZE} user requests held at the emulator")
                 responses = await _flood(client, 100)
             finally:
                 rtdb.release()

@@ -98,6 +98,7 @@ class RtdbApp:
             if scope["path"].startswith(CONTROL_PREFIX):
                 await self._faults.control(scope, receive, send, self._config.default_namespace)
                 return
+            send = self._faults.delaying(scope, send, self._config.default_namespace)
             request = parse_request(scope, self._config.default_namespace)
             for name, reason in _UNSUPPORTED_PARAMS.items():
                 if name in request.params:

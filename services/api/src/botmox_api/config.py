@@ -74,6 +74,8 @@ class ApiSettings(BaseSettings):
     google_application_credentials: str | None = None
     firebase_database_emulator_host: str | None = None
     firebase_auth_emulator_host: str | None = None
+    # Per RTDB store (settings, storage policy): the calls one store has in flight at once.
+    rtdb_max_connections: int = Field(default=100, ge=1, le=1000)
 
     default_tenant_id: str = "default"
     allow_insecure_dev_tokens: bool = False

@@ -128,6 +128,12 @@ _ANSWER_503: Final = (
 )
 
 
+# Retry-After: 0 spares the test urllib3's backoff (0, 1, 2, 4 s) between the retries.
+_ANSWER_503_RETRY_NOW: Final = _ANSWER_503.replace(
+    b"Connection: close\r\n", b"Connection: close\r\nRetry-After: 0\r\n"
+)
+
+
 @asynccontextmanager
 async def _recording_server(answer: bytes | None) -> AsyncIterator[tuple[str, list[str]]]:
     """A server that records each request's method, then sends ``answer`` (or nothing) and hangs up."""
@@ -181,3 +187,15 @@ async def test_a_read_without_an_answer_is_sent_again(tenant: str) -> None:
             await store.aclose()
     assert raised.value.details == {"reason": "RTDB unreachable: connection failed"}
     assert methods == ["GET", "GET"]
+
+
+async def test_a_read_answered_503_is_sent_up_to_4_more_times(tenant: str) -> None:
+    async with _recording_server(_ANSWER_503_RETRY_NOW) as (host, methods):
+        store = RtdbSettingsStore(_target(host, "busy"), http_timeout_s=2.0)
+        try:
+            with pytest.raises(StoreQueryFailed) as raised:
+                await store.read_tree(tenant)
+        finally:
+            await store.aclose()
+    assert raised.value.details == {"reason": "RTDB answered HTTP 503: overloaded"}
+    assert methods == ["GET"] * 5

@@ -17,6 +17,7 @@ from __future__ import annotations
 from botmox_api.config import ApiSettings
 from botmox_api.model import DataBackend
 from botmox_api.stores._rtdb import resolve_rtdb_target
+from botmox_api.stores._rtdb_rest import DEFAULT_MAX_CONNECTIONS
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
@@ -55,6 +56,7 @@ def build_stores(
     firebase_project_id: str | None = None,
     google_application_credentials: str | None = None,
     firebase_database_emulator_host: str | None = None,
+    rtdb_max_connections: int = DEFAULT_MAX_CONNECTIONS,
 ) -> StoreSet:
     """Raises ``InvalidRtdbConfiguration`` (a ``ValueError`` naming the variable) when the RTDB
     variables are set but unusable; the config layer should turn it into a start-up error."""
@@ -80,9 +82,9 @@ def build_stores(
         if data_backend == "rtdb":
             policy = UnconfiguredStoragePolicyStore("rtdb", missing)
     else:
-        settings = RtdbSettingsStore(target)
+        settings = RtdbSettingsStore(target, max_connections=rtdb_max_connections)
         if data_backend == "rtdb":
-            policy = RtdbStoragePolicyStore(target)
+            policy = RtdbStoragePolicyStore(target, max_connections=rtdb_max_connections)
     return StoreSet(
         settings=settings,
         storage_policy=policy,
@@ -106,4 +108,5 @@ def stores_for(settings: ApiSettings) -> StoreSet:
         firebase_project_id=settings.firebase_project_id,
         google_application_credentials=settings.google_application_credentials,
         firebase_database_emulator_host=settings.firebase_database_emulator_host,
+        rtdb_max_connections=settings.rtdb_max_connections,
     )

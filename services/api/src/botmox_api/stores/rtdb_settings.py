@@ -13,8 +13,6 @@ in both backends.
 
 from __future__ import annotations
 
-from typing import cast
-
 from botmox_api.model import (
     SETTINGS_SUBJECT,
     Action,
@@ -26,23 +24,28 @@ from botmox_api.model import (
     is_rtdb_key,
     query_failed,
 )
-from botmox_api.stores._rtdb import (
-    RtdbConnection,
-    RtdbTarget,
-    readiness_connection,
+from botmox_api.stores._rtdb import RtdbTarget, settings_path
+from botmox_api.stores._rtdb_rest import (
+    DEFAULT_HTTP_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    RtdbRestClient,
+    readiness_client,
     rtdb_reason,
-    settings_path,
 )
 
 
 class RtdbSettingsStore:
     backend: DataBackend = "rtdb"
 
-    def __init__(self, target: RtdbTarget, *, http_timeout_s: float = 5.0, max_threads: int = 10) -> None:
-        self._rtdb = RtdbConnection(
-            target, purpose="settings", http_timeout_s=http_timeout_s, max_threads=max_threads
-        )
-        self._readiness = readiness_connection(target, purpose="settings", http_timeout_s=http_timeout_s)
+    def __init__(
+        self,
+        target: RtdbTarget,
+        *,
+        http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    ) -> None:
+        self._rtdb = RtdbRestClient(target, http_timeout_s=http_timeout_s, max_connections=max_connections)
+        self._readiness = readiness_client(target, http_timeout_s=http_timeout_s)
 
     def _failed(self, action: Action, error: BaseException) -> StoreQueryFailed:
         reason = rtdb_reason(error, timeout_s=self._rtdb.http_timeout_s)
@@ -58,12 +61,8 @@ class RtdbSettingsStore:
 
     async def read(self, tenant_id: str, path: tuple[str, ...]) -> JsonValue:
         node_path = settings_path(tenant_id, path)
-
-        def call() -> JsonValue:
-            return cast(JsonValue, self._rtdb.reference(node_path).get())
-
         try:
-            return await self._rtdb.run(call)
+            return await self._rtdb.get(node_path)
         except Exception as error:
             raise self._failed("read", error) from error
 
@@ -77,18 +76,14 @@ class RtdbSettingsStore:
             if bad is not None:
                 raise query_failed("rtdb", "write", SETTINGS_SUBJECT, f"Invalid key: {bad!r}")
 
-        def call() -> JsonValue:
-            ref = self._rtdb.reference(node_path)
-            if isinstance(body, dict):
-                ref.update({**body, "updated_at": updated_at})
-            elif body is None:
-                ref.delete()
-            else:
-                ref.set(body)
-            return cast(JsonValue, ref.get())
-
         try:
-            return await self._rtdb.run(call)
+            if isinstance(body, dict):
+                await self._rtdb.update(node_path, {**body, "updated_at": updated_at})
+            elif body is None:
+                await self._rtdb.delete(node_path)
+            else:
+                await self._rtdb.set(node_path, body)
+            return await self._rtdb.get(node_path)
         except Exception as error:
             raise self._failed("write", error) from error
 

@@ -8,11 +8,16 @@ answers 412 with the new value and ETag and the loop starts over from that value
 - of concurrent writes with the same ``If-Match``, exactly one wins: after the winner's PUT the
   others see a new version, which no longer matches, and fail with ``VersionConflict``.
 
+Within one store, the transactions on one node take turns (an asyncio lock per node, dropped when
+nobody waits for it): nothing bounds how many calls a store runs at once, and N writers racing
+over one ETag cost up to N attempts each, each a round trip that cannot win. The ETags still
+arbitrate between stores (other API workers, other processes).
+
 The loop is bounded in attempts and time; running out is a ``StoreQueryFailed``, and nothing is
 written in that case (every PUT is all-or-nothing).
 
 Each transaction stores a fresh write id in the node with its PUT. The PUT is sent once (see
-``_rtdb``); when its answer is lost (a timeout, a dropped connection, a 5xx), the
+``_rtdb_rest``); when its answer is lost (a timeout, a dropped connection, a 5xx), the
 transaction re-reads the node: if it holds its write id, the write landed and is the answer (not
 a 412 for its own write, and not a second application of a merge); otherwise the call fails
 (``StoreQueryFailed``) without writing again, since another writer may have acknowledged a newer
@@ -33,12 +38,13 @@ suite runs both stores through one set of tests.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any, Final, Literal
-
-from firebase_admin import exceptions
 
 from botmox_api.model import (
     DEFAULT_OPERATIONAL,
@@ -55,12 +61,15 @@ from botmox_api.model import (
     VersionConflict,
     query_failed,
 )
-from botmox_api.stores._rtdb import (
-    RtdbConnection,
-    RtdbTarget,
-    readiness_connection,
+from botmox_api.stores._rtdb import RtdbTarget, storage_policy_path
+from botmox_api.stores._rtdb_rest import (
+    DEFAULT_HTTP_TIMEOUT_S,
+    DEFAULT_MAX_CONNECTIONS,
+    RtdbAnswered,
+    RtdbRestClient,
+    answer_lost,
+    readiness_client,
     rtdb_reason,
-    storage_policy_path,
 )
 
 MAX_TRANSACTION_ATTEMPTS: Final = 100
@@ -145,14 +154,33 @@ def epoch_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def _answer_lost(error: exceptions.FirebaseError) -> bool:
-    """Whether the PUT may have been applied although it failed: no answer, or a server error."""
-    response = error.http_response
-    return response is None or response.status_code >= 500
-
-
 class _Contention(Exception):
     """The transaction lost its ETag race too often."""
+
+
+@dataclass(slots=True)
+class _Turns:
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    waiting: int = 0
+
+
+class _NodeTurns:
+    """One lock per node being written, forgotten once nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, _Turns] = {}
+
+    @asynccontextmanager
+    async def turn(self, path: str) -> AsyncIterator[None]:
+        turns = self._nodes.setdefault(path, _Turns())
+        turns.waiting += 1
+        try:
+            async with turns.lock:
+                yield
+        finally:
+            turns.waiting -= 1
+            if turns.waiting == 0:
+                del self._nodes[path]
 
 
 class RtdbStoragePolicyStore:
@@ -162,28 +190,21 @@ class RtdbStoragePolicyStore:
         self,
         target: RtdbTarget,
         *,
-        http_timeout_s: float = 5.0,
-        max_threads: int = 10,
+        http_timeout_s: float = DEFAULT_HTTP_TIMEOUT_S,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
         transaction_budget_s: float = 20.0,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
-        self._rtdb = RtdbConnection(
-            target, purpose="storage-policy", http_timeout_s=http_timeout_s, max_threads=max_threads
-        )
-        self._readiness = readiness_connection(
-            target, purpose="storage-policy", http_timeout_s=http_timeout_s
-        )
+        self._rtdb = RtdbRestClient(target, http_timeout_s=http_timeout_s, max_connections=max_connections)
+        self._readiness = readiness_client(target, http_timeout_s=http_timeout_s)
+        self._turns = _NodeTurns()
         self._transaction_budget_s = transaction_budget_s
         self._clock = clock
 
     async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         path = storage_policy_path(tenant_id)
-
-        def call() -> StoragePolicy | None:
-            return policy_from_node(self._rtdb.reference(path).get())
-
         try:
-            return await self._rtdb.run(call)
+            return policy_from_node(await self._rtdb.get(path))
         except Exception as error:
             raise query_failed("rtdb", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
 
@@ -215,33 +236,54 @@ class RtdbStoragePolicyStore:
         updated_by: str,
         if_match: IfMatch | None,
     ) -> StoragePolicy:
-        path = storage_policy_path(tenant_id)
-        write_id = uuid.uuid4().hex
-
-        def call() -> StoragePolicy:
-            ref = self._rtdb.reference(path)
-            deadline = time.monotonic() + self._transaction_budget_s
-            node, etag = ref.get(etag=True)
-            for _ in range(MAX_TRANSACTION_ATTEMPTS):
-                new = self._next(node, changes, mode, updated_by, if_match)
-                try:
-                    written, node, etag = ref.set_if_unchanged(etag, node_from_policy(new, write_id))
-                except exceptions.FirebaseError as error:
-                    if _answer_lost(error) and written_by(ref.get(), write_id):
-                        return new
-                    raise
-                if written:
-                    return new
-                if time.monotonic() > deadline:
-                    break
-            raise _Contention
-
         try:
-            return await self._rtdb.run(call)
+            return await self._transaction(
+                storage_policy_path(tenant_id), changes, mode, updated_by, if_match
+            )
         except StoreError:
             raise
         except Exception as error:
             raise query_failed("rtdb", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+
+    async def _transaction(
+        self,
+        path: str,
+        changes: StoragePolicyChanges,
+        mode: WriteMode,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        async with self._turns.turn(path):
+            return await self._attempts(path, changes, mode, updated_by, if_match)
+
+    async def _attempts(
+        self,
+        path: str,
+        changes: StoragePolicyChanges,
+        mode: WriteMode,
+        updated_by: str,
+        if_match: IfMatch | None,
+    ) -> StoragePolicy:
+        write_id = uuid.uuid4().hex
+        deadline = time.monotonic() + self._transaction_budget_s
+        node, etag = await self._rtdb.get_with_etag(path)
+        for _ in range(MAX_TRANSACTION_ATTEMPTS):
+            new = self._next(node, changes, mode, updated_by, if_match)
+            if etag is None:
+                raise RtdbAnswered(200, b'{"error": "no ETag in the answer"}')
+            try:
+                written, node, etag = await self._rtdb.set_if_unchanged(
+                    path, etag, node_from_policy(new, write_id)
+                )
+            except Exception as error:
+                if answer_lost(error) and written_by(await self._rtdb.get(path), write_id):
+                    return new
+                raise
+            if written:
+                return new
+            if time.monotonic() > deadline:
+                break
+        raise _Contention
 
     def _next(
         self,
