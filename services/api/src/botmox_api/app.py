@@ -19,7 +19,7 @@ from botmox_api.auth import Authenticator, FirebaseTokenVerifier
 from botmox_api.config import ApiSettings
 from botmox_api.errors import install_exception_handlers
 from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter, RequestGate
-from botmox_api.logs import build_logger
+from botmox_api.logs import AccessLog, build_logger
 from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
@@ -94,6 +94,7 @@ def create_app(
         cors=CorsPolicy(settings.cors_origins),
         client_addresses=ClientAddresses(settings.forwarded_allow_ips),
         logger=logger,
+        access_log=AccessLog(logger, level=settings.log_level, fmt=settings.log_format, stream=log_stream),
         api_prefix=API_PREFIX,
         health_paths=HEALTH_PATHS,
         openapi_path=OPENAPI_PATH,
