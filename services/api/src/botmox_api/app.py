@@ -24,6 +24,7 @@ from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
+from botmox_api.routes.storage_policy_direct import StoragePolicyRoute
 from botmox_api.stores.factory import stores_for
 from botmox_api.stores.protocols import StoreSet
 
@@ -35,6 +36,7 @@ HEALTH_PATH: Final = f"{API_PREFIX}/health"
 HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_PATH}/ready"})
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
 SETTINGS_PATH: Final = f"{API_PREFIX}{settings_routes.TREE_ROUTE}"
+STORAGE_POLICY_PATH: Final = f"{API_PREFIX}{settings_routes.STORAGE_POLICY_ROUTE}"
 
 DESCRIPTION = (
     "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
@@ -87,6 +89,14 @@ def create_app(
     for router in (health.router, auth.router, settings_routes.build_router()):
         app.include_router(router, prefix=API_PREFIX)
     install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
+    # Added first, so it runs inside the gate: authenticated, rate limited and logged like any route.
+    app.add_middleware(
+        StoragePolicyRoute,
+        path=STORAGE_POLICY_PATH,
+        store=store_set.storage_policy,
+        max_body_bytes=settings.api_max_body_bytes,
+        logger=logger,
+    )
     app.add_middleware(
         RequestGate,
         authenticator=Authenticator(settings, firebase),

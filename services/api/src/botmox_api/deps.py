@@ -13,17 +13,13 @@ from fastapi import Depends, Request
 
 from botmox_api.auth import Principal
 from botmox_api.config import ApiSettings
-from botmox_api.errors import Unauthorized
-from botmox_api.gate import principal_of
+from botmox_api.gate import required_principal
 from botmox_api.readiness import ReadinessCache
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 
 
 async def _principal(request: Request) -> Principal:
-    principal = principal_of(request.scope)
-    if principal is None:  # the gate authenticates every /api/v1 route but health; never reached
-        raise Unauthorized("Bearer token is required")
-    return principal
+    return required_principal(request.scope)
 
 
 async def _stores(request: Request) -> StoreSet:

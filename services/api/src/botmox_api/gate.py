@@ -49,7 +49,7 @@ from botmox_api import logs
 from botmox_api.auth import SETTINGS_ROLES, Authenticator, Principal, bearer_token
 from botmox_api.config import IpNetwork
 from botmox_api.envelope import error_response
-from botmox_api.errors import ApiError, Forbidden, RateLimited
+from botmox_api.errors import ApiError, Forbidden, RateLimited, Unauthorized
 
 # --- CORS.
 
@@ -341,3 +341,12 @@ def principal_of(scope: Scope) -> Principal | None:
     state = scope.get("state")
     principal = state.get(PRINCIPAL_STATE_KEY) if state else None
     return principal if isinstance(principal, Principal) else None
+
+
+def required_principal(scope: Scope) -> Principal:
+    """The principal the gate authenticated; the gate authenticates every ``/api/v1`` route but
+    health, so the ``Unauthorized`` is never reached from an authenticated route."""
+    principal = principal_of(scope)
+    if principal is None:
+        raise Unauthorized("Bearer token is required")
+    return principal
