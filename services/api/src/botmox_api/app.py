@@ -80,6 +80,9 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a redirect is not an envelope either
         lifespan=lifespan,
+        # The API exports no OpenTelemetry data; left on, FastAPI looks up the global providers on
+        # every request to find that out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.stores = store_set
