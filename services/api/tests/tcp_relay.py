@@ -111,6 +111,10 @@ class TcpRelay:
         self._release = asyncio.Event()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
+        # The connection handlers themselves: on Python 3.11 ``Server.wait_closed`` does not wait
+        # for them, and one still opening its upstream when the relay closes would leave both
+        # sockets to the garbage collector (a ResourceWarning in whichever test runs next).
+        self._connections: set[asyncio.Task[None]] = set()
         self.port = 0
 
     @property
@@ -125,9 +129,10 @@ class TcpRelay:
         self.release()
         if self._server is not None:
             self._server.close()
-        for pipe in list(self._pipes):
-            pipe.cancel()
-        await asyncio.gather(*self._pipes, return_exceptions=True)
+        tasks = [*self._pipes, *self._connections]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
@@ -141,25 +146,35 @@ class TcpRelay:
         self._release.set()
 
     async def _serve(self, client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        writers = [client_writer]
         try:
-            server_reader, server_writer = await asyncio.open_connection(*self._upstream)
-        except OSError:
-            client_writer.close()
-            return
-        pipes = (
-            asyncio.create_task(self._pipe(client_reader, server_writer, self._tally(self.counts))),
-            asyncio.create_task(self._pipe(server_reader, client_writer, None)),
-        )
-        self._pipes.update(pipes)
-        try:
-            await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            try:
+                server_reader, server_writer = await asyncio.open_connection(*self._upstream)
+            except OSError:
+                return
+            writers.append(server_writer)
+            pipes = (
+                asyncio.create_task(self._pipe(client_reader, server_writer, self._tally(self.counts))),
+                asyncio.create_task(self._pipe(server_reader, client_writer, None)),
+            )
+            self._pipes.update(pipes)
+            try:
+                await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for pipe in pipes:
+                    pipe.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
+                self._pipes.difference_update(pipes)
         finally:
-            for pipe in pipes:
-                pipe.cancel()
-            await asyncio.gather(*pipes, return_exceptions=True)
-            self._pipes.difference_update(pipes)
-            for writer in (client_writer, server_writer):
+            for writer in writers:
                 writer.close()
+            for writer in writers:
+                with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+                    await writer.wait_closed()
+            self._connections.discard(task)
 
     async def _pipe(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tally: Tally | None

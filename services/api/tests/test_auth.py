@@ -22,6 +22,8 @@ from api_support import (
     unsigned_token,
 )
 
+from botmox_api import auth
+
 VERIFY = "/api/v1/auth/verify"
 
 
@@ -240,3 +242,147 @@ async def test_firebase_token_rules(firebase_api: httpx.AsyncClient) -> None:
 
 async def test_firebase_not_configured_refuses_its_tokens(fake_api: httpx.AsyncClient) -> None:
     assert (await _verify(fake_api, bearer(unsigned_token(_firebase_claims())))).status_code == 401
+
+
+# -- The verified-token cache (auth.VerifiedTokens) ----------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def decodes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every signature check the authenticator makes, by token."""
+    seen: list[str] = []
+    real = jwt.decode
+
+    def counting(token: str, *args: object, **kwargs: object) -> object:
+        seen.append(token)
+        return real(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(auth.jwt, "decode", counting)
+    return seen
+
+
+def _authenticator(clock: _Clock | None = None, **overrides: object) -> auth.Authenticator:
+    return auth.Authenticator(make_settings(**overrides), None, clock=clock or _Clock())
+
+
+async def test_a_verified_token_is_not_checked_again(decodes: list[str]) -> None:
+    authenticator = _authenticator()
+    token = supabase_token("tenant-a")
+    first = await authenticator.verify(token)
+    assert await authenticator.verify(token) is first
+    assert decodes == [token]
+
+
+async def test_a_hit_skips_the_signature_check_through_the_app(
+    fake_api: httpx.AsyncClient, decodes: list[str]
+) -> None:
+    token = supabase_token("tenant-a")
+    for _ in range(3):
+        assert data(await _verify(fake_api, bearer(token)))["tenant_id"] == "tenant-a"
+    assert decodes == [token]
+
+
+async def test_an_entry_is_not_used_from_its_exp_on(decodes: list[str]) -> None:
+    clock = _Clock()
+    authenticator = _authenticator(clock)
+    token = supabase_token("tenant-a", lifetime_s=100)
+    exp = jwt.decode(token, options={"verify_signature": False})["exp"]
+    decodes.clear()  # that was the test's own
+    await authenticator.verify(token)
+    clock.now = exp - 0.001
+    await authenticator.verify(token)
+    assert decodes == [token]
+    clock.now = exp  # from exp on, the token is checked afresh (its skew is PyJWT's to grant)...
+    await authenticator.verify(token)
+    assert decodes == [token, token]
+    await authenticator.verify(token)  # ...and an answer given past exp is not kept
+    assert decodes == [token, token, token]
+
+
+async def test_a_token_past_its_exp_within_the_skew_is_never_kept(decodes: list[str]) -> None:
+    authenticator = _authenticator()
+    token = supabase_token("tenant-a", lifetime_s=-10)  # accepted: 30 s of skew
+    for _ in range(2):
+        await authenticator.verify(token)
+    assert decodes == [token, token]
+
+
+async def test_a_failed_token_is_never_cached(fake_api: httpx.AsyncClient, decodes: list[str]) -> None:
+    forged = supabase_token("tenant-a", secret="another-secret-" + "x" * 32)
+    no_tenant = supabase_token(None)
+    for _ in range(3):
+        assert (await _verify(fake_api, bearer(forged))).status_code == 401
+        assert (await _verify(fake_api, bearer(no_tenant))).status_code == 403
+    assert decodes == [forged, no_tenant] * 3
+
+
+async def test_the_cache_holds_at_most_its_size(decodes: list[str]) -> None:
+    authenticator = _authenticator(token_cache_size=2)
+    tokens = [supabase_token("tenant-a", sub=f"user-{n}") for n in range(3)]
+    for token in tokens:
+        await authenticator.verify(token)
+    await authenticator.verify(tokens[2])  # the two most recent are kept
+    await authenticator.verify(tokens[1])
+    assert decodes == tokens
+    await authenticator.verify(tokens[0])  # the least recently used (the first) had left
+    assert decodes == [*tokens, tokens[0]]
+    await authenticator.verify(tokens[1])  # used last, it stayed...
+    assert decodes == [*tokens, tokens[0]]
+    await authenticator.verify(tokens[2])  # ...while the least recently used made room
+    assert decodes == [*tokens, tokens[0], tokens[2]]
+
+
+async def test_a_size_of_zero_turns_the_cache_off(decodes: list[str]) -> None:
+    authenticator = _authenticator(token_cache_size=0)
+    token = supabase_token("tenant-a")
+    for _ in range(2):
+        await authenticator.verify(token)
+    assert decodes == [token, token]
+
+
+async def test_a_cached_token_never_yields_another_tenants_principal(decodes: list[str]) -> None:
+    authenticator = _authenticator()
+    tokens = {tenant: supabase_token(tenant, sub="same-user") for tenant in ("tenant-a", "tenant-b")}
+    for _ in range(3):
+        for tenant, token in tokens.items():
+            principal = await authenticator.verify(token)
+            assert (principal.tenant_id, principal.uid) == (tenant, "same-user")
+    assert sorted(decodes) == sorted(tokens.values())
+
+
+async def test_internal_tokens_are_not_cached(decodes: list[str]) -> None:
+    authenticator = _authenticator()
+    assert authenticator.internal(API_TOKEN) is not None
+    assert decodes == []
+
+
+class _CountingFirebase(auth.FirebaseTokenVerifier):
+    def __init__(self, claims: dict[str, object]) -> None:  # no firebase-admin app
+        self.claims = claims
+        self.calls = 0
+
+    async def verify(self, token: str) -> dict[str, object]:
+        self.calls += 1
+        return self.claims
+
+
+async def test_firebase_tokens_are_cached_until_their_exp() -> None:
+    clock = _Clock()
+    claims = {**_firebase_claims(), "uid": "fb-user"}
+    firebase = _CountingFirebase(claims)
+    authenticator = auth.Authenticator(make_settings(), firebase, clock=clock)
+    token = unsigned_token(claims)
+    for _ in range(2):
+        assert (await authenticator.verify(token)).source == "firebase"
+    assert firebase.calls == 1
+    clock.now = float(claims["exp"])  # type: ignore[arg-type]
+    await authenticator.verify(token)
+    assert firebase.calls == 2

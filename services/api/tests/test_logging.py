@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
+import pytest
 from api_fakes import memory_store_set
 from api_support import (
     API_TOKEN,
@@ -25,6 +27,7 @@ from api_support import (
     wait_for,
 )
 
+from botmox_api import logs
 from botmox_api.logs import build_logger
 from botmox_api.model import StoreQueryFailed
 from harness.processes import free_port
@@ -142,3 +145,79 @@ def test_the_redaction_patterns() -> None:
     line = json.loads(text)
     assert line["keywords"] == "host=db.example.com password=[redacted] dbname=botmox"
     assert line["uri"] == 'invalid URI: "postgresql://botmox_api:[redacted]@[::1/botmox"'
+
+
+def _chain_and_direct(fmt: str, **fields: Any) -> tuple[str, str]:
+    """The access line as the processor chain renders it and as ``AccessLog`` writes it."""
+    chain, direct = io.StringIO(), io.StringIO()
+    token = logs.bind_request(fields.pop("correlation_id"))
+    try:
+        build_logger(stream=chain, fmt=fmt).info("request", **fields)
+        logger = build_logger(stream=direct, fmt=fmt)
+        logs.AccessLog(logger, fmt=fmt, stream=direct).write(**fields)
+    finally:
+        logs.unbind_request(token)
+    return chain.getvalue(), direct.getvalue()
+
+
+HOSTILE_FIELDS: list[dict[str, Any]] = [
+    {
+        "correlation_id": "cid-1",
+        "method": "GET",
+        "path": "/api/v1/settings",
+        "status": 200,
+        "duration_ms": 1.5,
+    },
+    {
+        "correlation_id": "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl",
+        "method": "PATCH",
+        "path": '/api/v1/settings/a"b\\c/Bearer sekrit/pw: postgresql://u:pw-one@h/db password=pw-two é',
+        "status": 401,
+        "duration_ms": 0.123,
+    },
+]
+
+
+@pytest.mark.parametrize("fields", HOSTILE_FIELDS)
+def test_the_access_line_is_what_the_processor_chain_would_write(fields: dict[str, Any]) -> None:
+    chain, direct = _chain_and_direct("json", **fields)
+    assert direct.endswith("\n")
+    assert direct.count("\n") == 1
+    chain_line, direct_line = json.loads(chain), json.loads(direct)
+    assert list(direct_line) == list(chain_line)  # same keys, same order
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", direct_line["timestamp"])
+    assert {**direct_line, "timestamp": None} == {**chain_line, "timestamp": None}
+    for secret in ("sekrit", "pw-one", "pw-two", "c2lnbmF0dXJl"):
+        assert secret not in direct
+
+
+def test_the_console_access_line_goes_through_the_processor_chain() -> None:
+    chain, direct = _chain_and_direct("console", **HOSTILE_FIELDS[1])
+    # Same line but for the timestamp at its start.
+    assert direct.split(" ", 1)[1] == chain.split(" ", 1)[1]
+    assert "sekrit" not in direct
+
+
+def test_no_access_line_above_info() -> None:
+    stream = io.StringIO()
+    logs.AccessLog(build_logger(stream=stream, level="WARNING"), level="WARNING", stream=stream).write(
+        method="GET", path="/", status=200, duration_ms=1.0
+    )
+    assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "redacted"),
+    [
+        ("BEARER abc", "Bearer [redacted]"),
+        ("x eyJabcdef.ghi.jkl y", "x [redacted] y"),
+        ("PassWord = 'a b'", "PassWord = [redacted]"),
+        ("PWD=x&a=b", "PWD=[redacted]&a=b"),
+        ("https://user:pw@host/x", "https://user:[redacted]@host/x"),
+        ("/api/v1/settings/theme", "/api/v1/settings/theme"),
+    ],
+)
+def test_redaction_whatever_the_case(value: str, redacted: str) -> None:
+    stream = io.StringIO()
+    build_logger(stream=stream).info("x", value=value)
+    assert json.loads(stream.getvalue())["value"] == redacted

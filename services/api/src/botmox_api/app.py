@@ -19,11 +19,12 @@ from botmox_api.auth import Authenticator, FirebaseTokenVerifier
 from botmox_api.config import ApiSettings
 from botmox_api.errors import install_exception_handlers
 from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter, RequestGate
-from botmox_api.logs import build_logger
+from botmox_api.logs import AccessLog, build_logger
 from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
+from botmox_api.routes.storage_policy_direct import StoragePolicyRoute
 from botmox_api.stores.factory import stores_for
 from botmox_api.stores.protocols import StoreSet
 
@@ -35,6 +36,7 @@ HEALTH_PATH: Final = f"{API_PREFIX}/health"
 HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_PATH}/ready"})
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
 SETTINGS_PATH: Final = f"{API_PREFIX}{settings_routes.TREE_ROUTE}"
+STORAGE_POLICY_PATH: Final = f"{API_PREFIX}{settings_routes.STORAGE_POLICY_ROUTE}"
 
 DESCRIPTION = (
     "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
@@ -78,6 +80,9 @@ def create_app(
         redoc_url=None,
         redirect_slashes=False,  # a redirect is not an envelope either
         lifespan=lifespan,
+        # The API exports no OpenTelemetry data; left on, FastAPI looks up the global providers on
+        # every request to find that out.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.stores = store_set
@@ -87,6 +92,14 @@ def create_app(
     for router in (health.router, auth.router, settings_routes.build_router()):
         app.include_router(router, prefix=API_PREFIX)
     install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
+    # Added first, so it runs inside the gate: authenticated, rate limited and logged like any route.
+    app.add_middleware(
+        StoragePolicyRoute,
+        path=STORAGE_POLICY_PATH,
+        store=store_set.storage_policy,
+        max_body_bytes=settings.api_max_body_bytes,
+        logger=logger,
+    )
     app.add_middleware(
         RequestGate,
         authenticator=Authenticator(settings, firebase),
@@ -94,6 +107,7 @@ def create_app(
         cors=CorsPolicy(settings.cors_origins),
         client_addresses=ClientAddresses(settings.forwarded_allow_ips),
         logger=logger,
+        access_log=AccessLog(logger, level=settings.log_level, fmt=settings.log_format, stream=log_stream),
         api_prefix=API_PREFIX,
         health_paths=HEALTH_PATHS,
         openapi_path=OPENAPI_PATH,

@@ -8,6 +8,15 @@ HS256 anyway, so no token is verified twice.
 Two steps, so that the request gate can refuse an address that is over its rate limit between them:
 ``internal`` (a constant-time comparison, cheap) and ``verify`` (a signature check, the costly part).
 
+A user token is verified once: ``verify`` keeps the principal it made in a ``VerifiedTokens`` cache,
+keyed by the whole token, and answers the same token from there until the token's ``exp``. Only
+tokens that passed every check get an entry, and never one already past its ``exp``: the cache never
+lets through a token that a fresh check would refuse, except that it keeps serving a token up to its
+``exp`` even if its signing secret were rotated meanwhile (a restart drops the cache). Past ``exp``
+the token is checked again (the 30 s of skew still apply), and that answer is not kept. The cache
+holds ``TOKEN_CACHE_SIZE`` entries at most, the least recently used leaving first; internal tokens
+never enter it (their check is a comparison).
+
 Tenancy ("Tenancy" in the contract): ``app_metadata.tenant_id`` wins over a top-level ``tenant_id``;
 ``null`` and ``""`` count as absent; a present value of any other type is invalid. The id is
 lower-cased, then matched against ``TENANT_ID_PATTERN``. A user token never falls back to
@@ -24,8 +33,10 @@ production refuses that variable (``config.py``).
 from __future__ import annotations
 
 import hmac
+import time
 import uuid
-from collections.abc import Mapping
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Final, Literal, cast
@@ -146,6 +157,47 @@ class FirebaseTokenVerifier:
         firebase_admin.delete_app(self._app)
 
 
+# --- Verified tokens.
+
+
+class VerifiedTokens:
+    """A bounded LRU map from a verified token to its principal and ``exp`` (epoch seconds).
+
+    Single-threaded use on the event loop: no locks. ``clock`` is wall-clock time, as ``exp`` is.
+    """
+
+    def __init__(self, max_entries: int, *, clock: Callable[[], float] = time.time) -> None:
+        self._max = max_entries
+        self._clock = clock
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, token: str) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        principal, expires_at = entry
+        if self._clock() >= expires_at:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return principal
+
+    def put(self, token: str, principal: Principal, expires_at: object) -> None:
+        """Keep ``principal`` until ``expires_at`` (the token's ``exp``); a token without a usable
+        ``exp``, or already past it, is not kept."""
+        if self._max <= 0 or isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+            return
+        if self._clock() >= expires_at:
+            return
+        self._entries[token] = (principal, float(expires_at))
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+
 # --- Bearer tokens.
 
 
@@ -187,8 +239,15 @@ def _user_principal(claims: Mapping[str, object], uid: str, source: PrincipalSou
 class Authenticator:
     """Built once per app; holds the decoded secrets so the hot path only compares and verifies."""
 
-    def __init__(self, settings: ApiSettings, firebase: FirebaseTokenVerifier | None) -> None:
+    def __init__(
+        self,
+        settings: ApiSettings,
+        firebase: FirebaseTokenVerifier | None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._firebase = firebase
+        self._verified = VerifiedTokens(settings.token_cache_size, clock=clock)
         self._internal: list[tuple[bytes, Principal]] = []
         tenant = settings.default_tenant_id
         infra = settings.secret("internal_infra_token")
@@ -240,6 +299,15 @@ class Authenticator:
         after ``internal`` found no internal principal."""
         if token is None:
             raise Unauthorized(_MISSING_TOKEN)
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached
+        principal, expires_at = await self._verify_uncached(token)
+        self._verified.put(token, principal, expires_at)
+        return principal
+
+    async def _verify_uncached(self, token: str) -> tuple[Principal, object]:
+        """The principal and the token's ``exp``, or ``Unauthorized``/``Forbidden``."""
         try:
             algorithm = jwt.get_unverified_header(token).get("alg")
         except jwt.PyJWTError:
@@ -249,7 +317,7 @@ class Authenticator:
             subject = claims.get("sub")
             if not isinstance(subject, str) or not subject:
                 raise Unauthorized(_INVALID_TOKEN)
-            return _user_principal(claims, subject, "supabase")
+            return _user_principal(claims, subject, "supabase"), claims.get("exp")
         if self._firebase is not None and algorithm != SUPABASE_ALGORITHM:
             try:
                 claims = await self._firebase.verify(token)
@@ -258,5 +326,5 @@ class Authenticator:
             uid = claims.get("uid") or claims.get("sub")
             if not isinstance(uid, str) or not uid:
                 raise Unauthorized(_INVALID_TOKEN)
-            return _user_principal(claims, uid, "firebase")
+            return _user_principal(claims, uid, "firebase"), claims.get("exp")
         raise Unauthorized(_INVALID_TOKEN)

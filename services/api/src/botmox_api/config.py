@@ -90,6 +90,7 @@ class ApiSettings(BaseSettings):
     require_supabase_ready: bool = False
     require_rtdb_ready: bool = False
     health_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
+    token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)

@@ -1,6 +1,8 @@
 """FastAPI dependencies as ``Annotated`` aliases: routes declare what they need, nothing more.
 
 Everything here is built once per application (``app.state``) and only looked up per request.
+Each dependency is ``async def`` although it never awaits: FastAPI runs a plain ``def`` dependency
+in its thread pool, a hop to another thread and back for a dictionary lookup.
 """
 
 from __future__ import annotations
@@ -11,38 +13,36 @@ from fastapi import Depends, Request
 
 from botmox_api.auth import Principal
 from botmox_api.config import ApiSettings
-from botmox_api.errors import Unauthorized
-from botmox_api.gate import principal_of
+from botmox_api.gate import required_principal
 from botmox_api.readiness import ReadinessCache
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 
 
-def _principal(request: Request) -> Principal:
-    principal = principal_of(request.scope)
-    if principal is None:  # the gate authenticates every /api/v1 route but health; never reached
-        raise Unauthorized("Bearer token is required")
-    return principal
+async def _principal(request: Request) -> Principal:
+    return required_principal(request.scope)
 
 
-def _stores(request: Request) -> StoreSet:
+async def _stores(request: Request) -> StoreSet:
     stores: StoreSet = request.app.state.stores
     return stores
 
 
-def _settings_store(request: Request) -> SettingsStore:
-    return _stores(request).settings
+async def _settings_store(request: Request) -> SettingsStore:
+    stores: StoreSet = request.app.state.stores
+    return stores.settings
 
 
-def _storage_policy_store(request: Request) -> StoragePolicyStore:
-    return _stores(request).storage_policy
+async def _storage_policy_store(request: Request) -> StoragePolicyStore:
+    stores: StoreSet = request.app.state.stores
+    return stores.storage_policy
 
 
-def _readiness(request: Request) -> ReadinessCache:
+async def _readiness(request: Request) -> ReadinessCache:
     readiness: ReadinessCache = request.app.state.readiness
     return readiness
 
 
-def _api_settings(request: Request) -> ApiSettings:
+async def _api_settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.settings
     return settings
 

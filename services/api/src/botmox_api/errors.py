@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from structlog.typing import FilteringBoundLogger
 
 from botmox_api.envelope import error_response
 from botmox_api.model import (
@@ -210,9 +211,9 @@ AllowedMethods = Callable[[str], Sequence[str] | None]
 Starlette's ``Allow`` (the settings routes: ``routes.settings.allowed_methods``)."""
 
 
-def _log_store_failure(request: Request, error: QueryFailed) -> None:
+def _log_store_failure(logger: FilteringBoundLogger, error: QueryFailed) -> None:
     cause = error.cause
-    request.app.state.logger.error(
+    logger.error(
         "store_failed",
         status=error.status,
         code=error.envelope_code,
@@ -222,11 +223,17 @@ def _log_store_failure(request: Request, error: QueryFailed) -> None:
     )
 
 
+def api_error_response(error: ApiError, logger: FilteringBoundLogger) -> Response:
+    """The answer to an ``ApiError`` a route raised (a 502 is logged first), whichever way the route
+    was reached: FastAPI's exception handler or the direct storage-policy route."""
+    if isinstance(error, QueryFailed):
+        _log_store_failure(logger, error)
+    return error.response()
+
+
 async def _on_api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    if isinstance(error, QueryFailed):
-        _log_store_failure(request, error)
-    return error.response()
+    return api_error_response(error, request.app.state.logger)
 
 
 async def _on_request_validation(_request: Request, error: Exception) -> Response:

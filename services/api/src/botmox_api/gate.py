@@ -49,7 +49,7 @@ from botmox_api import logs
 from botmox_api.auth import SETTINGS_ROLES, Authenticator, Principal, bearer_token
 from botmox_api.config import IpNetwork
 from botmox_api.envelope import error_response
-from botmox_api.errors import ApiError, Forbidden, RateLimited
+from botmox_api.errors import ApiError, Forbidden, RateLimited, Unauthorized
 
 # --- CORS.
 
@@ -108,8 +108,10 @@ class ClientAddresses:
     def of(self, scope: Scope) -> str:
         client = scope.get("client")
         peer_text = str(client[0]) if client else UNKNOWN
+        if not self._trusted:
+            return peer_text  # nothing to parse: no proxy is believed
         peer = _address(peer_text)
-        if peer is None or not self._trusted or not self._is_trusted(peer):
+        if peer is None or not self._is_trusted(peer):
             return peer_text
         chain = [
             hop
@@ -207,6 +209,7 @@ class RequestGate:
         cors: CorsPolicy,
         client_addresses: ClientAddresses,
         logger: structlog.typing.FilteringBoundLogger,
+        access_log: logs.AccessLog,
         api_prefix: str,
         health_paths: Collection[str],
         openapi_path: str,
@@ -225,6 +228,7 @@ class RequestGate:
         self._cors = cors
         self._addresses = client_addresses
         self._log = logger
+        self._access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -245,7 +249,7 @@ class RequestGate:
             elif name == b"access-control-request-method":
                 preflight_method = value
         request_id = logs.correlation_id(received_id)
-        context_tokens = logs.bind_request(request_id)
+        context_token = logs.bind_request(request_id)
         extra_headers: list[tuple[bytes, bytes]] = [
             (logs.CORRELATION_HEADER_BYTES, request_id.encode()),
             VARY,
@@ -275,14 +279,13 @@ class RequestGate:
                     scope, receive, send_with_headers
                 )
         finally:
-            self._log.info(
-                "request",
+            self._access_log.write(
                 method=scope["method"],
                 path=scope["path"],
                 status=state["status"],
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
             )
-            logs.unbind_request(context_tokens)
+            logs.unbind_request(context_token)
 
     async def _gatekeep(
         self, scope: Scope, origin: str | None, is_preflight: bool, authorization: str | None
@@ -338,3 +341,12 @@ def principal_of(scope: Scope) -> Principal | None:
     state = scope.get("state")
     principal = state.get(PRINCIPAL_STATE_KEY) if state else None
     return principal if isinstance(principal, Principal) else None
+
+
+def required_principal(scope: Scope) -> Principal:
+    """The principal the gate authenticated; the gate authenticates every ``/api/v1`` route but
+    health, so the ``Unauthorized`` is never reached from an authenticated route."""
+    principal = principal_of(scope)
+    if principal is None:
+        raise Unauthorized("Bearer token is required")
+    return principal
