@@ -274,11 +274,15 @@ class RtdbRestClient:
         body: bytes | None = None,
         if_match: str | None = None,
     ) -> _Answer:
-        session = await self._open()
+        # The session and the emulator's header are there after the first call: no await for them.
+        session = self._session or await self._open()
         url = self._url(path, params)
         retries = None  # a GET's retry counters, made on its first failure
         while True:
-            headers = self._headers_for(extra_headers, await self._authorization())
+            authorization = (
+                EMULATOR_AUTHORIZATION if self._token is None else await self._token.authorization()
+            )
+            headers = self._headers_for(extra_headers, authorization)
             if if_match is not None:
                 headers = headers.copy()
                 headers["if-match"] = if_match
@@ -330,11 +334,6 @@ class RtdbRestClient:
         headers["Authorization"] = authorization
         self._headers[extra] = (authorization, headers)
         return headers
-
-    async def _authorization(self) -> str:
-        if self._token is None:
-            return EMULATOR_AUTHORIZATION
-        return await self._token.authorization()
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._closed:
