@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from botmox_api.model import IfMatch, JsonValue, StoragePolicyChanges, VersionConflict
-from botmox_api.stores._rtdb import RtdbTarget
+from botmox_api.stores._rtdb import STORAGE_POLICY_KEY, RtdbTarget, settings_path, storage_policy_path
 from botmox_api.stores._supabase_rows import UnknownVersion, current_version_from_detail
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
@@ -47,6 +47,13 @@ async def test_node_shape(
 async def _store_raw(settings: RtdbSettingsStore, tenant: str, node: JsonValue) -> None:
     # Written through the parent so the node holds exactly this value, as a legacy writer left it.
     await settings.write(tenant, (), {"storage_policy": node}, updated_at=0)
+
+
+def test_storage_policy_path_is_the_settings_path_of_its_key() -> None:
+    # storage_policy_path writes the key in unencoded; settings_path is the rule.
+    assert storage_policy_path("t-1") == settings_path("t-1", (STORAGE_POLICY_KEY,))
+    with pytest.raises(ValueError, match="invalid tenant id"):
+        storage_policy_path("../t")
 
 
 async def test_legacy_node_without_version_counts_as_version_1(

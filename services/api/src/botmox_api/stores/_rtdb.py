@@ -90,15 +90,22 @@ STORAGE_POLICY_KEY: Final = "storage_policy"
 READINESS_PATH: Final = "botmox_readiness_probe"
 
 
-def settings_path(tenant_id: str, path: tuple[str, ...] = ()) -> str:
-    """The URL path of a tenant's settings node, each segment percent-encoded."""
+def _tenant_settings(tenant_id: str) -> str:
     if not TENANT_ID_PATTERN.fullmatch(tenant_id):
         raise ValueError(f"invalid tenant id {tenant_id!r}")
+    return f"tenants/{tenant_id}/settings"
+
+
+def settings_path(tenant_id: str, path: tuple[str, ...] = ()) -> str:
+    """The URL path of a tenant's settings node, each segment percent-encoded."""
+    node = _tenant_settings(tenant_id)
     for segment in path:
         if not is_rtdb_key(segment):
             raise ValueError(f"invalid settings path segment {segment!r}")
-    return "/".join(("tenants", tenant_id, "settings", *(quote(segment, safe="") for segment in path)))
+    return "/".join((node, *(quote(segment, safe="") for segment in path)))
 
 
 def storage_policy_path(tenant_id: str) -> str:
-    return settings_path(tenant_id, (STORAGE_POLICY_KEY,))
+    # ``settings_path(tenant_id, (STORAGE_POLICY_KEY,))``, on every write and read: the key is a
+    # constant that percent-encoding leaves as it is (the tests hold the two equal).
+    return f"{_tenant_settings(tenant_id)}/{STORAGE_POLICY_KEY}"

@@ -45,6 +45,9 @@ DEFAULT_HTTP_TIMEOUT_S: Final = 5.0
 DEFAULT_MAX_CONNECTIONS: Final = 100
 
 _JSON: Final = "application/json"
+# A request's URL and headers are built once, not per request: paths seen last are kept, up to this
+# many (one store serves a few nodes per tenant; a worker, a bounded set of busy tenants).
+_URL_CACHE_SIZE: Final = 4096
 # firebase-admin's retry policy (firebase_admin._http_client.DEFAULT_RETRY_CONFIG), for GET.
 _CONNECT_RETRIES: Final = 1
 _READ_RETRIES: Final = 1
@@ -154,11 +157,13 @@ class _GetRetries:
 # --- The client.
 
 
-@dataclass(frozen=True, slots=True)
 class _Answer:
-    status: int
-    body: bytes
-    etag: str | None
+    __slots__ = ("body", "etag", "status")
+
+    def __init__(self, status: int, body: bytes, etag: str | None) -> None:
+        self.status = status
+        self.body = body
+        self.etag = etag
 
     def value(self) -> JsonValue:
         try:
@@ -168,9 +173,19 @@ class _Answer:
         return parsed
 
 
+# As requests' json=: ASCII escapes, and no NaN (RTDB refuses it anyway). One encoder: json.dumps
+# builds a new one per call when given options.
+_ENCODER: Final = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+
+
 def _encode(value: JsonValue) -> bytes:
-    # As requests' json=: ASCII escapes, and no NaN (RTDB refuses it anyway).
-    return json.dumps(value, allow_nan=False, separators=(",", ":")).encode("ascii")
+    return _ENCODER.encode(value).encode("ascii")
+
+
+# What a request sends besides ``Authorization`` (headers are matched case-insensitively).
+_PLAIN: Final[tuple[tuple[str, str], ...]] = ()
+_WITH_ETAG: Final = (("X-Firebase-ETag", "true"),)
+_WITH_BODY: Final = (("Content-Type", _JSON),)
 
 
 class RtdbRestClient:
@@ -192,6 +207,8 @@ class RtdbRestClient:
         self._token = None if target.emulator else AccessToken(target.credentials_path)
         self._http_timeout_s = http_timeout_s
         self._max_connections = max_connections
+        self._urls: dict[tuple[str, str], URL] = {}
+        self._headers: dict[tuple[tuple[str, str], ...], tuple[str, dict[str, str]]] = {}
         self._session: aiohttp.ClientSession | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
@@ -203,28 +220,28 @@ class RtdbRestClient:
     # The calls, named after the firebase-admin ``Reference`` methods they replace.
 
     async def get(self, path: str, *, shallow: bool = False) -> JsonValue:
-        answer = await self._request("GET", path, "shallow=true" if shallow else "")
+        answer = await self._request("GET", path, "shallow=true" if shallow else "", _PLAIN)
         return answer.value()
 
     async def get_with_etag(self, path: str) -> tuple[JsonValue, str | None]:
-        answer = await self._request("GET", path, "", headers={"X-Firebase-ETag": "true"})
+        answer = await self._request("GET", path, "", _WITH_ETAG)
         return answer.value(), answer.etag
 
     async def set(self, path: str, value: JsonValue) -> None:
-        await self._request("PUT", path, "print=silent", body=_encode(value))
+        await self._request("PUT", path, "print=silent", _WITH_BODY, body=_encode(value))
 
     async def update(self, path: str, value: JsonValue) -> None:
-        await self._request("PATCH", path, "print=silent", body=_encode(value))
+        await self._request("PATCH", path, "print=silent", _WITH_BODY, body=_encode(value))
 
     async def delete(self, path: str) -> None:
-        await self._request("DELETE", path, "")
+        await self._request("DELETE", path, "", _PLAIN)
 
     async def set_if_unchanged(
         self, path: str, etag: str, value: JsonValue
     ) -> tuple[bool, JsonValue, str | None]:
         """``(True, value, new etag)`` when written; ``(False, current value, its etag)`` on 412."""
         try:
-            answer = await self._request("PUT", path, "", body=_encode(value), headers={"if-match": etag})
+            answer = await self._request("PUT", path, "", _WITH_BODY, body=_encode(value), if_match=etag)
         except RtdbAnswered as refused:
             if refused.status != 412 or refused.etag is None:
                 raise
@@ -252,44 +269,71 @@ class RtdbRestClient:
         method: str,
         path: str,
         params: str,
+        extra_headers: tuple[tuple[str, str], ...],
         *,
         body: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        if_match: str | None = None,
     ) -> _Answer:
-        session = await self._open()
-        query = "&".join(part for part in (params, self._suffix) if part)
-        # Encoded already: the path's segments are percent-encoded (``_rtdb.settings_path``), and
-        # yarl must not decode ``%2E`` or ``%2F`` in them back into path syntax.
-        url = URL(f"{self._base_url}/{path}.json" + (f"?{query}" if query else ""), encoded=True)
-        sent = dict(headers or {})
-        if body is not None:
-            sent["Content-Type"] = _JSON
-        retries = _GetRetries() if method == "GET" else None
+        # The session and the emulator's header are there after the first call: no await for them.
+        session = self._session or await self._open()
+        url = self._url(path, params)
+        retries = None  # a GET's retry counters, made on its first failure
         while True:
-            sent["Authorization"] = await self._authorization()
+            authorization = (
+                EMULATOR_AUTHORIZATION if self._token is None else await self._token.authorization()
+            )
+            headers = self._headers_for(extra_headers, authorization)
+            if if_match is not None:
+                headers = headers.copy()
+                headers["if-match"] = if_match
             try:
-                async with session.request(method, url, data=body, headers=sent) as response:
-                    answer = _Answer(response.status, await response.read(), response.headers.get("ETag"))
+                async with session.request(method, url, data=body, headers=headers) as response:
+                    status = response.status
+                    answer = _Answer(status, await response.read(), response.headers.get("ETag"))
                     # urllib3 honours it on 503 only (of the statuses retried here).
-                    retry_after = response.headers.get("Retry-After") if response.status == 503 else None
+                    retry_after = response.headers.get("Retry-After") if status == 503 else None
             except (TimeoutError, aiohttp.ClientError) as error:
-                if retries is None or not retries.after_error(error):
+                if method != "GET":
+                    raise _failure(error) from error
+                retries = retries or _GetRetries()
+                if not retries.after_error(error):
                     raise _failure(error) from error
                 await asyncio.sleep(retries.backoff_s())
                 continue
-            if answer.status in _RETRY_STATUSES and retries is not None and retries.after_status():
-                await asyncio.sleep(retries.backoff_s(retry_after))
-                continue
-            if answer.status == 401 and self._token is not None:
+            if status < 400:
+                return answer
+            if status in _RETRY_STATUSES and method == "GET":
+                retries = retries or _GetRetries()
+                if retries.after_status():
+                    await asyncio.sleep(retries.backoff_s(retry_after))
+                    continue
+            if status == 401 and self._token is not None:
                 self._token.expire()
-            if answer.status >= 400:
-                raise RtdbAnswered(answer.status, answer.body, answer.etag)
-            return answer
+            raise RtdbAnswered(status, answer.body, answer.etag)
 
-    async def _authorization(self) -> str:
-        if self._token is None:
-            return EMULATOR_AUTHORIZATION
-        return await self._token.authorization()
+    def _url(self, path: str, params: str) -> URL:
+        key = (path, params)
+        url = self._urls.get(key)
+        if url is None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()
+            query = "&".join(part for part in (params, self._suffix) if part)
+            # Encoded already: the path's segments are percent-encoded (``_rtdb.settings_path``),
+            # and yarl must not decode ``%2E`` or ``%2F`` in them back into path syntax.
+            url = URL(f"{self._base_url}/{path}.json" + (f"?{query}" if query else ""), encoded=True)
+            self._urls[key] = url
+        return url
+
+    def _headers_for(self, extra: tuple[tuple[str, str], ...], authorization: str) -> dict[str, str]:
+        # aiohttp copies the headers it is given (into a CIMultiDict of its own): these are never
+        # changed once built, only replaced when the token changes.
+        cached = self._headers.get(extra)
+        if cached is not None and cached[0] == authorization:
+            return cached[1]
+        headers = dict(extra)
+        headers["Authorization"] = authorization
+        self._headers[extra] = (authorization, headers)
+        return headers
 
     async def _open(self) -> aiohttp.ClientSession:
         if self._closed:
