@@ -264,6 +264,12 @@ class SqlStoragePolicyStore:
         }
         self._readiness = ReadinessConnection(self._connect_readiness)
         self._open_lock = asyncio.Lock()
+        # One turn per connection of the pool, handed out in arrival order (asyncio.Semaphore is
+        # FIFO and lets no newcomer take a turn while others wait). asyncpg's pool gives a released
+        # connection to whichever call asks first, so on a busy loop a waiting call could be overtaken
+        # by new ones again and again: a latency tail of tens of milliseconds at 32 concurrent calls
+        # (docs/performance.md). Holding a turn, a call finds a connection free or being opened.
+        self._turns = asyncio.Semaphore(max_size)
         self._pool: asyncpg.Pool | None = None
         self._closed = False
 
@@ -299,11 +305,18 @@ class SqlStoragePolicyStore:
                     )
         return self._pool
 
-    async def _acquire(self) -> tuple[asyncpg.Pool, Any]:
-        """The pool and one of its connections within ``pool_timeout_s``, waiting for a free one and
-        retrying failed connection attempts until then; raises ``ConnectionUnavailable``."""
+    async def _take_turn(self, deadline: float) -> None:
+        """Wait for a turn (``_turns``) until ``deadline``; raises ``ConnectionUnavailable``."""
+        try:
+            async with asyncio.timeout_at(deadline):
+                await self._turns.acquire()
+        except TimeoutError as error:
+            raise ConnectionUnavailable(f"no connection within {self._pool_timeout_s:g} s") from error
+
+    async def _acquire(self, deadline: float) -> tuple[asyncpg.Pool, Any]:
+        """The pool and one of its connections by ``deadline``, waiting for a free one and retrying
+        failed connection attempts until then; raises ``ConnectionUnavailable``."""
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._pool_timeout_s
         attempt = 0
         while True:
             try:
@@ -332,11 +345,16 @@ class SqlStoragePolicyStore:
     ) -> list[asyncpg.Record]:
         """One statement on a pooled connection: the claims first, then ``args``."""
         claims = claims_text(self._declared_tenant(tenant_id), uid)
-        pool, conn = await self._acquire()
+        deadline = asyncio.get_running_loop().time() + self._pool_timeout_s
+        await self._take_turn(deadline)
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(query, claims, *args)
+            pool, conn = await self._acquire(deadline)
+            try:
+                rows: list[asyncpg.Record] = await conn.fetch(query, claims, *args)
+            finally:
+                await pool.release(conn)
         finally:
-            await pool.release(conn)
+            self._turns.release()
         return rows
 
     async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
