@@ -305,13 +305,18 @@ class SqlStoragePolicyStore:
                     )
         return self._pool
 
+    def _no_connection(self, last_error: str | None = None) -> ConnectionUnavailable:
+        """A call's budget (``pool_timeout_s``) ran out before it had a connection."""
+        waited = f"no connection within {self._pool_timeout_s:g} s"
+        return ConnectionUnavailable(f"{waited} ({last_error})" if last_error else waited)
+
     async def _take_turn(self, deadline: float) -> None:
         """Wait for a turn (``_turns``) until ``deadline``; raises ``ConnectionUnavailable``."""
         try:
             async with asyncio.timeout_at(deadline):
                 await self._turns.acquire()
         except TimeoutError as error:
-            raise ConnectionUnavailable(f"no connection within {self._pool_timeout_s:g} s") from error
+            raise self._no_connection() from error
 
     async def _acquire(self, deadline: float) -> tuple[asyncpg.Pool, Any]:
         """The pool and one of its connections by ``deadline``, waiting for a free one and retrying
@@ -324,7 +329,7 @@ class SqlStoragePolicyStore:
                     pool = await self._open_pool()
                     return pool, await pool.acquire()
             except TimeoutError as error:
-                raise ConnectionUnavailable(f"no connection within {self._pool_timeout_s:g} s") from error
+                raise self._no_connection() from error
             except InvalidConnectionString as error:
                 raise ConnectionUnavailable(str(error)) from error
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
@@ -335,9 +340,7 @@ class SqlStoragePolicyStore:
                 pause = _RETRY_PAUSE_S[min(attempt, len(_RETRY_PAUSE_S) - 1)]
                 attempt += 1
                 if deadline - loop.time() <= pause:
-                    raise ConnectionUnavailable(
-                        f"no connection within {self._pool_timeout_s:g} s ({type(error).__name__}: {error})"
-                    ) from error
+                    raise self._no_connection(f"{type(error).__name__}: {error}") from error
                 await asyncio.sleep(pause)
 
     async def _fetch(
