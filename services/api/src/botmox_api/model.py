@@ -73,6 +73,38 @@ class StoragePolicy:
         }
 
 
+# The fields of a stored policy as the contract names them (``version`` is the ETag's): the
+# comparison of two backends (the cutover tool's ``plan``/``verify``, shadow reads) is by these.
+POLICY_FIELDS: Final = ("operational", "sync.enabled", "updated_at", "updated_by", "version")
+STORED_ON_ONE_SIDE: Final = "document"
+"""What ``policy_differences`` names when one side has a policy and the other has none."""
+
+
+def policy_differences(left: StoragePolicy | None, right: StoragePolicy | None) -> tuple[str, ...]:
+    """The ``POLICY_FIELDS`` in which two stored policies differ; ``(STORED_ON_ONE_SIDE,)`` when only
+    one of them exists; ``()`` when they match (nothing stored on either side matches too)."""
+    if left is None or right is None:
+        return () if left is right else (STORED_ON_ONE_SIDE,)
+    pairs = (
+        (left.operational, right.operational),
+        (left.sync_enabled, right.sync_enabled),
+        (left.updated_at, right.updated_at),
+        (left.updated_by, right.updated_by),
+        (left.version, right.version),
+    )
+    return tuple(name for name, (a, b) in zip(POLICY_FIELDS, pairs, strict=True) if a != b)
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidStoredPolicy:
+    """A stored document the API would read leniently (defaults for what is wrong) but a copy must
+    not carry over: a backfill reports it with ``reason`` and skips the tenant. ``version`` is the
+    version the API reads from it (so a forced overwrite can still be conditional)."""
+
+    reason: str
+    version: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class StoragePolicyChanges:
     """Validated writable fields of a PUT or PATCH; ``None`` means "not given".

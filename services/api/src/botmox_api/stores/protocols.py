@@ -11,12 +11,14 @@ substitute a store the way httpx tests substitute a ``MockTransport``. A future 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from botmox_api.model import (
     DataBackend,
     IfMatch,
+    InvalidStoredPolicy,
     JsonObject,
     JsonValue,
     Readiness,
@@ -60,6 +62,53 @@ class StoragePolicyStore(Protocol):
     async def check_ready(self) -> Readiness: ...
 
     async def aclose(self) -> None: ...
+
+
+class StoragePolicyBackfillStore(Protocol):
+    """Every tenant's storage policy in one backend, as an administrator sees it: the seam of the
+    cutover tool (``python -m botmox_api.cutover``), which reads with one backend's store and writes
+    with the other's. No principal: the store is built from administrator credentials (an admin
+    ``SUPABASE_DB_URL``; RTDB's service account), never from the API's.
+
+    Implemented by the same classes as ``StoragePolicyStore`` (one implementation per backend), so a
+    copy stores exactly what the API would read back.
+    """
+
+    backend: DataBackend
+
+    def tenant_batches(self, batch_size: int, *, after: str | None = None) -> AsyncIterator[list[str]]:
+        """The ids of the tenants that may have a policy stored, ascending, ``batch_size`` at a time,
+        starting after ``after``. RTDB lists every key below ``tenants`` (a key that is no valid
+        tenant id included: ``read_stored`` reports it)."""
+        ...
+
+    async def read_stored(self, tenant_ids: Sequence[str]) -> dict[str, StoragePolicy | InvalidStoredPolicy]:
+        """The stored policy of each tenant that has one (tenants with nothing stored are left out).
+        Strict where the API is lenient: a document with a field of the wrong type or value, an
+        unknown key, or under an invalid tenant id is an ``InvalidStoredPolicy`` naming what is wrong."""
+        ...
+
+    async def write_stored(
+        self, tenant_id: str, policy: StoragePolicy, *, expected_version: int | None
+    ) -> None:
+        """Store ``policy`` exactly (``updated_at``, ``updated_by`` and ``version`` included) when the
+        tenant's stored version is ``expected_version`` (``None``: nothing stored); otherwise raise
+        ``VersionConflict`` and change nothing. All or nothing."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class LegacyStoragePolicySource(Protocol):
+    """The pre-tenant global ``settings/storage_policy`` node of RTDB (the legacy server's), which a
+    backfill adopts into the default tenant only on request (``--adopt-legacy``)."""
+
+    async def read_legacy(self) -> StoragePolicy | InvalidStoredPolicy | None: ...
+
+    async def remove_legacy(self, *, expected_version: int) -> None:
+        """Delete the legacy node if its version is still ``expected_version``; ``VersionConflict``
+        (nothing deleted) otherwise."""
+        ...
 
 
 class SettingsStore(Protocol):
