@@ -11,7 +11,7 @@ import pytest
 # --import-mode=importlib keeps test directories off sys.path; the fakes live here.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from cutover_fakes import FakeStore  # noqa: E402
+from cutover_fakes import FakeStore
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ what the real stores do rarely (a tenant changing between read and write, a back
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from botmox_api.cutover.survey import Backends
@@ -12,7 +13,9 @@ from botmox_api.model import DataBackend, InvalidStoredPolicy, StoragePolicy, Ve
 Document = StoragePolicy | InvalidStoredPolicy
 
 
-def policy(version: int = 1, *, operational: str = "local", updated_at: int = 1_000, by: str = "u1") -> StoragePolicy:
+def policy(
+    version: int = 1, *, operational: str = "local", updated_at: int = 1_000, by: str = "u1"
+) -> StoragePolicy:
     assert operational in ("local", "cloud")
     return StoragePolicy(
         operational="local" if operational == "local" else "cloud",
@@ -51,9 +54,12 @@ class FakeStore:
             raise query_failed(self.backend, "read", "storage policy", "connection refused")
         return {tenant: self.docs[tenant] for tenant in tenant_ids if tenant in self.docs}
 
-    async def write_stored(self, tenant_id: str, policy: StoragePolicy, *, expected_version: int | None) -> None:
+    async def write_stored(
+        self, tenant_id: str, policy: StoragePolicy, *, expected_version: int | None
+    ) -> None:
         if self.before_write is not None:
             self.before_write(tenant_id)
+        await asyncio.sleep(0)  # the loop runs meanwhile (a signal handler, another write), as over a network
         current = self.docs.get(tenant_id)
         current_version = None if current is None else current.version
         if current_version != expected_version or (current is not None and current_version is None):

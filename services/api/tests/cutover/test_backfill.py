@@ -21,6 +21,10 @@ from botmox_api.model import DataBackend, InvalidStoredPolicy, StoreQueryFailed
 CHECKPOINT = Path("cp.json")
 
 
+def checkpoint_exists() -> bool:
+    return CHECKPOINT.exists()
+
+
 class Lines:
     def __init__(self) -> None:
         self.text = ""
@@ -73,33 +77,42 @@ async def test_each_decision_and_a_second_run_writes_nothing(rtdb: FakeStore, su
         Decision.target_only: 1,
         Decision.nothing: 1,
     }
-    assert result.written == 2 and result.clean and result.tenants == 5
+    assert result.written == 2
+    assert result.clean
+    assert result.tenants == 5
     assert supabase.docs["create"] == rtdb.docs["create"]
     assert supabase.docs["update"] == rtdb.docs["update"]  # version, updated_at, updated_by kept
     assert supabase.docs["only-target"] == policy(1)
-    assert not CHECKPOINT.exists()
+    assert not checkpoint_exists()
 
     again = await run(backends(rtdb, supabase))
-    assert again.written == 0 and again.counts[Decision.equal] == 3
+    assert again.written == 0
+    assert again.counts[Decision.equal] == 3
     assert supabase.writes == ["create", "update"]
 
 
 async def test_the_reverse_direction_copies_supabase_to_rtdb(rtdb: FakeStore, supabase: FakeStore) -> None:
     supabase.put("acme", policy(7))
     result = await run(backends(rtdb, supabase), "supabase", "rtdb")
-    assert result.counts[Decision.create] == 1 and rtdb.docs["acme"] == policy(7)
+    assert result.counts[Decision.create] == 1
+    assert rtdb.docs["acme"] == policy(7)
 
 
-async def test_a_newer_target_is_reported_and_kept_unless_forced(rtdb: FakeStore, supabase: FakeStore) -> None:
+async def test_a_newer_target_is_reported_and_kept_unless_forced(
+    rtdb: FakeStore, supabase: FakeStore
+) -> None:
     rtdb.put("acme", policy(2, updated_at=1_000))
     supabase.put("acme", policy(3, operational="cloud", updated_at=2_000, by="u2"))
     result = await run(backends(rtdb, supabase))
     assert [(s.tenant, s.decision) for s in result.skipped] == [("acme", Decision.target_newer)]
-    assert "updated_at 2000 > 1000" in result.skipped[0].reason and not result.clean
-    assert supabase.docs["acme"].version == 3 and supabase.writes == []
+    assert "updated_at 2000 > 1000" in result.skipped[0].reason
+    assert not result.clean
+    assert supabase.docs["acme"].version == 3
+    assert supabase.writes == []
 
     forced = await run(backends(rtdb, supabase), force=True)
-    assert forced.counts[Decision.overwrite] == 1 and forced.clean
+    assert forced.counts[Decision.overwrite] == 1
+    assert forced.clean
     assert supabase.docs["acme"] == rtdb.docs["acme"]
 
 
@@ -115,16 +128,21 @@ async def test_invalid_documents_are_skipped_with_their_reason(rtdb: FakeStore, 
         Decision.source_invalid,
         "RTDB document invalid: operational: 'sideways' is not local or cloud",
     )
-    assert reasons["bad-target"][0] == Decision.target_invalid and "--force" in reasons["bad-target"][1]
+    assert reasons["bad-target"][0] == Decision.target_invalid
+    assert "--force" in reasons["bad-target"][1]
     assert supabase.writes == []
 
     forced = await run(backends(rtdb, supabase), force=True)
     assert supabase.docs["bad-target"] == policy(2)
     assert {s.tenant for s in forced.skipped} == {"bad-source", "bad-nover"}
-    assert "cannot be overwritten conditionally" in next(s.reason for s in forced.skipped if s.tenant == "bad-nover")
+    assert "cannot be overwritten conditionally" in next(
+        s.reason for s in forced.skipped if s.tenant == "bad-nover"
+    )
 
 
-async def test_a_tenant_changed_between_read_and_write_is_skipped(rtdb: FakeStore, supabase: FakeStore) -> None:
+async def test_a_tenant_changed_between_read_and_write_is_skipped(
+    rtdb: FakeStore, supabase: FakeStore
+) -> None:
     rtdb.put("acme", policy(2))
     rtdb.put("beta", policy(2))
 
@@ -136,15 +154,18 @@ async def test_a_tenant_changed_between_read_and_write_is_skipped(rtdb: FakeStor
     result = await run(backends(rtdb, supabase))
     assert [(s.tenant, s.decision) for s in result.skipped] == [("acme", Decision.conflict)]
     assert "changed during the backfill (now at version 1)" in result.skipped[0].reason
-    assert supabase.docs["acme"] == policy(1, by="api") and supabase.docs["beta"] == policy(2)
+    assert supabase.docs["acme"] == policy(1, by="api")
+    assert supabase.docs["beta"] == policy(2)
 
 
 async def test_a_dry_run_decides_the_same_and_writes_nothing(rtdb: FakeStore, supabase: FakeStore) -> None:
     seed(rtdb, 5)
     supabase.put("t00000", policy(9, updated_at=9_999))
     dry = await run(backends(rtdb, supabase), dry_run=True)
-    assert supabase.writes == [] and not CHECKPOINT.exists()
-    assert dry.written == 4 and dry.counts[Decision.target_newer] == 1
+    assert supabase.writes == []
+    assert not checkpoint_exists()
+    assert dry.written == 4
+    assert dry.counts[Decision.target_newer] == 1
     real = await run(backends(rtdb, supabase))
     assert dict(real.counts) == dict(dry.counts)
 
@@ -156,16 +177,21 @@ async def test_a_stop_request_ends_after_the_batch_in_flight_and_the_next_run_re
     stop = asyncio.Event()
     supabase.before_write = lambda tenant: stop.set() if tenant == "t00003" else None
     first = await run(backends(rtdb, supabase), stop=stop)
-    assert first.interrupted and supabase.writes == tenants[:4]  # the batch in flight finished
+    assert first.interrupted
+    assert supabase.writes == tenants[:4]
     saved = checkpoint.load(CHECKPOINT)
-    assert saved is not None and saved.last_tenant == "t00003" and saved.counts == {"create": 4}
+    assert saved is not None
+    assert saved.last_tenant == "t00003"
+    assert saved.counts == {"create": 4}
 
     supabase.before_write = None
     second = await run(backends(rtdb, supabase))
-    assert second.resumed_after == "t00003" and any("resuming after tenant 't00003'" in n for n in second.notes)
-    assert not second.interrupted and second.counts[Decision.create] == 9  # the whole run's figures
+    assert second.resumed_after == "t00003"
+    assert any("resuming after tenant 't00003'" in n for n in second.notes)
+    assert not second.interrupted
+    assert second.counts[Decision.create] == 9
     assert supabase.writes == tenants  # each tenant written once
-    assert not CHECKPOINT.exists()
+    assert not checkpoint_exists()
 
 
 async def test_a_backend_failure_keeps_the_checkpoint_and_a_rerun_converges(
@@ -175,19 +201,24 @@ async def test_a_backend_failure_keeps_the_checkpoint_and_a_rerun_converges(
 
     def fail(tenant: str) -> None:
         if tenant == "t00005":
-            raise StoreQueryFailed("supabase", "Failed to write storage policy to Supabase", details={"reason": "x"})
+            raise StoreQueryFailed(
+                "supabase", "Failed to write storage policy to Supabase", details={"reason": "x"}
+            )
 
     supabase.before_write = fail
     with pytest.raises(StoreQueryFailed):
         await run(backends(rtdb, supabase))
     saved = checkpoint.load(CHECKPOINT)
-    assert saved is not None and saved.last_tenant == "t00003"
+    assert saved is not None
+    assert saved.last_tenant == "t00003"
     assert "t00004" in supabase.writes  # the failed batch's other write finished
 
     supabase.before_write = None
     again = await run(backends(rtdb, supabase))
-    assert again.counts[Decision.create] == 7 and again.counts[Decision.equal] == 1  # t00004 was done
-    assert sorted(supabase.docs) == tenants and again.clean
+    assert again.counts[Decision.create] == 7
+    assert again.counts[Decision.equal] == 1
+    assert sorted(supabase.docs) == tenants
+    assert again.clean
 
 
 async def test_a_checkpoint_of_another_run_or_restart_starts_from_the_beginning(
@@ -197,26 +228,30 @@ async def test_a_checkpoint_of_another_run_or_restart_starts_from_the_beginning(
     key = checkpoint.run_key("supabase", "rtdb", force=False, tenants=())
     checkpoint.save(CHECKPOINT, checkpoint.Checkpoint(key=key, last_tenant="t00001", counts={"create": 2}))
     other = await run(backends(rtdb, supabase))
-    assert other.resumed_after is None and other.written == 4
+    assert other.resumed_after is None
+    assert other.written == 4
     assert any("another run" in note for note in other.notes)
 
     own = checkpoint.run_key("rtdb", "supabase", force=False, tenants=())
     checkpoint.save(CHECKPOINT, checkpoint.Checkpoint(key=own, last_tenant="t00001", counts={"create": 2}))
     restarted = await run(backends(rtdb, supabase), restart=True)
-    assert restarted.resumed_after is None and restarted.counts[Decision.equal] == 4
+    assert restarted.resumed_after is None
+    assert restarted.counts[Decision.equal] == 4
 
 
 async def test_tenant_selection_limits_the_run(rtdb: FakeStore, supabase: FakeStore) -> None:
     seed(rtdb, 6)
     result = await run(backends(rtdb, supabase), tenants=("t00002", "t00004", "absent"))
-    assert supabase.writes == ["t00002", "t00004"] and result.counts[Decision.nothing] == 1
+    assert supabase.writes == ["t00002", "t00004"]
+    assert result.counts[Decision.nothing] == 1
 
 
 async def test_batches_read_each_side_once_per_batch(rtdb: FakeStore, supabase: FakeStore) -> None:
     seed(rtdb, 10_000)
     result = await run(backends(rtdb, supabase), batch_size=500, concurrency=32)
     assert result.written == 10_000
-    assert rtdb.reads == 20 and supabase.reads == 20
+    assert rtdb.reads == 20
+    assert supabase.reads == 20
 
 
 # The legacy node
@@ -225,9 +260,14 @@ async def test_batches_read_each_side_once_per_batch(rtdb: FakeStore, supabase: 
 async def test_the_legacy_node_is_reported_without_the_flag(rtdb: FakeStore, supabase: FakeStore) -> None:
     rtdb.legacy_node = policy(1)
     result = await run(backends(rtdb, supabase))
-    assert result.legacy is not None and result.legacy.action == LegacyAction.present
-    assert result.legacy.message == "legacy settings/storage_policy present; --adopt-legacy moves it to tenant 'default'"
-    assert rtdb.legacy_node is not None and result.clean
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.present
+    assert (
+        result.legacy.message
+        == "legacy settings/storage_policy present; --adopt-legacy moves it to tenant 'default'"
+    )
+    assert rtdb.legacy_node is not None
+    assert result.clean
 
 
 async def test_adoption_moves_the_node_into_the_default_tenant_and_on_in_the_same_run(
@@ -235,32 +275,44 @@ async def test_adoption_moves_the_node_into_the_default_tenant_and_on_in_the_sam
 ) -> None:
     rtdb.legacy_node = policy(2, operational="cloud", updated_at=5_000, by="legacy")
     result = await run(backends(rtdb, supabase), adopt_legacy=True)
-    assert result.legacy is not None and result.legacy.action == LegacyAction.adopted
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.adopted
     assert rtdb.legacy_node is None
     assert rtdb.docs["default"] == policy(2, operational="cloud", updated_at=5_000, by="legacy")
-    assert supabase.docs["default"] == rtdb.docs["default"] and result.counts[Decision.create] == 1
+    assert supabase.docs["default"] == rtdb.docs["default"]
+    assert result.counts[Decision.create] == 1
 
 
 async def test_adoption_over_an_older_policy_raises_the_version(rtdb: FakeStore, supabase: FakeStore) -> None:
     rtdb.put("default", policy(7, updated_at=1_000))
     rtdb.legacy_node = policy(2, operational="cloud", updated_at=5_000)
     result = await run(backends(rtdb, supabase), "rtdb", "supabase", adopt_legacy=True)
-    assert result.legacy is not None and result.legacy.action == LegacyAction.adopted
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.adopted
     adopted = rtdb.docs["default"]
-    assert isinstance(adopted, type(policy())) and adopted.version == 8 and adopted.operational == "cloud"
+    assert isinstance(adopted, type(policy()))
+    assert adopted.version == 8
+    assert adopted.operational == "cloud"
 
 
-async def test_a_newer_default_tenant_keeps_its_policy_unless_forced(rtdb: FakeStore, supabase: FakeStore) -> None:
+async def test_a_newer_default_tenant_keeps_its_policy_unless_forced(
+    rtdb: FakeStore, supabase: FakeStore
+) -> None:
     rtdb.put("default", policy(3, updated_at=9_000))
     rtdb.legacy_node = policy(1, operational="cloud", updated_at=1_000)
     result = await run(backends(rtdb, supabase), adopt_legacy=True)
-    assert result.legacy is not None and result.legacy.action == LegacyAction.tenant_newer
-    assert result.legacy.action in NOT_ADOPTED and not result.clean
-    assert rtdb.legacy_node is not None and rtdb.docs["default"] == policy(3, updated_at=9_000)
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.tenant_newer
+    assert result.legacy.action in NOT_ADOPTED
+    assert not result.clean
+    assert rtdb.legacy_node is not None
+    assert rtdb.docs["default"] == policy(3, updated_at=9_000)
 
     forced = await run(backends(rtdb, supabase), adopt_legacy=True, force=True)
-    assert forced.legacy is not None and forced.legacy.action == LegacyAction.adopted
-    assert rtdb.legacy_node is None and rtdb.docs["default"].version == 4
+    assert forced.legacy is not None
+    assert forced.legacy.action == LegacyAction.adopted
+    assert rtdb.legacy_node is None
+    assert rtdb.docs["default"].version == 4
 
 
 async def test_an_invalid_node_is_not_adopted_and_a_dry_run_adopts_nothing(
@@ -268,12 +320,16 @@ async def test_an_invalid_node_is_not_adopted_and_a_dry_run_adopts_nothing(
 ) -> None:
     rtdb.legacy_node = InvalidStoredPolicy("operational: 7 is not a string", version=1)
     invalid = await run(backends(rtdb, supabase), adopt_legacy=True)
-    assert invalid.legacy is not None and invalid.legacy.action == LegacyAction.invalid and not invalid.clean
+    assert invalid.legacy is not None
+    assert invalid.legacy.action == LegacyAction.invalid
+    assert not invalid.clean
 
     rtdb.legacy_node = policy(1)
     dry = await run(backends(rtdb, supabase), adopt_legacy=True, dry_run=True)
-    assert dry.legacy is not None and dry.legacy.action == LegacyAction.would_adopt
-    assert rtdb.legacy_node == policy(1) and "default" not in rtdb.docs
+    assert dry.legacy is not None
+    assert dry.legacy.action == LegacyAction.would_adopt
+    assert rtdb.legacy_node == policy(1)
+    assert "default" not in rtdb.docs
 
 
 async def test_an_adoption_whose_removal_was_lost_only_removes_the_node(
@@ -282,8 +338,10 @@ async def test_an_adoption_whose_removal_was_lost_only_removes_the_node(
     rtdb.legacy_node = policy(1)
     rtdb.put("default", policy(1))
     result = await run(backends(rtdb, supabase), adopt_legacy=True)
-    assert result.legacy is not None and result.legacy.action == LegacyAction.adopted
-    assert "already in tenant 'default'" in result.legacy.message and rtdb.legacy_node is None
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.adopted
+    assert "already in tenant 'default'" in result.legacy.message
+    assert rtdb.legacy_node is None
     assert rtdb.writes == []
 
 
@@ -295,5 +353,7 @@ async def test_a_node_changed_during_adoption_is_a_conflict(rtdb: FakeStore, sup
 
     rtdb.before_write = meanwhile
     result = await run(backends(rtdb, supabase), adopt_legacy=True)
-    assert result.legacy is not None and result.legacy.action == LegacyAction.conflict and not result.clean
+    assert result.legacy is not None
+    assert result.legacy.action == LegacyAction.conflict
+    assert not result.clean
     assert rtdb.legacy_node == policy(1)
