@@ -1,4 +1,4 @@
-"""``python -m harness up|down|status|logs|flip|compose|token``: the local stack's commands.
+"""``python -m harness up|down|status|logs|flip|compose|token|stack-env``: the local stack's commands.
 
 Exit codes: 0 done; 1 a service failed (start, flip, health) or Docker could not be had; 2 bad input;
 3 the stack is in the wrong state for the command (already running for ``up``, not running for
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import os
+import shlex
 import signal
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from botmox_api.model import DataBackend
 from harness import processes
 from harness.postgres.supabase import find_project_root
 from harness.stack.compose import write_compose, write_secrets
-from harness.stack.console import RichReporter, print_summary, status_table, token_for
+from harness.stack.console import RichReporter, admin_environment, print_summary, status_table, token_for
 from harness.stack.description import STACK
 from harness.stack.docker.daemon import DaemonUnavailable, can_start, find_running
 from harness.stack.docker.runtime import DockerRuntime
@@ -351,3 +352,10 @@ def compose(
 def token() -> None:
     """Print a fresh 12-hour bearer token for the demo tenant of the running stack."""
     print(token_for(_running_state(HarnessPaths.default())))
+
+
+def stack_env() -> None:
+    """Print shell exports of the stack's variables for admin tools (SUPABASE_DB_URL is the superuser's)."""
+    # eval "$(python -m harness stack-env)": docs/runbooks/storage-policy-cutover.md
+    for name, value in admin_environment(_running_state(HarnessPaths.default())).items():
+        print(f"export {name}={shlex.quote(value)}")
