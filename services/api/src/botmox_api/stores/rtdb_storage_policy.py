@@ -31,6 +31,12 @@ so the first write through this API makes them version 2. Parsing is lenient on 
 the wrong type or value (hand-edited or legacy data) reads as its default rather than making the
 tenant's policy unreadable; a node that is not an object reads as nothing stored.
 
+The cutover tool copies what the API would serve, and nothing it would have to guess: its reads
+(``read_stored``, ``read_legacy``) parse strictly (``stored_policy_from_node``), so a node the lenient
+parse would patch with defaults is reported instead of copied. Its writes (``write_stored``,
+``remove_legacy``) are one conditional PUT each, not a transaction loop: a node that changed since the
+read is a ``VersionConflict`` for the tool to report, never something to merge into.
+
 How a write turns the stored policy into the next one (``next_policy``): the SQL functions implement
 the same rules for Supabase (``storage_policy_replace`` / ``storage_policy_merge``); the behaviour
 suite runs both stores through one set of tests.

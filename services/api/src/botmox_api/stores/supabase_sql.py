@@ -8,6 +8,11 @@ uid as ``sub``, as PostgREST would from a verified JWT) and calls the public fun
 security confines the statement to that tenant, the functions refuse any other ``p_tenant_id``, and
 they record ``sub`` as ``updated_by``.
 
+The same class is the cutover tool's Supabase side (``StoragePolicyBackfillStore``), built from an
+administrator's DSN: ``tenant_batches``, ``read_stored`` and ``write_stored`` call the
+``botmox.backfill_storage_policy_*`` functions (migration ``20261206140000_storage_policy_backfill``),
+one statement each, without claims; the API's role may not call them.
+
 Failure behaviour, by design:
 - The pool is created by the first call (its first connection is that call's): start-up never
   needs the database. asyncpg keeps ``min_size`` connections open from then on.
