@@ -3,10 +3,11 @@
 
 Per batch: both sides read (``survey.ReadAhead``: the next batch is read while this one is
 written), one ``decide`` per tenant, the copies written concurrently, each one conditional store
-call (``write_stored`` with the target's version as read), so nothing is ever half-written; a refused write is a ``conflict`` and the tenant is skipped. Then
-the figures are added and the checkpoint moves past the batch. A backend failure lets the batch's
-writes in flight finish, leaves the checkpoint at the last completed batch and raises the
-``StoreError``; a stop request (Ctrl-C, SIGTERM) is honoured between batches.
+call (``write_stored`` with the target's version as read), so nothing is ever half-written; a
+refused write is a ``conflict`` and the tenant is skipped. Then the figures are added and the
+checkpoint moves past the batch. A backend failure lets the batch's writes in flight finish, leaves
+the checkpoint at the last completed batch and raises the ``StoreError``; a stop request (Ctrl-C,
+SIGTERM) is honoured between batches.
 """
 
 from __future__ import annotations
