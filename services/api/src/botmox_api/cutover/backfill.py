@@ -194,7 +194,8 @@ class Backfill:
             )
             result.notes.append(
                 f"resuming after tenant {saved.last_tenant!r} ({start} of {len(ids)} tenants done, "
-                f"checkpoint {options.checkpoint_path})"
+                f"checkpoint {options.checkpoint_path} written {checkpoint.age(saved)} ago; "
+                "--restart walks every tenant)"
             )
         keep_checkpoint = options.checkpoint_path is not None and not options.dry_run
         turns = asyncio.Semaphore(options.concurrency)
