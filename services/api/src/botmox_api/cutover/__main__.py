@@ -237,7 +237,11 @@ def backfill(
     run = Backfill(backends, options)
     signals = _Signals(graceful=True)
     title = f"backfill {source.value} -> {target.value}" + (" (dry run)" if dry_run else "")
-    resume = f"; {checkpoint_path or checkpoint.default_path(source.value, target.value)} keeps what is done"
+    resume = (
+        "; a dry run wrote nothing: run it again"
+        if dry_run
+        else f"; {options.checkpoint_path} keeps what is done; run the same command again to resume"
+    )
     try:
         result = asyncio.run(
             signals.run(_closing(backends, run.run(progress_for(title, sys.stderr), signals.stop)))
@@ -252,7 +256,7 @@ def backfill(
     except StoreError as error:
         if not as_json:
             _emit(None, report.backfill_text(run.result))
-        _store_failure("backfill", error, as_json, resume + "; run the same command again to resume")
+        _store_failure("backfill", error, as_json, resume)
     code = signals.exit_code if result.interrupted else report.backfill_exit(result)
     _emit(report.backfill_json(result, code) if as_json else None, report.backfill_text(result))
     raise typer.Exit(int(code))
