@@ -43,7 +43,7 @@ def invoke(rtdb: FakeStore | None, supabase: FakeStore | None, *args: str, **env
 
 
 def _factory(rtdb: FakeStore, supabase: FakeStore) -> Any:
-    def build(_settings: ApiSettings) -> Any:
+    def build(_settings: ApiSettings, _concurrency: int) -> Any:
         return backends(rtdb, supabase)
 
     return build

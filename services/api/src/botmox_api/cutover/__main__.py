@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 
@@ -30,7 +30,9 @@ from botmox_api.cutover.verify import run_verify
 from botmox_api.model import TENANT_ID_PATTERN, JsonObject, StoreError
 
 PROG = "python -m botmox_api.cutover"
-BackendsFactory = Callable[[ApiSettings], Backends]
+DEFAULT_CONCURRENCY: Final = 32
+BackendsFactory = Callable[[ApiSettings, int], Backends]
+"""Builds the stores from the configuration, with the calls one batch may have in flight."""
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -75,12 +77,12 @@ def _tenants(values: list[str] | None) -> list[str]:
     return tenants
 
 
-def _prepare(ctx: typer.Context) -> tuple[ApiSettings, Backends]:
+def _prepare(ctx: typer.Context, concurrency: int = DEFAULT_CONCURRENCY) -> tuple[ApiSettings, Backends]:
     """The configuration and the stores; exit 2 naming the variable when either cannot be had."""
     factory: BackendsFactory = ctx.obj if callable(ctx.obj) else open_backends
     try:
         settings = load_settings()
-        return settings, factory(settings)
+        return settings, factory(settings, concurrency)
     except (ConfigError, ValueError) as error:
         _fail(f"invalid configuration: {error}")
 
@@ -202,8 +204,11 @@ def backfill(
     ] = False,
     batch_size: BatchSizeOption = 500,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=1000, help="Writes in flight at once.")
-    ] = 32,
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=1000, help="Writes in flight at once (and RTDB reads of one batch)."
+        ),
+    ] = DEFAULT_CONCURRENCY,
     checkpoint_path: Annotated[
         Path | None,
         typer.Option(
@@ -220,7 +225,7 @@ def backfill(
     if source == target:
         _fail("--from and --to name the same backend")
     tenants = _tenants(tenant)
-    settings, backends = _prepare(ctx)
+    settings, backends = _prepare(ctx, concurrency)
     options = BackfillOptions(
         source=source.value,
         target=target.value,
