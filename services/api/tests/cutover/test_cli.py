@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -390,3 +391,34 @@ def test_an_interrupted_dry_run_says_it_wrote_nothing(rtdb: FakeStore, supabase:
     assert result.exit_code == 130, result.output
     assert "interrupted: a dry run writes nothing; run it again" in result.stdout
     assert not Path(".cutover").exists()
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("plan", ["--tenant", "--json", "--summary", "--batch-size"]),
+        (
+            "backfill",
+            [
+                "--from",
+                "--to",
+                "--tenant",
+                "--json",
+                "--dry-run",
+                "--force",
+                "--adopt-legacy",
+                "--batch-size",
+                "--concurrency",
+                "--checkpoint",
+                "--restart",
+            ],
+        ),
+        ("verify", ["--tenant", "--json", "--batch-size"]),
+    ],
+)
+def test_each_command_has_the_options_of_its_contract(command: str, options: list[str]) -> None:
+    """docs/contracts/cutover-cli.md: other engineers' code and the runbook call these."""
+    shown = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert shown.exit_code == 0
+    listed = set(re.findall(r"│\s+(?:\*\s+)?(--[a-z-]+)", shown.stdout))
+    assert listed == {*options, "--help"}

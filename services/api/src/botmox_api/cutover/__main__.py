@@ -53,7 +53,11 @@ class Side(enum.StrEnum):
 
 TenantOption = Annotated[
     list[str] | None,
-    typer.Option("--tenant", help="Only this tenant (repeatable); default: every tenant of both sides."),
+    typer.Option(
+        "--tenant",
+        metavar="TENANT",
+        help="Only this tenant (repeatable); default: every tenant of both sides.",
+    ),
 ]
 JsonOption = Annotated[
     bool,
@@ -213,7 +217,8 @@ def backfill(
         Path | None,
         typer.Option(
             "--checkpoint",
-            help="Where the run records its progress [default: .cutover/backfill-<from>-to-<to>.json].",
+            metavar="PATH",
+            help="Where the run records its progress (default: .cutover/backfill-FROM-to-TO.json).",
         ),
     ] = None,
     restart: Annotated[
