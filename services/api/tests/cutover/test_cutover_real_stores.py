@@ -69,9 +69,14 @@ class Tool:
         )
 
     def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+        """The exit code and the document (with the run's stderr under ``"stderr"``, for messages)."""
         done = self.run(*args, "--json")
         assert "Traceback" not in done.stderr, done.stderr
-        return done.returncode, json.loads(done.stdout)
+        try:
+            document = json.loads(done.stdout)
+        except ValueError:
+            raise AssertionError(f"no JSON document: {done.stdout!r}; stderr: {done.stderr}") from None
+        return done.returncode, {**document, "stderr": done.stderr}
 
 
 @pytest.fixture
@@ -146,7 +151,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     await raw.set(storage_policy_path("t-bad"), {**node_from_policy(policy(1), "w"), "operational": "hybrid"})
 
     code, plan = tool.json("plan")
-    assert code == 0
+    assert code == 0, plan
     assert plan["totals"] == {
         "rtdb_only": 25,
         "supabase_only": 0,
@@ -157,7 +162,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     }
 
     code, first = tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--batch-size", "10")
-    assert code == 1  # t-bad skipped
+    assert code == 1, first  # t-bad skipped
     assert first["written"] == 25
     assert [(s["tenant"], s["decision"]) for s in first["skipped"]] == [("t-bad", "source_invalid")]
     assert "operational" in first["skipped"][0]["reason"]
@@ -165,7 +170,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     assert copied == seeded  # updated_at, updated_by and version kept
 
     code, second = tool.json("backfill", "--from", "rtdb", "--to", "supabase")
-    assert code == 1
+    assert code == 1, second
     assert second["written"] == 0
     assert second["counts"]["equal"] == 25
     assert not (tool.cwd / ".cutover").exists() or not any((tool.cwd / ".cutover").iterdir())
@@ -178,7 +183,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     changed = dataclasses.replace(seeded["t-0007"], operational="cloud")
     await stores.supabase.write_stored("t-0007", changed, expected_version=seeded["t-0007"].version)
     drift = tool.run("verify")
-    assert drift.returncode == 1
+    assert drift.returncode == 1, drift.stdout + drift.stderr
     assert drift.stdout.splitlines()[0] == "tenant t-0007: operational rtdb=local supabase=cloud"
     assert "1 tenants differ (1 differences)" in drift.stdout
 
@@ -191,12 +196,12 @@ async def test_rollback_supabase_to_rtdb_keeps_a_newer_target_unless_forced(
     await stores.rtdb.write_stored("t-0002", newer, expected_version=None)
 
     code, result = tool.json("backfill", "--from", "supabase", "--to", "rtdb")
-    assert code == 1
+    assert code == 1, result
     assert [(s["tenant"], s["decision"]) for s in result["skipped"]] == [("t-0002", "target_newer")]
     assert (await stores.rtdb.read_stored(["t-0002"]))["t-0002"] == newer
 
     code, forced = tool.json("backfill", "--from", "supabase", "--to", "rtdb", "--force")
-    assert code == 0
+    assert code == 0, forced
     assert forced["counts"]["overwrite"] == 1
     assert tool.run("verify").returncode == 0
 
@@ -218,7 +223,7 @@ async def test_the_legacy_node_is_reported_then_adopted_and_copied_on(
     )
 
     code, result = tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--adopt-legacy")
-    assert code == 0
+    assert code == 0, result
     assert result["legacy"]["action"] == "adopted"
     assert result["counts"]["create"] == 1
     assert await raw.get(LEGACY_STORAGE_POLICY_PATH) is None
@@ -237,7 +242,7 @@ async def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_resumes(
     assert (tool.cwd / ".cutover" / "backfill-rtdb-to-supabase.json").exists()
 
     code, resumed = tool.json("backfill", "--from", "rtdb", "--to", "supabase")
-    assert code == 0
+    assert code == 0, resumed
     assert resumed["resumed_after"] is not None
     assert resumed["counts"]["create"] == 300
     assert await stores.supabase.read_stored(sorted(seeded)) == seeded
