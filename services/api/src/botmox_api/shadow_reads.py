@@ -103,11 +103,13 @@ class ShadowReads:
 
     async def aclose(self) -> None:
         """Cancel the workers (a read in flight included) and write the last summary."""
+        # Counted before the cancelled reads leave their workers.
+        unfinished = self._in_flight + self._queue.qsize()
         tasks, self._tasks = self._tasks, []
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        self._log_summary(self.counts(), unfinished=self._in_flight + self._queue.qsize())
+        self._log_summary(self.counts(), unfinished=unfinished)
 
     async def _work(self) -> None:
         while True:
