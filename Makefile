@@ -97,6 +97,10 @@ RUNTIME ?= auto
 local: bootstrap ## The whole stack on this machine (BACKEND=rtdb|supabase, RUNTIME=auto|docker|native, API_WORKERS=1); prints URLs and a token; Ctrl-C stops it
 	$(PYTHON) -m harness up --backend $(BACKEND) --runtime $(RUNTIME) --api-workers $(or $(API_WORKERS),1)
 
+.PHONY: local-env
+local-env: uv ## Shell exports of the running stack's variables for admin tools, the cutover (docs/runbooks/storage-policy-cutover.md)
+	@$(PYTHON) -m harness stack-env
+
 .PHONY: local-down
 local-down: uv ## Stop a stack started with `python -m harness up --detach`
 	$(PYTHON) -m harness down

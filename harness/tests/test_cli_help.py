@@ -23,6 +23,9 @@ COMMANDS = {
     "flip": "Restart only the API with the other DATA_BACKEND; PostgreSQL and RTDB keep running, untouched.",
     "compose": "Write compose.local.yaml from the stack description (the same services as --runtime docker).",
     "token": "Print a fresh 12-hour bearer token for the demo tenant of the running stack.",
+    "stack-env": (
+        "Print shell exports of the stack's variables for admin tools (SUPABASE_DB_URL is the superuser's)."
+    ),
     "pgtap": "Lint, advisors, migration no-op check and pg_prove on a throwaway PostgreSQL (`make pgtap`).",
     "bench": "Print PostgreSQL fixture timings: cold start, start from a snapshot, per-test database.",
     "env": "Write services/api/.env from `supabase status -o json`; no value is printed.",
@@ -36,9 +39,10 @@ OPTIONS = {
     "down": [],
     "status": [],
     "logs": ["--lines", "--follow"],
-    "flip": ["--backend"],
+    "flip": ["--backend", "--backfill"],
     "compose": ["--secrets"],
     "token": [],
+    "stack-env": [],
     "pgtap": [],
     "bench": ["--databases"],
     "env": ["--status-json", "--env-file", "--force", "--supabase-cli", "--db-user"],

@@ -125,6 +125,23 @@ def test_up_status_flip_down(harness: Harness) -> None:
 
     status = harness.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
+
+    # `stack-env` as a shell evaluates it: the administrator's DSN and the API's RTDB variables.
+    shell = subprocess.run(
+        ["bash", "-c", f'eval "$({sys.executable} -m harness stack-env)" && env'],
+        env=harness.environment,
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=True,
+    )
+    exported = dict(line.split("=", 1) for line in shell.stdout.splitlines() if "=" in line)
+    assert exported["SUPABASE_DB_URL"] == state.supabase_db_url
+    assert exported["SUPABASE_DB_URL"].startswith("postgresql://postgres@")
+    assert exported["FIREBASE_DATABASE_URL"] == state.rtdb_url
+    assert exported["FIREBASE_DATABASE_EMULATOR_HOST"] == f"127.0.0.1:{state.ports['rtdb']}"
+    assert exported["DEFAULT_TENANT_ID"] == state.default_tenant_id
+    assert exported["APP_ENV"] == "development"
     for name in ("postgres", "rtdb", "api", "frontend"):
         assert name in status.stdout
 
@@ -183,6 +200,7 @@ def test_up_status_flip_down(harness: Harness) -> None:
     assert not harness.paths.state_file.exists()
     _assert_nothing_left(after)
     assert harness.run("status").returncode == 3
+    assert harness.run("stack-env").returncode == 3
 
 
 def _read_until_prompt(child: subprocess.Popen[str]) -> str:

@@ -16,6 +16,7 @@ app = typer.Typer(
 
 for command in (stack.up, stack.down, stack.status, stack.logs, stack.flip, stack.compose, stack.token):
     app.command(rich_help_panel="Local stack")(command)
+app.command("stack-env", rich_help_panel="Local stack")(stack.stack_env)
 for command in (postgres.pgtap, postgres.bench):
     app.command(rich_help_panel="Database")(command)
 for command in (bootstrap.env, bootstrap.bootstrap_check):

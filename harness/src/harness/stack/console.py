@@ -11,11 +11,12 @@ from rich.table import Table
 
 from harness.processes import is_running
 from harness.stack.components import component_of
-from harness.stack.description import StackDescription
+from harness.stack.description import STACK, StackDescription
 from harness.stack.health import probe
 from harness.stack.lifecycle import values_of
 from harness.stack.state import HarnessPaths, StackState
 from harness.stack.tokens import DEMO_TENANT_ID, demo_token
+from harness.stack.values import render_service
 
 
 class RichReporter:
@@ -37,6 +38,23 @@ class RichReporter:
 
 def token_for(state: StackState) -> str:
     return demo_token(secret=state.jwt_secret, audience=state.jwt_audience, issuer=state.jwt_issuer)
+
+
+# The API's variables an administrator's tool (the storage-policy cutover) needs to reach the
+# stack's backends; the rest of the API's environment (tokens, ports, CORS) is the API's own.
+ADMIN_VARIABLES = (
+    "APP_ENV",
+    "FIREBASE_DATABASE_URL",
+    "FIREBASE_DATABASE_EMULATOR_HOST",
+    "DEFAULT_TENANT_ID",
+)
+
+
+def admin_environment(state: StackState) -> dict[str, str]:
+    """The API's own variables for this stack, with the database's administrator DSN as
+    ``SUPABASE_DB_URL`` (the API's is the ``botmox_api`` role's, confined by row-level security)."""
+    api = render_service(STACK, "api", values_of(state)).environment
+    return {"SUPABASE_DB_URL": state.supabase_db_url, **{name: api[name] for name in ADMIN_VARIABLES}}
 
 
 def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, detached: bool) -> None:
