@@ -39,7 +39,7 @@ OPTIONS = {
     "down": [],
     "status": [],
     "logs": ["--lines", "--follow"],
-    "flip": ["--backend", "--api-env"],
+    "flip": ["--backend", "--api-env", "--backfill"],
     "compose": ["--secrets"],
     "token": [],
     "stack-env": [],

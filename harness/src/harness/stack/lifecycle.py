@@ -271,11 +271,14 @@ class StackLifecycle:
         backend: DataBackend,
         *,
         api_environment: Mapping[str, str] | None = None,
+        while_stopped: Callable[[], None] | None = None,
     ) -> StackState:
         """Restart only the API with another DATA_BACKEND (and, when given, ``api_environment`` as its
         extra variables instead of the recorded ones); the stores keep running, untouched.
 
-        When the API does not come up that way it is started again as it was and the error is raised."""
+        ``while_stopped`` runs once the API is down and before it starts again: the cutover's
+        catch-up backfill, which must see no API writing to the old backend. When it raises, or the
+        API does not come up the new way, the API is started again as it was and the error is raised."""
         before = values_of(state)
         extra = dict(before.extra_environment)
         if api_environment is not None:
@@ -288,6 +291,8 @@ class StackLifecycle:
             self._prepare_flip(state)
             self._restart(api, state)
             try:
+                if while_stopped is not None:
+                    while_stopped()
                 with self.reporter.step(f"restarting the API{self.started_as} with DATA_BACKEND={backend}"):
                     self._start(api, wanted, state)
             except Exception:
