@@ -2,8 +2,9 @@
 
 ``flip_stack`` (session) is a native stack started with ``python -m harness up --backend rtdb`` in a
 private ``BOTMOX_HARNESS_HOME``, always stopped with ``python -m harness down`` (and checked to leave
-nothing: ``harness.fixtures.cli_stack``). ``stack`` hands it to a test with the API in ``rtdb`` mode,
-flipping it back first when an earlier test left it elsewhere. ``tenants`` names tenants of the test's
+nothing: ``harness.fixtures.cli_stack``). ``stack`` hands it to a test with the API in ``rtdb`` mode
+and no extra variables, flipping it back first when an earlier test left it otherwise; ``operator``
+runs the commands ops type (``operator_commands``). ``tenants`` names tenants of the test's
 own and removes their policies and settings from both stores afterwards, so every test starts with
 both backends in step (a ``verify`` of all tenants is clean between tests).
 """
@@ -21,7 +22,7 @@ from harness.fixtures.cli_stack import StackUnderTest, cli_stack
 # --import-mode=importlib keeps test directories off sys.path; the suite's helpers live next to it.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from operator_commands import flip
+from operator_commands import Operator, flip
 
 START_BACKEND = "rtdb"
 
@@ -40,9 +41,19 @@ def admin_env(flip_stack: StackUnderTest) -> dict[str, str]:
 
 @pytest.fixture
 def stack(flip_stack: StackUnderTest) -> StackUnderTest:
-    if flip_stack.current().data_backend != START_BACKEND:
-        flip(flip_stack, START_BACKEND)
+    current = flip_stack.current()
+    if current.data_backend != START_BACKEND or current.extra_environment:
+        # Back to the mode the suite starts in, without the extra variables a test gave the API.
+        drops = [
+            option for name in current.extra_environment.get("api", {}) for option in ("--api-env", name)
+        ]
+        flip(flip_stack, START_BACKEND, *drops)
     return flip_stack
+
+
+@pytest.fixture
+def operator(stack: StackUnderTest, admin_env: dict[str, str], tmp_path: Path) -> Operator:
+    return Operator(stack, admin_env, tmp_path)
 
 
 @pytest.fixture

@@ -2,7 +2,8 @@
 
 ``eval "$(python -m harness stack-env)"`` then ``python -m botmox_api.cutover ...``: the cutover gets
 the caller's environment plus the variables ``stack-env`` exports (parsed from its output, so the
-suite proves that output works). ``python -m harness flip`` restarts the API in the other mode.
+suite proves that output works), in a working directory of the stack's own (a backfill keeps its
+checkpoint under ``./.cutover/``). ``python -m harness flip`` restarts the API in the other mode.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from harness.fixtures.cli_stack import StackUnderTest, transcript
@@ -36,7 +38,7 @@ class CutoverRun:
         try:
             parsed = json.loads(self.result.stdout)
         except json.JSONDecodeError as error:
-            raise AssertionError(f"`cutover {' '.join(self.args)}` printed no JSON: {self}") from error
+            raise AssertionError(f"{self} printed no JSON document") from error
         assert isinstance(parsed, dict), self
         return parsed
 
@@ -44,21 +46,39 @@ class CutoverRun:
         return f"`python -m botmox_api.cutover {' '.join(self.args)}`: {transcript(self.result)}"
 
 
-def cutover(admin_env: Mapping[str, str], *args: str) -> CutoverRun:
-    """``python -m botmox_api.cutover ARGS`` in a shell where ``stack-env``'s exports were eval'ed."""
-    result = subprocess.run(
-        [sys.executable, "-m", "botmox_api.cutover", *args],
-        env={**os.environ, **admin_env, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
-        capture_output=True,
-        text=True,
-        timeout=CUTOVER_TIMEOUT_S,
-        check=False,
-    )
-    return CutoverRun(tuple(args), result)
+@dataclass(frozen=True)
+class Operator:
+    stack: StackUnderTest
+    admin_env: Mapping[str, str]
+    workdir: Path
+
+    def cutover(self, *args: str) -> CutoverRun:
+        """``python -m botmox_api.cutover ARGS`` in a shell where ``stack-env``'s exports were eval'ed."""
+        result = subprocess.run(
+            [sys.executable, "-m", "botmox_api.cutover", *args],
+            env={**os.environ, **self.admin_env, "COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"},
+            cwd=self.workdir,
+            capture_output=True,
+            text=True,
+            timeout=CUTOVER_TIMEOUT_S,
+            check=False,
+        )
+        return CutoverRun(tuple(args), result)
+
+    def cutover_json(self, *args: str, exit_code: int = 0) -> dict[str, Any]:
+        """A ``--json`` run that must exit ``exit_code``; its document."""
+        run = self.cutover(*args, "--json")
+        assert run.exit_code == exit_code, str(run)
+        return run.document
+
+    def flip(self, backend: str, *options: str) -> subprocess.CompletedProcess[str]:
+        """``python -m harness flip --backend BACKEND [OPTIONS]``; it must succeed."""
+        return flip(self.stack, backend, *options)
 
 
 def flip(stack: StackUnderTest, backend: str, *options: str) -> subprocess.CompletedProcess[str]:
-    """``python -m harness flip --backend BACKEND [OPTIONS]``; it must succeed."""
     result = stack.cli("flip", "--backend", backend, *options)
-    assert result.returncode == 0, f"`flip --backend {backend}` failed: {transcript(result)}"
+    assert result.returncode == 0, (
+        f"`flip --backend {backend} {' '.join(options)}` failed: {transcript(result)}"
+    )
     return result

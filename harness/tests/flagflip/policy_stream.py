@@ -24,7 +24,7 @@ import httpx
 STORAGE_POLICY = "/api/v1/settings/storage_policy"
 # Under the API's rate limit (6000 requests a minute per principal) with a reader and a writer per
 # tenant for the whole stream, and light enough for a 2-core machine shared by the stores.
-PAUSE_S = 0.01
+PAUSE_S = 0.02
 REQUEST_TIMEOUT_S = 5.0
 # The bodies a writer cycles through: every write changes the document, PUTs and PATCHes alternate.
 BODIES: tuple[tuple[str, dict[str, Any]], ...] = (
@@ -33,7 +33,7 @@ BODIES: tuple[tuple[str, dict[str, Any]], ...] = (
     ("PATCH", {"sync": {"enabled": False}}),
     ("PUT", {"operational": "local"}),
     ("PATCH", {"sync": {"enabled": True}}),
-    ("PUT", {}),
+    ("PUT", {"sync": {"enabled": False}}),
 )
 
 
