@@ -62,6 +62,7 @@ def _shadow_reads(
         logger=logger,
         queue_size=settings.storage_policy_shadow_queue,
         workers=settings.storage_policy_shadow_workers,
+        rate=settings.storage_policy_shadow_rate,
     )
 
 
