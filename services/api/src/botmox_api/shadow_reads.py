@@ -10,10 +10,10 @@ that store's own timeouts) and compare with ``model.policy_differences``, the on
 cutover tool's ``plan`` and ``verify`` use too.
 
 The workers share the API's event loop, and a read of the other backend costs about as much CPU as
-the read that was served (``make bench --quick --shadow``, supabase mode: GET throughput halved when
-every GET was compared). So the workers start at most ``rate`` comparisons per second between them;
-beyond that the queue fills and offers are dropped: under load shadow reads are a sample, and their
-cost is bounded by the rate, not by the traffic.
+the read that was served (``make bench BENCH_ARGS="--quick --shadow"``, supabase mode: GET throughput
+halved when every GET was compared). So the workers start at most ``rate`` comparisons per second
+between them; beyond that the queue fills and offers are dropped: under load shadow reads are a
+sample, and their cost is bounded by the rate, not by the traffic.
 
 What it reports (``docs/api.md``, "Shadow reads"): counters (``ShadowCounts``, readable in process
 through ``counts()``), a ``storage_policy_shadow_mismatch`` line per mismatch naming the tenant, both
