@@ -121,6 +121,10 @@ bootstrap-env: $(VENV_STAMP) $(NODE_STAMP) ## Write services/api/.env from `supa
 bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores, wrk, 1,000 tenants, median of 3; last line: ratios (BENCH_ARGS=--quick; docs/performance.md)
 	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
 
+.PHONY: cutover-scale
+cutover-scale: bootstrap ## plan, backfill twice and verify of 10,000 seeded tenants on a throwaway PostgreSQL and emulator, each step timed (TENANTS=N; docs/performance.md)
+	$(PYTHON) -m loadtests.cutover_scale --tenants $(or $(TENANTS),10000)
+
 .PHONY: bench-parts
 bench-parts: bootstrap ## Figures of the parts: PostgreSQL fixture start, emulator ops/s, API requests/s per mode (docs/benchmarks.md)
 	$(PYTHON) -m harness bench
