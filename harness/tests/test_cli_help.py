@@ -39,7 +39,7 @@ OPTIONS = {
     "down": [],
     "status": [],
     "logs": ["--lines", "--follow"],
-    "flip": ["--backend"],
+    "flip": ["--backend", "--backfill"],
     "compose": ["--secrets"],
     "token": [],
     "stack-env": [],

@@ -167,6 +167,38 @@ def test_flip_restarts_only_the_api(tmp_path: Path, events: list[tuple[str, ...]
     assert load(runtime.paths) == state
 
 
+def test_flip_runs_the_catch_up_while_no_api_runs(tmp_path: Path, events: list[tuple[str, ...]]) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    events.clear()
+
+    def catch_up() -> None:
+        assert "api" not in runtime.running
+        events.append(("catch-up",))
+
+    runtime.flip(state, "supabase", while_stopped=catch_up)
+    assert events == [("stop", "api"), ("catch-up",), ("launch", "api", "supabase"), ("healthy", "api")]
+    assert state.data_backend == "supabase"
+
+
+def test_a_failed_catch_up_starts_the_api_again_in_its_old_mode(
+    tmp_path: Path, events: list[tuple[str, ...]]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    events.clear()
+
+    def catch_up() -> None:
+        raise RuntimeError("the backfill skipped 1 tenant")
+
+    with pytest.raises(RuntimeError, match="skipped 1 tenant"):
+        runtime.flip(state, "supabase", while_stopped=catch_up)
+    assert events == [("stop", "api"), ("launch", "api", "rtdb"), ("healthy", "api")]
+    assert state.data_backend == "rtdb"
+    assert load(runtime.paths) == state
+    assert runtime.running == {"postgres", "rtdb", "api", "frontend"}
+
+
 def test_a_failed_flip_starts_the_api_again_in_its_old_mode(
     tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
 ) -> None:

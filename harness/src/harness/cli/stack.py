@@ -11,7 +11,10 @@ import enum
 import os
 import shlex
 import signal
+import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn, Protocol
@@ -39,6 +42,8 @@ EXIT_USAGE = 2
 EXIT_WRONG_STATE = 3
 SUPERVISOR_STOP_WAIT_S = 120.0
 WATCH_INTERVAL_S = 1.0
+# `flip --backfill` keeps the API down while the catch-up runs: bounded, like every wait here.
+CATCH_UP_TIMEOUT_S = 3600.0
 # A foreground `up` is bounded like every loop here: after a week it stops the stack by itself.
 FOREGROUND_LIMIT_S = 7 * 24 * 3600.0
 
@@ -95,7 +100,13 @@ class StackRuntime(Protocol):
 
     def down(self, state: StackState) -> list[str]: ...
 
-    def flip(self, state: StackState, backend: DataBackend) -> StackState: ...
+    def flip(
+        self,
+        state: StackState,
+        backend: DataBackend,
+        *,
+        while_stopped: Callable[[], None] | None = None,
+    ) -> StackState: ...
 
 
 def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> Runtime:
@@ -312,6 +323,14 @@ def logs(
 
 def flip(
     backend: Annotated[Backend, typer.Option(help="The DATA_BACKEND to restart the API with.")],
+    backfill: Annotated[
+        bool,
+        typer.Option(
+            "--backfill",
+            help="While the API is down, copy storage policies from the old backend to the new one "
+            "(the cutover's catch-up); if it reports anything, start the API again in the old mode.",
+        ),
+    ] = False,
 ) -> None:
     """Restart only the API with the other DATA_BACKEND; PostgreSQL and RTDB keep running, untouched."""
     console = _console()
@@ -322,11 +341,42 @@ def flip(
             console.print(f"the API already runs with DATA_BACKEND={backend.value}; nothing changed")
             return
         runtime = _runtime(state.runtime, paths, console)
+        catch_up = _catch_up_backfill(state, backend.value, console) if backfill else None
         try:
-            runtime.flip(state, backend.value)
+            runtime.flip(state, backend.value, while_stopped=catch_up)
         except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
             _fail(f"{error}\nthe API was started again with DATA_BACKEND={state.data_backend}", EXIT_FAILED)
     console.print(f"API restarted with DATA_BACKEND={backend.value} (pid {state.processes['api'].pid})")
+
+
+class BackfillFailed(RuntimeError):
+    """The catch-up backfill of ``flip --backfill`` did not finish clean; the flip is abandoned."""
+
+
+def _catch_up_backfill(state: StackState, target: DataBackend, console: Console) -> Callable[[], None]:
+    """The cutover tool, run as ops run it, on the stack's backends while no API writes to them
+    (docs/runbooks/storage-policy-cutover.md): writes acknowledged by the old mode up to its last
+    moment reach the new backend before the new mode serves a request."""
+    source = state.data_backend
+    command = [sys.executable, "-m", "botmox_api.cutover", "backfill", "--from", source, "--to", target]
+    shown = " ".join(command[1:])
+
+    def run() -> None:
+        console.print(f"API stopped; catch-up backfill {source} -> {target}")
+        try:
+            result = subprocess.run(  # noqa: S603 - this interpreter, fixed arguments
+                command,
+                env={**os.environ, **admin_environment(state)},
+                cwd=state.project_root,
+                timeout=CATCH_UP_TIMEOUT_S,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise BackfillFailed(f"the catch-up backfill took more than {CATCH_UP_TIMEOUT_S:.0f} s") from None
+        if result.returncode != 0:
+            raise BackfillFailed(f"the catch-up backfill ({shown}) exited {result.returncode}; see above")
+
+    return run
 
 
 def compose(

@@ -256,17 +256,27 @@ class StackLifecycle:
 
     # -- flip ------------------------------------------------------------------------------
 
-    def flip(self, state: StackState, backend: DataBackend) -> StackState:
+    def flip(
+        self,
+        state: StackState,
+        backend: DataBackend,
+        *,
+        while_stopped: Callable[[], None] | None = None,
+    ) -> StackState:
         """Restart only the API with another DATA_BACKEND; the stores keep running, untouched.
 
-        When the API does not come up in the new mode it is started again in the old one and the
-        error is raised."""
+        ``while_stopped`` runs once the API is down and before it starts again: the cutover's
+        catch-up backfill, which must see no API writing to the old backend. When it raises, or the
+        API does not come up in the new mode, the API is started again in the old one and the error
+        is raised."""
         previous = state.data_backend
         api = component_of(self.description.service("api"))
         try:
             self._prepare_flip(state)
             self._restart(api, state)
             try:
+                if while_stopped is not None:
+                    while_stopped()
                 with self.reporter.step(f"restarting the API{self.started_as} with DATA_BACKEND={backend}"):
                     self._start(api, values_of(state).with_backend(backend), state)
             except Exception:
