@@ -13,6 +13,7 @@ counted). The tenants' users write between some blocks, as the runbook says they
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shlex
@@ -20,7 +21,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -36,6 +37,7 @@ from harness.stack.tokens import demo_token
 ROOT: Final = Path(__file__).resolve().parents[2]
 RUNBOOK: Final = ROOT / "docs" / "runbooks" / "storage-policy-cutover.md"
 SECTION: Final = "On a local stack"
+WRONG_SECTION: Final = "When it goes wrong"
 CLI_TIMEOUT_S: Final = 180
 BLOCK_TIMEOUT_S: Final = 120
 POLICY_PATH: Final = "/api/v1/settings/storage_policy"
@@ -56,6 +58,8 @@ class Block:
     expected_exit: int
     expected_output: tuple[str, ...] = ()
     line: int = 0
+    heading: str = ""
+    """The nearest heading above the block."""
 
     def __str__(self) -> str:
         return f"runbook line {self.line}: {self.commands.strip()}"
@@ -71,11 +75,14 @@ def walkthrough(markdown: str, section: str = SECTION) -> list[Block]:
     level = len(lines[start]) - len(lines[start].lstrip("#"))
     blocks: list[Block] = []
     index = start + 1
+    current = section
     while index < len(lines):
         line = lines[index]
-        heading = re.match(r"^(#+)\s", line)
+        heading = re.match(r"^(#+)\s+(.*)$", line)
         if heading and len(heading.group(1)) <= level:
             break
+        if heading:
+            current = heading.group(2).strip()
         fence = _FENCE.match(line)
         if not fence:
             index += 1
@@ -84,10 +91,10 @@ def walkthrough(markdown: str, section: str = SECTION) -> list[Block]:
         body = lines[index + 1 : end]
         if fence.group(1) == "sh":
             exits = [int(match.group(1)) for text in body for match in [_EXITS.search(text)] if match]
-            blocks.append(Block("\n".join(body) + "\n", exits[-1] if exits else 0, line=index + 1))
+            commands = "\n".join(body) + "\n"
+            blocks.append(Block(commands, exits[-1] if exits else 0, line=index + 1, heading=current))
         elif fence.group(1) == "text" and blocks and not blocks[-1].expected_output:
-            last = blocks[-1]
-            blocks[-1] = Block(last.commands, last.expected_exit, tuple(body), last.line)
+            blocks[-1] = dataclasses.replace(blocks[-1], expected_output=tuple(body))
         index = end + 1
     return blocks
 
@@ -172,7 +179,6 @@ def test_the_walkthrough_is_found_with_its_outputs_and_exit_statuses() -> None:
 class LocalStack:
     paths: HarnessPaths
     environment: dict[str, str]
-    written: list[str] = field(default_factory=list)
 
     def harness(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -190,23 +196,39 @@ class LocalStack:
         assert state is not None, "no stack runs"
         return state
 
-    def save_policy(self, tenant: str, body: Mapping[str, object], *, patch: bool = False) -> None:
-        """What a tenant's user does on the settings page: save its storage policy through the API."""
+    def _authorization(self, tenant: str) -> dict[str, str]:
         state = self.state
         token = demo_token(
             secret=state.jwt_secret, audience=state.jwt_audience, issuer=state.jwt_issuer, tenant_id=tenant
         )
+        return {"Authorization": f"Bearer {token}"}
+
+    def save_policy(self, tenant: str, body: Mapping[str, object], *, patch: bool = False) -> None:
+        """What a tenant's user does on the settings page: save its storage policy through the API."""
         method = "PATCH" if patch else "PUT"
         answer = httpx.request(
             method,
-            state.api_url + POLICY_PATH,
+            self.state.api_url + POLICY_PATH,
             json=body,
-            headers={"Authorization": f"Bearer {token}"},
+            headers=self._authorization(tenant),
             timeout=10,
             trust_env=False,
         )
         assert answer.status_code == 200, f"{method} for {tenant}: {answer.status_code} {answer.text}"
-        self.written.append(tenant)
+
+    def read_policy(self, tenant: str) -> None:
+        """The settings page opened: a read of the tenant's storage policy (what shadow reads compare)."""
+        answer = httpx.get(
+            self.state.api_url + POLICY_PATH, headers=self._authorization(tenant), timeout=10, trust_env=False
+        )
+        assert answer.status_code == 200, f"GET for {tenant}: {answer.status_code} {answer.text}"
+
+    def put_rtdb_node(self, tenant: str, node: Mapping[str, object]) -> None:
+        """A node edited by hand in RTDB (its console or REST), as production has a few."""
+        state = self.state
+        url = f"http://127.0.0.1:{state.ports['rtdb']}/tenants/{tenant}/settings/storage_policy.json"
+        answer = httpx.put(url, params={"ns": state.rtdb_namespace}, json=node, timeout=10, trust_env=False)
+        assert answer.status_code == 200, answer.text
 
 
 def _uv_for_make() -> str | None:
@@ -239,6 +261,8 @@ def terminal_environment(home: Path) -> dict[str, str]:
     path = [entry for entry in environment.get("PATH", "").split(os.pathsep) if entry != venv_bin]
     environment["PATH"] = os.pathsep.join(path)
     environment[HOME_VARIABLE] = str(home)
+    # A terminal's width, so tables wrap as in the runbook whatever runs the test.
+    environment["COLUMNS"] = "120"
     uv = _uv_for_make()
     if uv is not None:
         environment["UV"] = uv
@@ -307,38 +331,47 @@ class Terminal:
         return done
 
 
-# What the tenants' users do while the runbook is followed: (the block they act before, what they do).
+# What the tenants' users do while the runbook is followed, as its outputs say, keyed by the block
+# they come before.
 UserAction = Callable[[LocalStack], None]
 
 
-def _before_first_plan(stack: LocalStack) -> None:
+def _tenants_save_in_rtdb(stack: LocalStack) -> None:
     stack.save_policy("acme", {"operational": "local", "sync": {"enabled": True}})
     stack.save_policy("globex", {"operational": "cloud", "sync": {"enabled": False}})
     stack.save_policy("initech", {"operational": "local", "sync": {"enabled": False}})
 
 
-def _before_flip(stack: LocalStack) -> None:
-    # Saved in RTDB after the first backfill: the catch-up copies it.
+def _initech_saves_before_the_flip(stack: LocalStack) -> None:
+    # In RTDB after the backfill: the flip's catch-up copies it while the API is down.
     stack.save_policy("initech", {"sync": {"enabled": True}}, patch=True)
 
 
-def _after_flip(stack: LocalStack) -> None:
-    # Saved in Supabase after the flip: the catch-up must keep it ("target newer").
+def _globex_saves_after_the_flip_and_everyone_reads(stack: LocalStack) -> None:
+    # In Supabase: RTDB's copy is older from now on, which verify and the shadow reads show.
     stack.save_policy("globex", {"operational": "local"}, patch=True)
+    for tenant in ("acme", "globex", "initech"):
+        stack.read_policy(tenant)
+
+
+def _a_hand_edited_node(stack: LocalStack) -> None:
+    stack.put_rtdb_node(
+        "hooli", {"secrets": "local-only", "operational": "hybrid", "sync": {"enabled": True}}
+    )
 
 
 def users_before(block: Block, seen: set[str]) -> UserAction | None:
-    """The users' writes due before ``block``: the runbook's narrative, keyed by the commands."""
-    text = block.commands
-    if "make cutover-plan" in text and "plan" not in seen:
-        seen.add("plan")
-        return _before_first_plan
-    if "flip --backend supabase" in text and "flip" not in seen:
-        seen.add("flip")
-        return _before_flip
-    if "flip" in seen and "after-flip" not in seen and "cutover-backfill FROM=rtdb TO=supabase" in text:
-        seen.add("after-flip")
-        return _after_flip
+    """The users' writes due before ``block``, once each."""
+    due: list[tuple[str, bool, UserAction]] = [
+        ("seed", "make cutover-plan" in block.commands, _tenants_save_in_rtdb),
+        ("before-flip", "flip --backend supabase" in block.commands, _initech_saves_before_the_flip),
+        ("after-flip", "harness logs api" in block.commands, _globex_saves_after_the_flip_and_everyone_reads),
+        ("hand-edited", block.heading == WRONG_SECTION, _a_hand_edited_node),
+    ]
+    for name, now, action in due:
+        if now and name not in seen:
+            seen.add(name)
+            return action
     return None
 
 
@@ -358,5 +391,5 @@ def test_the_runbooks_local_commands_work_as_written(local_stack: LocalStack, tm
         assert done.returncode == block.expected_exit, transcript
         missing = missing_lines(block.expected_output, printed)
         assert not missing, "not printed: " + shlex.join(missing) + "\n" + transcript
-    assert seen == {"plan", "flip", "after-flip"}, "the walk-through lost a step the users' writes follow"
+    assert seen == {"seed", "before-flip", "after-flip", "hand-edited"}, "a step the users act around is gone"
     assert local_stack.state.data_backend == "rtdb", "the walk-through ends rolled back"
