@@ -30,8 +30,9 @@ select ok(not exists (
     where n.nspname in ('public', 'botmox') and c.relkind in ('r', 'p') and not c.relrowsecurity),
   'every table in public and botmox has row-level security');
 select policies_are('public', 'storage_policies',
-  array['storage_policies_tenant_select', 'storage_policies_tenant_insert', 'storage_policies_tenant_update'],
-  'exactly the tenant policies');
+  array['storage_policies_tenant_select', 'storage_policies_tenant_insert', 'storage_policies_tenant_update',
+        'storage_policies_copier_select', 'storage_policies_copier_insert', 'storage_policies_copier_update'],
+  'exactly the tenant policies and the administrator''s copy path''s (50_backfill.sql)');
 select policy_roles_are('public', 'storage_policies', 'storage_policies_tenant_select',
   array['authenticated', 'botmox_api', 'botmox_policy_writer'],
   'select policy applies to the callers and to the definer of the write body');

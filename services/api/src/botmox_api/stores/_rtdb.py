@@ -86,6 +86,10 @@ def resolve_rtdb_target(
 # --- Where a tenant's data is.
 
 STORAGE_POLICY_KEY: Final = "storage_policy"
+TENANTS_PATH: Final = "tenants"
+"""The node whose keys are the tenants (read shallow: keys only)."""
+LEGACY_STORAGE_POLICY_PATH: Final = "settings/storage_policy"
+"""The legacy server's global policy, at the root of the database, outside ``tenants``."""
 # A root-level key nobody writes: reading it proves the database answers, and costs nothing.
 READINESS_PATH: Final = "botmox_readiness_probe"
 

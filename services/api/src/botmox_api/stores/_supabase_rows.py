@@ -10,7 +10,7 @@ import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Final
 
-from botmox_api.model import IfMatch, StoragePolicy
+from botmox_api.model import IfMatch, InvalidStoredPolicy, StoragePolicy
 
 POLICY_COLUMNS: Final = ("operational", "sync_enabled", "updated_at_ms", "updated_by", "version")
 
@@ -84,6 +84,17 @@ def policy_from_row(row: Mapping[str, object]) -> StoragePolicy:
         updated_by=updated_by,
         version=version,
     )
+
+
+def stored_policy_from_row(row: Mapping[str, object]) -> StoragePolicy | InvalidStoredPolicy:
+    """A row as the backfill reads it: a row the table's constraints cannot hold (a schema that is
+    not the migrations') is an ``InvalidStoredPolicy`` naming the column, never an exception."""
+    try:
+        return policy_from_row(row)
+    except MalformedRow as error:
+        version = row.get("version")
+        known = version if isinstance(version, int) and not isinstance(version, bool) else None
+        return InvalidStoredPolicy(f"unexpected value in column {error}", version=known)
 
 
 def if_match_arguments(if_match: IfMatch | None) -> tuple[list[int] | None, bool]:

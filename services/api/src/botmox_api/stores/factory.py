@@ -10,9 +10,15 @@ variables gets an unconfigured store (503 ``*_CONFIG_ERROR`` naming the missing 
 Building does no network or file I/O: connections open on first use, so the API starts with every
 store down. A Supabase store is built in ``rtdb`` mode too, when configured, so that readiness
 (``REQUIRE_SUPABASE_READY``) and health can report on it.
+
+The cutover tool's stores (``backfill_stores(settings)``): the same two classes, built from the same
+variables, both required: RTDB as configured, Supabase over SQL only (``SUPABASE_DB_URL``, an
+administrator's DSN; the backfill functions are SQL functions only administrators may call).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from botmox_api.config import ApiSettings
 from botmox_api.model import DataBackend
@@ -20,7 +26,7 @@ from botmox_api.stores._rtdb import resolve_rtdb_target
 from botmox_api.stores._rtdb_rest import DEFAULT_MAX_CONNECTIONS
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
-from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
+from botmox_api.stores.rtdb_storage_policy import DEFAULT_READ_CONCURRENCY, RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import DEFAULT_STATEMENT_CACHE_SIZE, SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
@@ -109,4 +115,52 @@ def stores_for(settings: ApiSettings) -> StoreSet:
         google_application_credentials=settings.google_application_credentials,
         firebase_database_emulator_host=settings.firebase_database_emulator_host,
         rtdb_max_connections=settings.rtdb_max_connections,
+    )
+
+
+class BackfillNotConfigured(ValueError):
+    """A backend the cutover tool needs has no configuration; ``missing`` names the variables."""
+
+    def __init__(self, missing: list[str]) -> None:
+        super().__init__("The cutover tool needs " + " and ".join(missing) + " (not set)")
+        self.missing = missing
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillStores:
+    """Both backends as the cutover tool sees them: each store also serves the API's own ``read()``,
+    so what a copy writes is what the API will serve."""
+
+    rtdb: RtdbStoragePolicyStore
+    """Also the ``LegacyStoragePolicySource`` (the global ``settings/storage_policy`` node)."""
+    supabase: SqlStoragePolicyStore
+
+    async def aclose(self) -> None:
+        await self.rtdb.aclose()
+        await self.supabase.aclose()
+
+
+def backfill_stores(settings: ApiSettings, *, concurrency: int = DEFAULT_READ_CONCURRENCY) -> BackfillStores:
+    """The stores of the cutover tool; no I/O. ``concurrency`` bounds the RTDB reads of one
+    ``read_stored`` call. Raises ``BackfillNotConfigured`` naming the missing variables, or
+    ``InvalidRtdbConfiguration`` (a ``ValueError`` naming the variable) when they are unusable."""
+    db_url = settings.secret("supabase_db_url")
+    target = resolve_rtdb_target(
+        database_url=settings.firebase_database_url or None,
+        project_id=settings.firebase_project_id or None,
+        emulator_host=settings.firebase_database_emulator_host or None,
+        credentials_path=settings.google_application_credentials or None,
+    )
+    missing = [] if db_url else ["SUPABASE_DB_URL"]
+    if target is None:
+        missing.append("FIREBASE_DATABASE_URL (or FIREBASE_PROJECT_ID)")
+    if missing or db_url is None or target is None:
+        raise BackfillNotConfigured(missing)
+    return BackfillStores(
+        rtdb=RtdbStoragePolicyStore(
+            target, max_connections=settings.rtdb_max_connections, read_concurrency=concurrency
+        ),
+        supabase=SqlStoragePolicyStore(
+            db_url, statement_cache_size=settings.supabase_db_statement_cache_size
+        ),
     )

@@ -8,6 +8,11 @@ uid as ``sub``, as PostgREST would from a verified JWT) and calls the public fun
 security confines the statement to that tenant, the functions refuse any other ``p_tenant_id``, and
 they record ``sub`` as ``updated_by``.
 
+The same class is the cutover tool's Supabase side (``StoragePolicyBackfillStore``), built from an
+administrator's DSN: ``tenant_batches``, ``read_stored`` and ``write_stored`` call the
+``botmox.backfill_storage_policy_*`` functions (migration ``20261206140000_storage_policy_backfill``),
+one statement each, without claims; the API's role may not call them.
+
 Failure behaviour, by design:
 - The pool is created by the first call (its first connection is that call's): start-up never
   needs the database. asyncpg keeps ``min_size`` connections open from then on.
@@ -30,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.parse
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Final
 
 import asyncpg
@@ -41,6 +46,7 @@ from botmox_api.model import (
     STORAGE_POLICY_SUBJECT,
     DataBackend,
     IfMatch,
+    InvalidStoredPolicy,
     Readiness,
     StoragePolicy,
     StoragePolicyChanges,
@@ -52,6 +58,7 @@ from botmox_api.stores._supabase_rows import (
     if_match_arguments,
     policy_from_row,
     request_claims,
+    stored_policy_from_row,
     version_at_conflict,
 )
 
@@ -75,6 +82,21 @@ REPLACE_SQL: Final = (
 MERGE_SQL: Final = (
     "select operational, sync_enabled, updated_at_ms, updated_by, version"
     " from botmox.api_storage_policy_merge($1, $2, $3, $4, $5, $6)"
+)
+
+# The cutover tool's calls (migration 20261206140000_storage_policy_backfill), one statement each,
+# without claims: SECURITY DEFINER functions only an administrator's DSN may call. Parameters:
+# tenants $1 after, $2 limit; read $1 tenant ids; write $1 tenant id, $2 operational, $3 sync_enabled,
+# $4 updated_at_ms, $5 updated_by, $6 version, $7 expected version (NULL: nothing stored).
+BACKFILL_TENANTS_SQL: Final = (
+    "select tenant_id from botmox.backfill_storage_policy_tenants($1, $2) as tenant_id"
+)
+BACKFILL_READ_SQL: Final = (
+    "select tenant_id, operational, sync_enabled, updated_at_ms, updated_by, version"
+    " from botmox.backfill_storage_policy_read($1)"
+)
+BACKFILL_WRITE_SQL: Final = (
+    "select tenant_id from botmox.backfill_storage_policy_write($1, $2, $3, $4, $5, $6, $7)"
 )
 
 
@@ -344,16 +366,20 @@ class SqlStoragePolicyStore:
                 await asyncio.sleep(pause)
 
     async def _fetch(
-        self, tenant_id: str, uid: str | None, query: str, *args: object
+        self, tenant_id: str | None, uid: str | None, query: str, *args: object
     ) -> list[asyncpg.Record]:
-        """One statement on a pooled connection: the claims first, then ``args``."""
-        claims = claims_text(self._declared_tenant(tenant_id), uid)
+        """One statement on a pooled connection: the claims first, then ``args``. No claims for
+        ``tenant_id=None``: an administrator's statement (the backfill functions take none)."""
+        claims = None if tenant_id is None else claims_text(self._declared_tenant(tenant_id), uid)
         deadline = asyncio.get_running_loop().time() + self._pool_timeout_s
         await self._take_turn(deadline)
         try:
             pool, conn = await self._acquire(deadline)
             try:
-                rows: list[asyncpg.Record] = await conn.fetch(query, claims, *args)
+                if claims is None:
+                    rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+                else:
+                    rows = await conn.fetch(query, claims, *args)
             finally:
                 await pool.release(conn)
         finally:
@@ -419,6 +445,65 @@ class SqlStoragePolicyStore:
             raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
         except Exception as error:
             raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+
+    # --- The backfill seam (``StoragePolicyBackfillStore``): an administrator's DSN, no claims.
+
+    async def tenant_batches(self, batch_size: int, *, after: str | None = None) -> AsyncIterator[list[str]]:
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        while True:
+            try:
+                rows = await self._fetch(None, None, BACKFILL_TENANTS_SQL, after, batch_size)
+            except Exception as error:
+                raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            batch = [str(row["tenant_id"]) for row in rows]
+            if batch:
+                yield batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1]
+
+    async def read_stored(self, tenant_ids: Sequence[str]) -> dict[str, StoragePolicy | InvalidStoredPolicy]:
+        if not tenant_ids:
+            return {}
+        try:
+            rows = await self._fetch(None, None, BACKFILL_READ_SQL, list(tenant_ids))
+        except Exception as error:
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+        stored: dict[str, StoragePolicy | InvalidStoredPolicy] = {}
+        for row in rows:
+            stored[str(row["tenant_id"])] = stored_policy_from_row(row)
+        return stored
+
+    async def write_stored(
+        self, tenant_id: str, policy: StoragePolicy, *, expected_version: int | None
+    ) -> None:
+        try:
+            rows = await self._fetch(
+                None,
+                None,
+                BACKFILL_WRITE_SQL,
+                tenant_id,
+                policy.operational,
+                policy.sync_enabled,
+                policy.updated_at,
+                policy.updated_by,
+                policy.version,
+                expected_version,
+            )
+            if not rows:
+                raise _NoRow
+        except asyncpg.PostgresError as error:
+            if error.sqlstate == VERSION_CONFLICT_SQLSTATE:
+                current = await version_at_conflict(self._stored_version, tenant_id, error.detail)
+                raise VersionConflict("supabase", current) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+        except Exception as error:
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+
+    async def _stored_version(self, tenant_id: str) -> StoragePolicy | None:
+        stored = (await self.read_stored([tenant_id])).get(tenant_id)
+        return stored if isinstance(stored, StoragePolicy) else None
 
     def _reason(self, error: BaseException) -> str:
         # The readiness connection reports a failed connect in the pool's words: one reason, whichever
