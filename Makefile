@@ -117,6 +117,16 @@ supabase-status: $(NODE_STAMP) ## URLs and keys of the running Supabase CLI stac
 bootstrap-env: $(VENV_STAMP) $(NODE_STAMP) ## Write services/api/.env from `supabase status -o json` (FORCE=1: replace a non-local target)
 	$(PYTHON) -m harness env $(if $(FORCE),--force)
 
+CUTOVER := $(UV) run --frozen python -m botmox_api.cutover
+.PHONY: cutover-plan cutover-backfill cutover-verify
+cutover-plan: $(VENV_STAMP) ## storage_policy per tenant: what exists in RTDB and Supabase (API variables, admin SUPABASE_DB_URL; CUTOVER_ARGS="--summary --json ...")
+	$(CUTOVER) plan $(CUTOVER_ARGS)
+cutover-backfill: $(VENV_STAMP) ## Copy storage_policy FROM=rtdb TO=supabase (or back), resumable, idempotent (CUTOVER_ARGS="--dry-run --tenant T ...")
+	@[ -n "$(FROM)" ] && [ -n "$(TO)" ] || { echo "make cutover-backfill needs FROM=rtdb|supabase TO=supabase|rtdb" >&2; exit 2; }
+	$(CUTOVER) backfill --from $(FROM) --to $(TO) $(CUTOVER_ARGS)
+cutover-verify: $(VENV_STAMP) ## Compare storage_policy in RTDB and Supabase field by field; exit 0 only when they match (CUTOVER_ARGS)
+	$(CUTOVER) verify $(CUTOVER_ARGS)
+
 .PHONY: bench
 bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores, wrk, 1,000 tenants, median of 3; last line: ratios (BENCH_ARGS=--quick; docs/performance.md)
 	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)

@@ -1,0 +1,89 @@
+"""Where an interrupted backfill resumes: a JSON file written after every completed batch.
+
+It holds the run's key (direction, ``--force`` and the tenant selection), the last tenant of the
+last completed batch and the figures so far, so a resumed run's summary covers the whole run. A run
+with another key starts from the beginning (and says so); a complete run removes the file. Safety
+does not rest on it: every write is one conditional store call and equal tenants are left alone, so
+redoing a batch, or the whole run, converges on the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final, Self
+
+from botmox_api.model import DataBackend
+
+CHECKPOINT_DIR: Final = Path(".cutover")
+FORMAT: Final = 1
+
+
+def default_path(source: DataBackend, target: DataBackend) -> Path:
+    return CHECKPOINT_DIR / f"backfill-{source}-to-{target}.json"
+
+
+def run_key(source: DataBackend, target: DataBackend, *, force: bool, tenants: Sequence[str]) -> str:
+    """Identifies a run: a checkpoint is resumed only by a run with the same key."""
+    selection = (
+        hashlib.sha256("\n".join(sorted(set(tenants))).encode()).hexdigest()[:16] if tenants else "all"
+    )
+    return f"{source}-to-{target};force={force};tenants={selection}"
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    key: str
+    last_tenant: str
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        document = {
+            "format": FORMAT,
+            "key": self.key,
+            "last_tenant": self.last_tenant,
+            "counts": self.counts,
+            "skipped": self.skipped,
+        }
+        return json.dumps(document, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> Self | None:
+        """``None`` for a file of another format or shape (it is then ignored, never trusted)."""
+        try:
+            document = json.loads(text)
+            if document.get("format") != FORMAT:
+                return None
+            return cls(
+                key=str(document["key"]),
+                last_tenant=str(document["last_tenant"]),
+                counts={str(k): int(v) for k, v in document["counts"].items()},
+                skipped=[{str(k): str(v) for k, v in item.items()} for item in document["skipped"]],
+            )
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+
+def load(path: Path) -> Checkpoint | None:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    return Checkpoint.from_json(text)
+
+
+def save(path: Path, checkpoint: Checkpoint) -> None:
+    """Atomically: a crash leaves the previous checkpoint or this one, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(checkpoint.to_json(), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
