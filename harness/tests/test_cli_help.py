@@ -35,11 +35,11 @@ COMMANDS = {
 }
 
 OPTIONS = {
-    "up": ["--backend", "--runtime", "--detach", "--api-workers"],
+    "up": ["--backend", "--runtime", "--detach", "--api-workers", "--api-env"],
     "down": [],
     "status": [],
     "logs": ["--lines", "--follow"],
-    "flip": ["--backend", "--backfill"],
+    "flip": ["--backend", "--api-env", "--backfill"],
     "compose": ["--secrets"],
     "token": [],
     "stack-env": [],

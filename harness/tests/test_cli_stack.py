@@ -112,9 +112,18 @@ def _wait_ready(harness: Harness, child: subprocess.Popen[str]) -> StackState:
     raise AssertionError("the foreground stack did not come up")
 
 
+def _api_environment(state: StackState) -> dict[str, str]:
+    """The environment the API's process was started with (as the kernel keeps it)."""
+    raw = Path(f"/proc/{state.processes['api'].pid}/environ").read_bytes()
+    return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+
 def test_up_status_flip_down(harness: Harness) -> None:
-    started = harness.run("up", "--detach", "--backend", "rtdb", "--runtime", "native")
+    started = harness.run(
+        "up", "--detach", "--backend", "rtdb", "--runtime", "native", "--api-env", "HARNESS_EXAMPLE=up"
+    )
     assert started.returncode == 0, started.stdout + started.stderr
+    assert "extra variables of api: HARNESS_EXAMPLE" in started.stdout
     token = _printed_token(started.stdout)
     state = harness.state()
     assert state.runtime == "native"
@@ -122,6 +131,8 @@ def test_up_status_flip_down(harness: Harness) -> None:
     assert state.supervisor is None
     assert set(state.processes) == {"postgres", "rtdb", "api", "frontend"}
     assert all(processes.is_running(identity) for identity in state.processes.values())
+    assert state.extra_environment == {"api": {"HARNESS_EXAMPLE": "up"}}
+    assert _api_environment(state)["HARNESS_EXAMPLE"] == "up"
 
     status = harness.run("status")
     assert status.returncode == 0, status.stdout + status.stderr
@@ -173,10 +184,16 @@ def test_up_status_flip_down(harness: Harness) -> None:
         assert "already running" in again.stderr
         assert harness.paths.state_file.read_bytes() == before
 
-        flipped = harness.run("flip", "--backend", "supabase")
+        flipped = harness.run(
+            "flip", "--backend", "supabase", "--api-env", "HARNESS_EXAMPLE", "--api-env", "HARNESS_OTHER=1"
+        )
         assert flipped.returncode == 0, flipped.stdout + flipped.stderr
         after = harness.state()
         assert after.data_backend == "supabase"
+        # `--api-env NAME` dropped the variable `up` recorded; NAME=VALUE added one.
+        assert after.extra_environment == {"api": {"HARNESS_OTHER": "1"}}
+        assert "HARNESS_EXAMPLE" not in _api_environment(after)
+        assert _api_environment(after)["HARNESS_OTHER"] == "1"
         assert after.processes["api"] != state.processes["api"]
         for store in ("postgres", "rtdb", "frontend"):
             assert after.processes[store] == state.processes[store]
@@ -261,6 +278,11 @@ def test_bad_input_and_wrong_state(harness: Harness) -> None:
     assert harness.run("up", "--backend", "mongo").returncode == 2
     assert harness.run("up", "--runtime", "podman").returncode == 2
     assert harness.run("flip").returncode == 2  # --backend is required
+    # What the stack sets itself cannot be set twice; checked before anything starts.
+    clash = harness.run("up", "--detach", "--runtime", "native", "--api-env", "DATA_BACKEND=supabase")
+    assert clash.returncode == 2
+    assert "DATA_BACKEND of api is set by the stack itself" in clash.stderr
+    assert harness.run("up", "--detach", "--runtime", "native", "--api-env", "NO_VALUE").returncode == 2
     status = harness.run("status")
     assert status.returncode == 3
     assert "no stack is running" in status.stderr

@@ -18,6 +18,7 @@ from harness.stack.description import (
     MigrationStep,
     StackDescription,
     check,
+    check_extra_environment,
     placeholders_in,
     render,
 )
@@ -132,3 +133,30 @@ def test_render_names_a_missing_placeholder() -> None:
     with pytest.raises(KeyError, match=r"api\.port"):
         render("http://127.0.0.1:${api.port}", {})
     assert render("${a.b}-$$", {"a.b": "x"}) == "x-$"
+
+
+def test_extra_variables_reach_their_service_only() -> None:
+    values = dataclasses.replace(_values(), extra_environment={"api": {"STORAGE_POLICY_SHADOW": "on"}})
+    assert render_service(STACK, "api", values).environment["STORAGE_POLICY_SHADOW"] == "on"
+    assert "STORAGE_POLICY_SHADOW" not in render_service(STACK, "frontend", values).environment
+    # Literal values: a placeholder in one is not filled.
+    literal = dataclasses.replace(_values(), extra_environment={"api": {"NOTE": "${api.port}"}})
+    assert render_service(STACK, "api", literal).environment["NOTE"] == "${api.port}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"api": {"DATA_BACKEND": "supabase"}}, "DATA_BACKEND of api is set by the stack itself"),
+        ({"api": {"PORT": "1"}}, "PORT of api is set by the stack itself"),
+        ({"api": {"BAD-NAME": "1"}}, "'BAD-NAME' is no environment variable name"),
+        ({"agent": {"X": "1"}}, "unknown service 'agent'"),
+    ],
+)
+def test_extra_variables_may_not_redo_what_the_stack_sets(
+    extra: dict[str, dict[str, str]], message: str
+) -> None:
+    with pytest.raises(DescriptionError, match=message):
+        check_extra_environment(STACK, extra)
+    with pytest.raises(DescriptionError, match=message):
+        render_service(STACK, "api", dataclasses.replace(_values(), extra_environment=extra))

@@ -27,10 +27,13 @@ class FakeRuntime(StackLifecycle):
         self.events = events
         self.running: set[str] = set()
         self._pids = iter(range(1000, 2000))
+        # The values each launch got, in order (what the environment is rendered from).
+        self.launched: list[StackValues] = []
 
     def _launch(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
         name = component.spec.name
         self.events.append(("launch", name, values.backend))
+        self.launched.append(values)
         self.running.add(name)
         state.processes[name] = ProcessIdentity(next(self._pids), 1)
 
@@ -218,3 +221,34 @@ def test_a_failed_flip_starts_the_api_again_in_its_old_mode(
     ]
     assert state.data_backend == "rtdb"
     assert runtime.running == {"postgres", "rtdb", "api", "frontend"}
+
+
+def test_extra_variables_are_recorded_and_flip_keeps_or_replaces_them(
+    tmp_path: Path, events: list[tuple[str, ...]]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb", extra_environment={"api": {"STORAGE_POLICY_SHADOW": "on"}})
+    assert runtime.launched[-1].extra_environment == {"api": {"STORAGE_POLICY_SHADOW": "on"}}
+    assert state.extra_environment == {"api": {"STORAGE_POLICY_SHADOW": "on"}}
+
+    runtime.flip(state, "supabase")  # kept
+    assert runtime.launched[-1].extra_environment == {"api": {"STORAGE_POLICY_SHADOW": "on"}}
+    runtime.flip(state, "rtdb", api_environment={"OTHER": "1"})  # replaced
+    assert runtime.launched[-1].extra_environment == {"api": {"OTHER": "1"}}
+    runtime.flip(state, "rtdb", api_environment={})  # dropped
+    assert runtime.launched[-1].extra_environment == {}
+    assert state.extra_environment == {}
+    assert load(runtime.paths) == state
+
+
+def test_a_failed_flip_keeps_the_old_extra_variables(
+    tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb", extra_environment={"api": {"A": "1"}})
+    failing.add("supabase")
+    with pytest.raises(ServiceUnhealthy):
+        runtime.flip(state, "supabase", api_environment={"B": "2"})
+    assert runtime.launched[-1].backend == "rtdb"
+    assert runtime.launched[-1].extra_environment == {"api": {"A": "1"}}
+    assert state.extra_environment == {"api": {"A": "1"}}

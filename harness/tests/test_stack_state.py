@@ -185,3 +185,20 @@ def test_the_api_workers_survive_the_state_file(tmp_path: Path) -> None:
     older = load(paths)
     assert older is not None
     assert older.api_workers == 1
+
+
+def test_the_extra_variables_survive_the_state_file(tmp_path: Path) -> None:
+    paths = HarnessPaths(tmp_path / ".harness")
+    extra = {"api": {"STORAGE_POLICY_SHADOW": "on"}}
+    values = dataclasses.replace(_values(tmp_path), extra_environment=extra)
+    save(paths, initial_state(values, supervisor=None, runtime="native"))
+    loaded = load(paths)
+    assert loaded is not None
+    assert values_of(loaded).extra_environment == extra
+    # A state file written before extra variables existed has none.
+    data = json.loads(paths.state_file.read_text())
+    del data["extra_environment"]
+    paths.state_file.write_text(json.dumps(data))
+    older = load(paths)
+    assert older is not None
+    assert older.extra_environment == {}

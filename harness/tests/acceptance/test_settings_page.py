@@ -15,8 +15,8 @@ import httpx
 import pytest
 from misconfigured_api import misconfigured_api
 from playwright.sync_api import Page
-from stack_under_test import StackUnderTest
 
+from harness.fixtures.cli_stack import StackUnderTest
 from harness.settings_page import (
     STORAGE_POLICY,
     SettingsApi,

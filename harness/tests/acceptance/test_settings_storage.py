@@ -11,7 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from stack_under_test import StackUnderTest
+
+from harness.fixtures.cli_stack import StackUnderTest
 
 pytestmark = pytest.mark.integration
 

@@ -14,9 +14,9 @@ import stat
 import httpx
 import psycopg
 import pytest
-from stack_under_test import SERVICES, StackUnderTest
 
 from harness import processes
+from harness.fixtures.cli_stack import SERVICES, StackUnderTest
 
 pytestmark = pytest.mark.integration
 

@@ -161,13 +161,17 @@ def memory_store_set(
     rtdb_configured: bool = True,
     supabase_readiness: Readiness = UP,
     rtdb_readiness: Readiness = UP,
+    shadow: bool = False,
 ) -> StoreSet:
     """The application's ``StoreSet`` on memory stores. ``storage_policy`` is an RTDB-like store;
-    ``supabase`` is a store of its own, there for its readiness."""
+    ``supabase`` is a store of its own, there for its readiness and, with ``shadow``, as the store
+    shadow reads compare with (as the factory builds it in ``rtdb`` mode)."""
+    supabase = MemoryStoragePolicyStore(backend="supabase", readiness=supabase_readiness)
     return StoreSet(
         settings=MemorySettingsStore(readiness=rtdb_readiness),
         storage_policy=MemoryStoragePolicyStore(),
-        supabase=MemoryStoragePolicyStore(backend="supabase", readiness=supabase_readiness),
+        supabase=supabase,
         supabase_configured=supabase_configured,
         rtdb_configured=rtdb_configured,
+        shadow=supabase if shadow else None,
     )

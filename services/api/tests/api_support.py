@@ -123,7 +123,7 @@ def clean_env(**values: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.startswith(("SUPABASE_", "FIREBASE_", "INTERNAL_", "API_"))
+        if not k.startswith(("SUPABASE_", "FIREBASE_", "INTERNAL_", "API_", "STORAGE_POLICY_"))
     }
     for name in (
         "DATA_BACKEND",

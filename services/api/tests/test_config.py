@@ -88,6 +88,22 @@ PRODUCTION = {"APP_ENV": "production", "INTERNAL_API_TOKEN": STRONG, "INTERNAL_I
         ),
         ({**PRODUCTION, "SUPABASE_JWT_SECRET": "tiny-tok3n"}, "SUPABASE_JWT_SECRET=<redacted>"),
         ({"FORWARDED_ALLOW_IPS": "10.0.0.1,caddy"}, "FORWARDED_ALLOW_IPS='10.0.0.1,caddy'"),
+        # Shadow reads need the other backend: no point counting failures (stores.factory).
+        (
+            {"STORAGE_POLICY_SHADOW": "on"},
+            "STORAGE_POLICY_SHADOW=on with DATA_BACKEND=rtdb compares with Supabase, which is not"
+            " configured: set SUPABASE_DB_URL, or SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET",
+        ),
+        (
+            {
+                "STORAGE_POLICY_SHADOW": "on",
+                "DATA_BACKEND": "supabase",
+                "SUPABASE_DB_URL": f"postgresql://botmox_api:{DB_PASSWORD}@127.0.0.1:9/botmox",
+            },
+            "compares with RTDB, which is not configured: set FIREBASE_DATABASE_URL or FIREBASE_PROJECT_ID",
+        ),
+        ({"STORAGE_POLICY_SHADOW_QUEUE": "0"}, "STORAGE_POLICY_SHADOW_QUEUE='0'"),
+        ({"STORAGE_POLICY_SHADOW_WORKERS": "65"}, "STORAGE_POLICY_SHADOW_WORKERS='65'"),
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line(
@@ -136,6 +152,14 @@ def test_production_accepts_what_it_requires() -> None:
         supabase_db_url="postgresql://u:p@db.example.com/x",
     )
     assert development.cors_origins == ("*",)
+
+
+def test_shadow_reads_are_off_unless_turned_on() -> None:
+    assert make_settings().storage_policy_shadow is False
+    settings = make_settings(storage_policy_shadow="on", data_backend="supabase")
+    assert (settings.storage_policy_shadow, settings.storage_policy_shadow_queue) == (True, 1000)
+    assert settings.storage_policy_shadow_workers == 4
+    assert make_settings(storage_policy_shadow="off").storage_policy_shadow is False
 
 
 def test_weak_token_allowed_in_development_when_asked() -> None:

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, NoReturn, Protocol
@@ -28,7 +28,7 @@ from harness import processes
 from harness.postgres.supabase import find_project_root
 from harness.stack.compose import write_compose, write_secrets
 from harness.stack.console import RichReporter, admin_environment, print_summary, status_table, token_for
-from harness.stack.description import STACK
+from harness.stack.description import STACK, DescriptionError, check_extra_environment
 from harness.stack.docker.daemon import DaemonUnavailable, can_start, find_running
 from harness.stack.docker.runtime import DockerRuntime
 from harness.stack.health import ServiceUnhealthy
@@ -96,6 +96,7 @@ class StackRuntime(Protocol):
         *,
         supervisor: processes.ProcessIdentity | None = None,
         api_workers: int = 1,
+        extra_environment: Mapping[str, Mapping[str, str]] | None = None,
     ) -> StackState: ...
 
     def down(self, state: StackState) -> list[str]: ...
@@ -105,8 +106,30 @@ class StackRuntime(Protocol):
         state: StackState,
         backend: DataBackend,
         *,
+        api_environment: Mapping[str, str] | None = None,
         while_stopped: Callable[[], None] | None = None,
     ) -> StackState: ...
+
+
+def _api_environment(
+    options: list[str] | None, recorded: Mapping[str, str], *, may_drop: bool
+) -> dict[str, str]:
+    """The API's extra variables after ``--api-env`` options: ``NAME=VALUE`` sets one, ``NAME`` (only
+    for ``flip``) drops one; the recorded ones are kept otherwise. Exit 2 on a name the stack sets."""
+    variables = dict(recorded)
+    for option in options or ():
+        name, equals, value = option.partition("=")
+        if equals:
+            variables[name] = value
+        elif may_drop:
+            variables.pop(name, None)
+        else:
+            _fail(f"--api-env {option!r}: expected NAME=VALUE", EXIT_USAGE)
+    try:
+        check_extra_environment(STACK, {"api": variables})
+    except DescriptionError as error:
+        _fail(f"--api-env: {error}", EXIT_USAGE)
+    return variables
 
 
 def _resolve_runtime(runtime: RuntimeChoice, console: Console) -> Runtime:
@@ -143,8 +166,17 @@ def up(
         int,
         typer.Option(min=1, max=MAX_API_WORKERS, help="The API's uvicorn worker processes (API_WORKERS)."),
     ] = 1,
+    api_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-env",
+            metavar="NAME=VALUE",
+            help="An extra variable of the API, repeatable (STORAGE_POLICY_SHADOW=on); `flip` keeps it.",
+        ),
+    ] = None,
 ) -> None:
     """Start the whole stack, print its URLs and a demo bearer token; stay until Ctrl-C unless --detach."""
+    api_variables = _api_environment(api_env, {}, may_drop=False)
     console = _console()
     chosen = _resolve_runtime(runtime, console)
     paths = HarnessPaths.default()
@@ -155,7 +187,8 @@ def up(
     # SIGINT raises KeyboardInterrupt even when the shell started us with it ignored (a background job).
     previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
-        state = _start(console, paths, runtime_impl, backend.value, supervisor, api_workers)
+        extra = {"api": api_variables} if api_variables else {}
+        state = _start(console, paths, runtime_impl, backend.value, supervisor, api_workers, extra)
         try:
             print_summary(console, state, paths, detached=detach)
             if not detach:
@@ -179,6 +212,7 @@ def _start(
     backend: DataBackend,
     supervisor: processes.ProcessIdentity | None,
     api_workers: int,
+    extra_environment: Mapping[str, Mapping[str, str]],
 ) -> StackState:
     """Start the stack under the state lock; an interrupt here stops what had started (exit 130)."""
     try:
@@ -196,7 +230,12 @@ def _start(
                 remove(paths)
             _warn_about_env_file(console, runtime_impl.project_root)
             try:
-                return runtime_impl.up(backend, supervisor=supervisor, api_workers=api_workers)
+                return runtime_impl.up(
+                    backend,
+                    supervisor=supervisor,
+                    api_workers=api_workers,
+                    extra_environment=extra_environment,
+                )
             except (StackStartError, ServiceUnhealthy, DaemonUnavailable, RuntimeError, OSError) as error:
                 remove(paths)
                 _fail(str(error), EXIT_FAILED)
@@ -323,6 +362,14 @@ def logs(
 
 def flip(
     backend: Annotated[Backend, typer.Option(help="The DATA_BACKEND to restart the API with.")],
+    api_env: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--api-env",
+            metavar="NAME[=VALUE]",
+            help="Set (NAME=VALUE) or drop (NAME) an extra variable of the API, repeatable; others are kept.",
+        ),
+    ] = None,
     backfill: Annotated[
         bool,
         typer.Option(
@@ -337,16 +384,23 @@ def flip(
     paths = HarnessPaths.default()
     with paths.locked():
         state = _running_state(paths)
-        if state.data_backend == backend.value:
+        recorded = state.extra_environment.get("api", {})
+        variables = _api_environment(api_env, recorded, may_drop=True)
+        if state.data_backend == backend.value and variables == recorded:
             console.print(f"the API already runs with DATA_BACKEND={backend.value}; nothing changed")
             return
         runtime = _runtime(state.runtime, paths, console)
-        catch_up = _catch_up_backfill(state, backend.value, console) if backfill else None
+        # In the mode it already runs in (a restart for --api-env) there is nothing to catch up.
+        flipping = state.data_backend != backend.value
+        catch_up = _catch_up_backfill(state, backend.value, console) if backfill and flipping else None
         try:
-            runtime.flip(state, backend.value, while_stopped=catch_up)
+            runtime.flip(state, backend.value, api_environment=variables, while_stopped=catch_up)
         except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
             _fail(f"{error}\nthe API was started again with DATA_BACKEND={state.data_backend}", EXIT_FAILED)
-    console.print(f"API restarted with DATA_BACKEND={backend.value} (pid {state.processes['api'].pid})")
+    extra = f"; extra variables: {', '.join(sorted(variables))}" if variables else ""
+    console.print(
+        f"API restarted with DATA_BACKEND={backend.value}{extra} (pid {state.processes['api'].pid})"
+    )
 
 
 class BackfillFailed(RuntimeError):

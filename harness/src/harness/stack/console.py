@@ -67,6 +67,9 @@ def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, d
     console.print(f"  PostgreSQL   {state.supabase_db_url}")
     console.print(f"  RTDB         {state.rtdb_url}")
     console.print(f"  state file   {paths.state_file}   logs {paths.logs}/")
+    for service, variables in sorted(state.extra_environment.items()):
+        # Names only: a value may be a secret, and the state file holds them all.
+        console.print(f"  extra variables of {service}: {', '.join(sorted(variables))}")
     console.print()
     console.print(f"Bearer token for tenant [bold]{DEMO_TENANT_ID}[/] (12 h):")
     # Printed bare, without wrapping or markup, so it can be copied as is.

@@ -168,6 +168,27 @@ def check(description: StackDescription) -> None:
     _check_acyclic(description)
 
 
+# An environment variable's name as POSIX shells accept it for `export`.
+_VARIABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_extra_environment(description: StackDescription, extra: Mapping[str, Mapping[str, str]]) -> None:
+    """Raise ``DescriptionError`` unless every extra variable belongs to a service of the stack, has a
+    valid name and is not one the description sets: those follow from the stack's values (ports,
+    secrets, ``--backend``), and a second way to set them would let the state file lie."""
+    for name, variables in extra.items():
+        spec = description.service(name) if name in description.names() else None
+        if spec is None:
+            raise DescriptionError(f"extra variables for unknown service {name!r}")
+        for variable in variables:
+            if not _VARIABLE_NAME.match(variable):
+                raise DescriptionError(f"{variable!r} is no environment variable name")
+            if variable in spec.environment:
+                raise DescriptionError(
+                    f"{variable} of {name} is set by the stack itself (see harness.stack.description)"
+                )
+
+
 def _check_acyclic(description: StackDescription) -> None:
     needs = {service.name: set(service.depends_on) for service in description.services}
     placed: set[str] = set()

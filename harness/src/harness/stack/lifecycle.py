@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from dataclasses import replace
 from pathlib import Path
 from typing import ClassVar, Protocol
 
@@ -80,6 +81,7 @@ def values_of(state: StackState) -> StackValues:
         default_tenant_id=state.default_tenant_id,
         jwt_audience=state.jwt_audience,
         api_workers=state.api_workers,
+        extra_environment={name: dict(variables) for name, variables in state.extra_environment.items()},
     )
 
 
@@ -110,6 +112,7 @@ def initial_state(values: StackValues, supervisor: ProcessIdentity | None, runti
         project_root=str(values.project_root),
         data_dir=str(values.data_dir),
         api_workers=values.api_workers,
+        extra_environment={name: dict(variables) for name, variables in values.extra_environment.items()},
         supervisor=supervisor,
     )
 
@@ -174,11 +177,16 @@ class StackLifecycle:
     # -- up --------------------------------------------------------------------------------
 
     def up(
-        self, backend: DataBackend, *, supervisor: ProcessIdentity | None = None, api_workers: int = 1
+        self,
+        backend: DataBackend,
+        *,
+        supervisor: ProcessIdentity | None = None,
+        api_workers: int = 1,
+        extra_environment: Mapping[str, Mapping[str, str]] | None = None,
     ) -> StackState:
-        """Start every service in order (the API with ``api_workers`` uvicorn workers). On failure (or
-        Ctrl-C) stop what was started and raise; the state file stays, naming the stopped services,
-        for the caller to remove."""
+        """Start every service in order (the API with ``api_workers`` uvicorn workers; each service with
+        its ``extra_environment`` on top of the description's). On failure (or Ctrl-C) stop what was
+        started and raise; the state file stays, naming the stopped services, for the caller to remove."""
         self._fresh_directories()
         values = StackValues(
             backend=backend,
@@ -188,6 +196,7 @@ class StackLifecycle:
             data_dir=self.paths.data,
             database=self.description.migrations.database if self.description.migrations else "postgres",
             api_workers=api_workers,
+            extra_environment=extra_environment or {},
         )
         state = initial_state(values, supervisor, self.runtime)
         save(self.paths, state)
@@ -261,15 +270,22 @@ class StackLifecycle:
         state: StackState,
         backend: DataBackend,
         *,
+        api_environment: Mapping[str, str] | None = None,
         while_stopped: Callable[[], None] | None = None,
     ) -> StackState:
-        """Restart only the API with another DATA_BACKEND; the stores keep running, untouched.
+        """Restart only the API with another DATA_BACKEND (and, when given, ``api_environment`` as its
+        extra variables instead of the recorded ones); the stores keep running, untouched.
 
         ``while_stopped`` runs once the API is down and before it starts again: the cutover's
         catch-up backfill, which must see no API writing to the old backend. When it raises, or the
-        API does not come up in the new mode, the API is started again in the old one and the error
-        is raised."""
-        previous = state.data_backend
+        API does not come up the new way, the API is started again as it was and the error is raised."""
+        before = values_of(state)
+        extra = dict(before.extra_environment)
+        if api_environment is not None:
+            extra["api"] = dict(api_environment)
+        wanted = replace(
+            before.with_backend(backend), extra_environment={k: v for k, v in extra.items() if v}
+        )
         api = component_of(self.description.service("api"))
         try:
             self._prepare_flip(state)
@@ -278,14 +294,17 @@ class StackLifecycle:
                 if while_stopped is not None:
                     while_stopped()
                 with self.reporter.step(f"restarting the API{self.started_as} with DATA_BACKEND={backend}"):
-                    self._start(api, values_of(state).with_backend(backend), state)
+                    self._start(api, wanted, state)
             except Exception:
                 self._restart(api, state)
-                self._start(api, values_of(state).with_backend(previous), state)
+                self._start(api, before, state)
                 raise
         finally:
             self._close()
         state.data_backend = backend
+        state.extra_environment = {
+            name: dict(variables) for name, variables in wanted.extra_environment.items()
+        }
         save(self.paths, state)
         return state
 

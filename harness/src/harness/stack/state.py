@@ -145,6 +145,8 @@ class StackState:
     data_dir: str
     # The API's uvicorn workers; `flip` starts it again with as many.
     api_workers: int = 1
+    # Variables services get on top of the description's, by service (`--api-env`); `flip` keeps them.
+    extra_environment: dict[str, dict[str, str]] = field(default_factory=dict)
     postgres_dir: str | None = None
     # The `up` that stays in the foreground (None when detached): `down` elsewhere stops it first.
     supervisor: ProcessIdentity | None = None

@@ -7,13 +7,13 @@ network), so the URLs below hold for native and docker alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import get_args
 
 from botmox_api.model import DataBackend
 from harness.stack.credentials import StackCredentials
-from harness.stack.description import StackDescription, render
+from harness.stack.description import StackDescription, check_extra_environment, render
 from harness.stack.tokens import demo_token
 
 DATA_BACKENDS: tuple[DataBackend, ...] = get_args(DataBackend)
@@ -38,6 +38,9 @@ class StackValues:
     jwt_audience: str = JWT_AUDIENCE
     # The API's uvicorn worker processes (API_WORKERS).
     api_workers: int = 1
+    # Variables a service gets on top of the description's, by service (`up --api-env NAME=VALUE`):
+    # features the stack does not configure itself, such as STORAGE_POLICY_SHADOW. Literal values.
+    extra_environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
 
     def with_backend(self, backend: DataBackend) -> StackValues:
         return replace(self, backend=backend)
@@ -91,10 +94,14 @@ class RenderedService:
 
 def render_service(description: StackDescription, name: str, values: StackValues) -> RenderedService:
     spec = description.service(name)
+    check_extra_environment(description, values.extra_environment)
     filled = values.placeholders()
     return RenderedService(
         name=name,
         command=tuple(render(part, filled) for part in spec.command),
-        environment={key: render(value, filled) for key, value in spec.environment.items()},
+        environment={
+            **{key: render(value, filled) for key, value in spec.environment.items()},
+            **values.extra_environment.get(name, {}),
+        },
         health_url=values.url(name) + render(spec.health.path, filled),
     )

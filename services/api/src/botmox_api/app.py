@@ -2,7 +2,8 @@
 stores and routes.
 
 Everything a request needs is built here once (authenticator, rate limiter, CORS policy, logger,
-stores) and shared; the lifespan only closes what was opened. Building does no network I/O, so the
+stores, shadow reads) and shared; the lifespan starts the shadow reads' workers and closes what was
+opened. Building does no network I/O, so the
 API starts with every backend down and reports that through ``/health/ready``.
 """
 
@@ -13,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Final, TextIO
 
 from fastapi import FastAPI
+from structlog.typing import FilteringBoundLogger
 
 from botmox_api import __version__, settings_path
 from botmox_api.auth import Authenticator, FirebaseTokenVerifier
@@ -25,6 +27,7 @@ from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
 from botmox_api.routes.storage_policy_direct import StoragePolicyRoute
+from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.factory import stores_for
 from botmox_api.stores.protocols import StoreSet
 
@@ -45,6 +48,23 @@ DESCRIPTION = (
 )
 
 
+def _shadow_reads(
+    settings: ApiSettings, stores: StoreSet, logger: FilteringBoundLogger
+) -> ShadowReads | None:
+    if not settings.storage_policy_shadow:
+        return None
+    if stores.shadow is None:
+        # The factory builds it (or refuses the configuration); a hand-made store set must bring one.
+        raise ValueError("STORAGE_POLICY_SHADOW=on needs the store set's shadow store")
+    return ShadowReads(
+        stores.shadow,
+        primary=settings.data_backend,
+        logger=logger,
+        queue_size=settings.storage_policy_shadow_queue,
+        workers=settings.storage_policy_shadow_workers,
+    )
+
+
 def create_app(
     settings: ApiSettings, *, stores: StoreSet | None = None, log_stream: TextIO | None = None
 ) -> FastAPI:
@@ -53,6 +73,7 @@ def create_app(
     store_set = stores if stores is not None else stores_for(settings)
     readiness = ReadinessCache(store_set, ttl_s=settings.health_cache_ttl_s)
     firebase = FirebaseTokenVerifier(settings.firebase_project_id) if settings.firebase_project_id else None
+    shadow = _shadow_reads(settings, store_set, logger)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -63,9 +84,13 @@ def create_app(
                 "answers SUPABASE_CONFIG_ERROR until configured",
             )
         logger.info("started", data_backend=settings.data_backend, app_env=settings.app_env)
+        if shadow is not None:
+            shadow.start()
         try:
             yield
         finally:
+            if shadow is not None:
+                await shadow.aclose()  # before the stores its reads use
             await readiness.aclose()
             await store_set.aclose()
             if firebase is not None:
@@ -87,6 +112,7 @@ def create_app(
     app.state.settings = settings
     app.state.stores = store_set
     app.state.readiness = readiness
+    app.state.shadow_reads = shadow
     app.state.logger = logger
     settings_path.register_convertor()  # before the settings routes that use it are built
     for router in (health.router, auth.router, settings_routes.build_router()):
@@ -97,6 +123,7 @@ def create_app(
         StoragePolicyRoute,
         path=STORAGE_POLICY_PATH,
         store=store_set.storage_policy,
+        shadow=shadow,
         max_body_bytes=settings.api_max_body_bytes,
         logger=logger,
     )

@@ -23,6 +23,10 @@ MIN_JWT_SECRET_LENGTH: Final = 32
 # uvicorn worker processes; each is a whole interpreter with its own pools, so far more than the
 # machine's cores only costs memory and database connections.
 MAX_API_WORKERS: Final = 64
+# Shadow reads: the comparisons waiting for a worker (more are dropped and counted) and the workers,
+# each of which has one read of the other backend in flight at most.
+MAX_SHADOW_QUEUE: Final = 100_000
+MAX_SHADOW_WORKERS: Final = 64
 # libpq's sslmode values that refuse a connection without TLS.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
 _LOCAL_HOSTS: Final = frozenset({"localhost", ""})
@@ -91,6 +95,11 @@ class ApiSettings(BaseSettings):
     require_rtdb_ready: bool = False
     health_cache_ttl_s: float = Field(default=1.0, ge=0, le=60)
     token_cache_size: int = Field(default=10_000, ge=0, le=1_000_000)
+    # After each storage_policy read, compare with the other backend off the request path
+    # (shadow_reads.py); the other backend must be configured (stores.factory refuses otherwise).
+    storage_policy_shadow: bool = False
+    storage_policy_shadow_queue: int = Field(default=1000, ge=1, le=MAX_SHADOW_QUEUE)
+    storage_policy_shadow_workers: int = Field(default=4, ge=1, le=MAX_SHADOW_WORKERS)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)

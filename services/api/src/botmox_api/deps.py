@@ -15,6 +15,7 @@ from botmox_api.auth import Principal
 from botmox_api.config import ApiSettings
 from botmox_api.gate import required_principal
 from botmox_api.readiness import ReadinessCache
+from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
 
 
@@ -37,6 +38,11 @@ async def _storage_policy_store(request: Request) -> StoragePolicyStore:
     return stores.storage_policy
 
 
+async def _shadow_reads(request: Request) -> ShadowReads | None:
+    shadow: ShadowReads | None = request.app.state.shadow_reads
+    return shadow
+
+
 async def _readiness(request: Request) -> ReadinessCache:
     readiness: ReadinessCache = request.app.state.readiness
     return readiness
@@ -52,4 +58,5 @@ StoreSetDep = Annotated[StoreSet, Depends(_stores)]
 SettingsStoreDep = Annotated[SettingsStore, Depends(_settings_store)]
 StoragePolicyStoreDep = Annotated[StoragePolicyStore, Depends(_storage_policy_store)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
+ShadowReadsDep = Annotated[ShadowReads | None, Depends(_shadow_reads)]
 ReadinessDep = Annotated[ReadinessCache, Depends(_readiness)]

@@ -8,9 +8,16 @@ from typing import Any
 import pytest
 
 from botmox_api.config import ApiSettings
-from botmox_api.model import StoragePolicyChanges, StoreNotConfigured, StoreQueryFailed
+from botmox_api.model import DataBackend, StoragePolicyChanges, StoreNotConfigured, StoreQueryFailed
 from botmox_api.stores._rtdb import InvalidRtdbConfiguration, RtdbTarget, resolve_rtdb_target
-from botmox_api.stores.factory import BackfillNotConfigured, BackfillStores, backfill_stores, build_stores
+from botmox_api.stores.factory import (
+    BackfillNotConfigured,
+    BackfillStores,
+    ShadowBackendNotConfigured,
+    backfill_stores,
+    build_stores,
+)
+from botmox_api.stores.protocols import StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
@@ -268,3 +275,98 @@ def test_backfill_stores_name_the_missing_variables(values: dict[str, Any], miss
 def test_backfill_stores_refuse_unusable_rtdb_variables() -> None:
     with pytest.raises(InvalidRtdbConfiguration, match="FIREBASE_DATABASE_URL"):
         backfill_stores(_settings(supabase_db_url=DEAD_DB, firebase_database_url="ftp://x"))
+
+
+# Shadow reads (STORAGE_POLICY_SHADOW): the other backend's storage-policy store.
+
+
+async def test_shadow_in_rtdb_mode_is_the_supabase_store() -> None:
+    stores = build_stores(
+        data_backend="rtdb", supabase_db_url=DEAD_DB, storage_policy_shadow=True, **EMULATOR
+    )
+    try:
+        assert isinstance(stores.storage_policy, RtdbStoragePolicyStore)
+        assert isinstance(stores.shadow, SqlStoragePolicyStore)
+        assert stores.shadow is stores.supabase
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize("supabase", [{"supabase_db_url": DEAD_DB}, REST])
+async def test_shadow_in_supabase_mode_is_an_rtdb_store_of_its_own(supabase: dict[str, str]) -> None:
+    stores = build_stores(data_backend="supabase", **supabase, storage_policy_shadow=True, **EMULATOR)
+    try:
+        assert stores.storage_policy is stores.supabase
+        assert isinstance(stores.shadow, RtdbStoragePolicyStore)
+        assert stores.shadow.backend == "rtdb"
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize("mode", ["rtdb", "supabase"])
+async def test_no_shadow_store_unless_asked(mode: DataBackend) -> None:
+    stores = build_stores(data_backend=mode, supabase_db_url=DEAD_DB, **EMULATOR)
+    try:
+        assert stores.shadow is None
+    finally:
+        await stores.aclose()
+
+
+@pytest.mark.parametrize(
+    ("mode", "configured", "message"),
+    [
+        (
+            "rtdb",
+            EMULATOR,
+            "STORAGE_POLICY_SHADOW=on with DATA_BACKEND=rtdb compares with Supabase, which is not "
+            "configured: set SUPABASE_DB_URL, or SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET",
+        ),
+        (
+            "rtdb",
+            {**EMULATOR, "supabase_url": DEAD_URL, "supabase_anon_key": "anon"},  # REST needs all three
+            "compares with Supabase, which is not configured",
+        ),
+        (
+            "supabase",
+            {"supabase_db_url": DEAD_DB},
+            "STORAGE_POLICY_SHADOW=on with DATA_BACKEND=supabase compares with RTDB, which is not "
+            "configured: set FIREBASE_DATABASE_URL or FIREBASE_PROJECT_ID",
+        ),
+    ],
+)
+def test_shadow_without_the_other_backend_is_refused(
+    mode: DataBackend, configured: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ShadowBackendNotConfigured) as raised:
+        build_stores(data_backend=mode, **configured, storage_policy_shadow=True)
+    assert message in str(raised.value)
+    assert isinstance(raised.value, ValueError)  # the entry point's start-up error (exit 2)
+
+
+class _Closing:
+    def __init__(self, backend: DataBackend, closed: list[str], name: str) -> None:
+        self.backend = backend
+        self._closed = closed
+        self._name = name
+
+    async def aclose(self) -> None:
+        self._closed.append(self._name)
+
+
+async def test_the_store_set_closes_each_store_once_whatever_roles_it_fills() -> None:
+    closed: list[str] = []
+    settings, rtdb_policy, supabase, rtdb_shadow = (
+        _Closing("rtdb", closed, "settings"),
+        _Closing("rtdb", closed, "rtdb-policy"),
+        _Closing("supabase", closed, "supabase"),
+        _Closing("rtdb", closed, "rtdb-shadow"),
+    )
+    rtdb_mode: Any = {"settings": settings, "storage_policy": rtdb_policy, "supabase": supabase}
+    await StoreSet(**rtdb_mode, supabase_configured=True, rtdb_configured=True, shadow=supabase).aclose()
+    assert closed == ["settings", "rtdb-policy", "supabase"]
+    closed.clear()
+    supabase_mode: Any = {"settings": settings, "storage_policy": supabase, "supabase": supabase}
+    await StoreSet(
+        **supabase_mode, supabase_configured=True, rtdb_configured=True, shadow=rtdb_shadow
+    ).aclose()
+    assert closed == ["settings", "supabase", "rtdb-shadow"]

@@ -21,7 +21,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from botmox_api.auth import Principal
-from botmox_api.deps import ApiSettingsDep, CurrentPrincipal, StoragePolicyStoreDep, StoreSetDep
+from botmox_api.deps import (
+    ApiSettingsDep,
+    CurrentPrincipal,
+    ShadowReadsDep,
+    StoragePolicyStoreDep,
+    StoreSetDep,
+)
 from botmox_api.envelope import success_response
 from botmox_api.errors import ApiError, MethodNotAllowed, from_store_error
 from botmox_api.model import (
@@ -55,6 +61,7 @@ from botmox_api.settings_path import (
     is_whole_tree,
     normalise_settings_path,
 )
+from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.protocols import StoragePolicyStore, StoreSet
 
 TREE_ROUTE: Final = "/settings"
@@ -79,11 +86,18 @@ def allowed_methods(route_path: str) -> tuple[str, ...] | None:
 # The storage policy, for its own routes, the generic routes and the whole tree.
 
 
-async def _read_policy(store: StoragePolicyStore, principal: Principal) -> StoragePolicy | None:
+async def _read_policy(
+    store: StoragePolicyStore, principal: Principal, shadow: ShadowReads | None
+) -> StoragePolicy | None:
+    """Every read of the policy that is served (its own routes, the other spellings, the whole tree)
+    comes through here, so with shadow reads on each answer is offered to them (never awaited)."""
     try:
-        return await store.read(principal.tenant_id, uid=principal.uid)
+        policy = await store.read(principal.tenant_id, uid=principal.uid)
     except StoreError as error:
         raise from_store_error(error, action="read", subject=STORAGE_POLICY_SUBJECT) from None
+    if shadow is not None:
+        shadow.offer(principal.tenant_id, policy)
+    return policy
 
 
 def _policy_response(policy: StoragePolicy | None) -> Response:
@@ -92,8 +106,10 @@ def _policy_response(policy: StoragePolicy | None) -> Response:
     return success_response(policy.to_document(), headers={"ETag": etag_of(policy.version)})
 
 
-async def read_storage_policy(store: StoragePolicyStore, principal: Principal) -> Response:
-    return _policy_response(await _read_policy(store, principal))
+async def read_storage_policy(
+    store: StoragePolicyStore, principal: Principal, shadow: ShadowReads | None
+) -> Response:
+    return _policy_response(await _read_policy(store, principal, shadow))
 
 
 async def write_storage_policy(
@@ -110,8 +126,10 @@ async def write_storage_policy(
     return _policy_response(policy)
 
 
-async def get_storage_policy(principal: CurrentPrincipal, store: StoragePolicyStoreDep) -> Response:
-    return await read_storage_policy(store, principal)
+async def get_storage_policy(
+    principal: CurrentPrincipal, store: StoragePolicyStoreDep, shadow: ShadowReadsDep
+) -> Response:
+    return await read_storage_policy(store, principal, shadow)
 
 
 async def put_storage_policy(
@@ -129,10 +147,10 @@ async def patch_storage_policy(
 # The whole tree and generic paths.
 
 
-async def _read_tree(stores: StoreSet, principal: Principal) -> Response:
+async def _read_tree(stores: StoreSet, principal: Principal, shadow: ShadowReads | None) -> Response:
     tree_result, policy_result = await asyncio.gather(
         stores.settings.read_tree(principal.tenant_id),
-        _read_policy(stores.storage_policy, principal),
+        _read_policy(stores.storage_policy, principal, shadow),
         return_exceptions=True,
     )
     if isinstance(tree_result, StoreError):
@@ -151,22 +169,29 @@ async def _read_tree(stores: StoreSet, principal: Principal) -> Response:
     return success_response(tree)
 
 
-async def get_settings_tree(principal: CurrentPrincipal, stores: StoreSetDep) -> Response:
-    return await _read_tree(stores, principal)
+async def get_settings_tree(
+    principal: CurrentPrincipal, stores: StoreSetDep, shadow: ShadowReadsDep
+) -> Response:
+    return await _read_tree(stores, principal, shadow)
 
 
 async def _settings_path(
-    request: Request, settings_path: str, principal: Principal, stores: StoreSet, max_body_bytes: int
+    request: Request,
+    settings_path: str,
+    principal: Principal,
+    stores: StoreSet,
+    shadow: ShadowReads | None,
+    max_body_bytes: int,
 ) -> Response:
     method = request.method
     if method != "GET" and is_whole_tree(settings_path):
         raise MethodNotAllowed(method, WHOLE_TREE_METHODS)
     path = normalise_settings_path(settings_path)
     if not path:
-        return await _read_tree(stores, principal)
+        return await _read_tree(stores, principal, shadow)
     if path == (STORAGE_POLICY,):
         if method == "GET":
-            return await read_storage_policy(stores.storage_policy, principal)
+            return await read_storage_policy(stores.storage_policy, principal, shadow)
         return await write_storage_policy(request, stores.storage_policy, principal, max_body_bytes)
     if method == "GET":
         try:
@@ -189,9 +214,12 @@ async def get_settings_path(
     settings_path: str,
     principal: CurrentPrincipal,
     stores: StoreSetDep,
+    shadow: ShadowReadsDep,
     settings: ApiSettingsDep,
 ) -> Response:
-    return await _settings_path(request, settings_path, principal, stores, settings.api_max_body_bytes)
+    return await _settings_path(
+        request, settings_path, principal, stores, shadow, settings.api_max_body_bytes
+    )
 
 
 async def put_settings_path(
@@ -199,9 +227,12 @@ async def put_settings_path(
     settings_path: str,
     principal: CurrentPrincipal,
     stores: StoreSetDep,
+    shadow: ShadowReadsDep,
     settings: ApiSettingsDep,
 ) -> Response:
-    return await _settings_path(request, settings_path, principal, stores, settings.api_max_body_bytes)
+    return await _settings_path(
+        request, settings_path, principal, stores, shadow, settings.api_max_body_bytes
+    )
 
 
 async def patch_settings_path(
@@ -209,9 +240,12 @@ async def patch_settings_path(
     settings_path: str,
     principal: CurrentPrincipal,
     stores: StoreSetDep,
+    shadow: ShadowReadsDep,
     settings: ApiSettingsDep,
 ) -> Response:
-    return await _settings_path(request, settings_path, principal, stores, settings.api_max_body_bytes)
+    return await _settings_path(
+        request, settings_path, principal, stores, shadow, settings.api_max_body_bytes
+    )
 
 
 _POLICY_SUCCESS: Final = {"model": StoragePolicyEnvelope, "headers": ETAG_HEADER}

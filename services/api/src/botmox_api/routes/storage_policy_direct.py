@@ -12,7 +12,8 @@ route and costs about 30 us here.
 The handler does only what those operations need: it takes the principal the gate stored, calls
 the same functions as the FastAPI routes (``routes.settings.read_storage_policy`` and
 ``write_storage_policy``, whose body, ``If-Match`` and store rules live in ``request_body.py`` and
-the store), and turns an ``ApiError`` into its answer with the exception handler's own function
+the store; a read offers its answer to shadow reads when they are on, a ``put_nowait``), and turns
+an ``ApiError`` into its answer with the exception handler's own function
 (``errors.api_error_response``, which logs a 502). Anything else it raises goes to the gate, which
 answers 500, as it does for a FastAPI route.
 
@@ -35,6 +36,7 @@ from structlog.typing import FilteringBoundLogger
 from botmox_api.errors import ApiError, api_error_response
 from botmox_api.gate import required_principal
 from botmox_api.routes.settings import read_storage_policy, write_storage_policy
+from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.protocols import StoragePolicyStore
 
 DIRECT_METHODS: Final = frozenset({"GET", "PUT", "PATCH"})
@@ -50,12 +52,14 @@ class StoragePolicyRoute:
         *,
         path: str,
         store: StoragePolicyStore,
+        shadow: ShadowReads | None,
         max_body_bytes: int,
         logger: FilteringBoundLogger,
     ) -> None:
         self.app = app
         self._path = path
         self._store = store
+        self._shadow = shadow
         self._max_body_bytes = max_body_bytes
         self._logger = logger
 
@@ -70,7 +74,7 @@ class StoragePolicyRoute:
         try:
             principal = required_principal(scope)
             if scope["method"] == "GET":
-                return await read_storage_policy(self._store, principal)
+                return await read_storage_policy(self._store, principal, self._shadow)
             request = Request(scope, receive)
             return await write_storage_policy(request, self._store, principal, self._max_body_bytes)
         except ApiError as error:

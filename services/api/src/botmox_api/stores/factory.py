@@ -11,6 +11,11 @@ Building does no network or file I/O: connections open on first use, so the API 
 store down. A Supabase store is built in ``rtdb`` mode too, when configured, so that readiness
 (``REQUIRE_SUPABASE_READY``) and health can report on it.
 
+With ``STORAGE_POLICY_SHADOW=on`` the set also holds the OTHER backend's storage-policy store
+(``StoreSet.shadow``), which shadow reads compare with: in ``rtdb`` mode the Supabase store built
+anyway, in ``supabase`` mode an RTDB store of its own. A shadow without its backend configured is
+refused (``ShadowBackendNotConfigured``): it would only count failures.
+
 The cutover tool's stores (``backfill_stores(settings)``): the same two classes, built from the same
 variables, both required: RTDB as configured, Supabase over SQL only (``SUPABASE_DB_URL``, an
 administrator's DSN; the backfill functions are SQL functions only administrators may call).
@@ -19,9 +24,10 @@ administrator's DSN; the backfill functions are SQL functions only administrator
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
 from botmox_api.config import ApiSettings
-from botmox_api.model import DataBackend
+from botmox_api.model import BACKEND_TITLES, DataBackend
 from botmox_api.stores._rtdb import resolve_rtdb_target
 from botmox_api.stores._rtdb_rest import DEFAULT_MAX_CONNECTIONS
 from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
@@ -30,6 +36,21 @@ from botmox_api.stores.rtdb_storage_policy import DEFAULT_READ_CONCURRENCY, Rtdb
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import DEFAULT_STATEMENT_CACHE_SIZE, SqlStoragePolicyStore
 from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
+
+_RTDB_VARIABLES: Final = "FIREBASE_DATABASE_URL or FIREBASE_PROJECT_ID"
+_SUPABASE_VARIABLES: Final = "SUPABASE_DB_URL, or SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET"
+
+
+class ShadowBackendNotConfigured(ValueError):
+    """``STORAGE_POLICY_SHADOW=on`` without the other backend's variables; the message names them."""
+
+    def __init__(self, data_backend: DataBackend) -> None:
+        other: DataBackend = "supabase" if data_backend == "rtdb" else "rtdb"
+        variables = _SUPABASE_VARIABLES if other == "supabase" else _RTDB_VARIABLES
+        super().__init__(
+            f"STORAGE_POLICY_SHADOW=on with DATA_BACKEND={data_backend} compares with "
+            f"{BACKEND_TITLES[other]}, which is not configured: set {variables}"
+        )
 
 
 def _supabase_store(
@@ -63,9 +84,11 @@ def build_stores(
     google_application_credentials: str | None = None,
     firebase_database_emulator_host: str | None = None,
     rtdb_max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    storage_policy_shadow: bool = False,
 ) -> StoreSet:
     """Raises ``InvalidRtdbConfiguration`` (a ``ValueError`` naming the variable) when the RTDB
-    variables are set but unusable; the config layer should turn it into a start-up error."""
+    variables are set but unusable, ``ShadowBackendNotConfigured`` (a ``ValueError`` too) when a
+    shadow is asked for without the other backend; the entry point turns either into a start-up error."""
     supabase, supabase_configured = _supabase_store(
         supabase_db_url,
         supabase_db_statement_cache_size,
@@ -80,8 +103,12 @@ def build_stores(
         emulator_host=firebase_database_emulator_host or None,
         credentials_path=google_application_credentials or None,
     )
+    other_configured = supabase_configured if data_backend == "rtdb" else target is not None
+    if storage_policy_shadow and not other_configured:
+        raise ShadowBackendNotConfigured(data_backend)
     settings: SettingsStore
     policy: StoragePolicyStore = supabase
+    shadow: StoragePolicyStore | None = supabase if storage_policy_shadow else None
     if target is None:
         missing = ["FIREBASE_DATABASE_URL", "FIREBASE_PROJECT_ID"]
         settings = UnconfiguredSettingsStore("rtdb", missing)
@@ -91,12 +118,15 @@ def build_stores(
         settings = RtdbSettingsStore(target, max_connections=rtdb_max_connections)
         if data_backend == "rtdb":
             policy = RtdbStoragePolicyStore(target, max_connections=rtdb_max_connections)
+        elif storage_policy_shadow:
+            shadow = RtdbStoragePolicyStore(target, max_connections=rtdb_max_connections)
     return StoreSet(
         settings=settings,
         storage_policy=policy,
         supabase=supabase,
         supabase_configured=supabase_configured,
         rtdb_configured=target is not None,
+        shadow=shadow,
     )
 
 
@@ -115,6 +145,7 @@ def stores_for(settings: ApiSettings) -> StoreSet:
         google_application_credentials=settings.google_application_credentials,
         firebase_database_emulator_host=settings.firebase_database_emulator_host,
         rtdb_max_connections=settings.rtdb_max_connections,
+        storage_policy_shadow=settings.storage_policy_shadow,
     )
 
 

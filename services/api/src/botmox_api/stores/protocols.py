@@ -143,6 +143,9 @@ class StoreSet:
     """The Supabase storage-policy store (unconfigured stand-in when not configured)."""
     supabase_configured: bool
     rtdb_configured: bool
+    shadow: StoragePolicyStore | None = None
+    """With ``STORAGE_POLICY_SHADOW=on``: the other backend's storage-policy store, which shadow
+    reads compare ``storage_policy``'s answers with (``shadow_reads.py``); ``None`` otherwise."""
 
     async def check_supabase(self) -> Readiness:
         return await self.supabase.check_ready()
@@ -151,8 +154,10 @@ class StoreSet:
         return await self.settings.check_ready()
 
     async def aclose(self) -> None:
-        stores: list[SettingsStore | StoragePolicyStore] = [self.settings, self.storage_policy]
-        if self.supabase is not self.storage_policy:
-            stores.append(self.supabase)
+        stores: list[SettingsStore | StoragePolicyStore] = [self.settings]
+        # The same store may fill several roles (rtdb mode's shadow is the Supabase store): once each.
+        for policy_store in (self.storage_policy, self.supabase, self.shadow):
+            if policy_store is not None and all(policy_store is not seen for seen in stores):
+                stores.append(policy_store)
         for store in stores:
             await store.aclose()
