@@ -20,6 +20,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,10 @@ WRONG_SECTION: Final = "When it goes wrong"
 CLI_TIMEOUT_S: Final = 180
 BLOCK_TIMEOUT_S: Final = 120
 POLICY_PATH: Final = "/api/v1/settings/storage_policy"
+SHADOW_MISMATCH: Final = '"event": "storage_policy_shadow_mismatch"'
+LOG_WAIT_S: Final = 15.0
+
+CHECKPOINTS: Final = ROOT / ".cutover"
 
 _FENCE = re.compile(r"^```(\w*)\s*$")
 _EXITS = re.compile(r"#\s*exits (\d+)\b")
@@ -223,6 +228,18 @@ class LocalStack:
         )
         assert answer.status_code == 200, f"GET for {tenant}: {answer.status_code} {answer.text}"
 
+    def wait_for_api_log(self, *parts: str) -> None:
+        """Until the API has logged a line holding every one of ``parts`` (shadow reads compare after
+        the answer, off the request path)."""
+        log = self.paths.log_file("api")
+        deadline = time.monotonic() + LOG_WAIT_S
+        while time.monotonic() < deadline:
+            text = log.read_text(errors="replace") if log.exists() else ""
+            if any(all(part in line for part in parts) for line in text.splitlines()):
+                return
+            time.sleep(0.1)
+        raise AssertionError(f"the API logged no line with {parts} in {LOG_WAIT_S} s")
+
     def put_rtdb_node(self, tenant: str, node: Mapping[str, object]) -> None:
         """A node edited by hand in RTDB (its console or REST), as production has a few."""
         state = self.state
@@ -289,6 +306,10 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
         assert stopped.returncode == 0, stopped.stdout + stopped.stderr
 
 
+def _checkpoints() -> list[Path]:
+    return sorted(CHECKPOINTS.glob("*")) if CHECKPOINTS.is_dir() else []
+
+
 # --- Running the blocks as a terminal would.
 
 _RUN_BLOCK = """\
@@ -342,9 +363,12 @@ def _tenants_save_in_rtdb(stack: LocalStack) -> None:
     stack.save_policy("initech", {"operational": "local", "sync": {"enabled": False}})
 
 
-def _initech_saves_before_the_flip(stack: LocalStack) -> None:
-    # In RTDB after the backfill: the flip's catch-up copies it while the API is down.
+def _initech_saves_before_the_flip_and_everyone_reads(stack: LocalStack) -> None:
+    # In RTDB after the backfill: shadow reads see Supabase's older copy, the flip's catch-up copies it.
     stack.save_policy("initech", {"sync": {"enabled": True}}, patch=True)
+    for tenant in ("acme", "globex", "initech"):
+        stack.read_policy(tenant)
+    stack.wait_for_api_log('"tenant_id": "initech"', SHADOW_MISMATCH)
 
 
 def _globex_saves_after_the_flip_and_everyone_reads(stack: LocalStack) -> None:
@@ -352,6 +376,7 @@ def _globex_saves_after_the_flip_and_everyone_reads(stack: LocalStack) -> None:
     stack.save_policy("globex", {"operational": "local"}, patch=True)
     for tenant in ("acme", "globex", "initech"):
         stack.read_policy(tenant)
+    stack.wait_for_api_log('"tenant_id": "globex"', SHADOW_MISMATCH)
 
 
 def _a_hand_edited_node(stack: LocalStack) -> None:
@@ -364,7 +389,11 @@ def users_before(block: Block, seen: set[str]) -> UserAction | None:
     """The users' writes due before ``block``, once each."""
     due: list[tuple[str, bool, UserAction]] = [
         ("seed", "make cutover-plan" in block.commands, _tenants_save_in_rtdb),
-        ("before-flip", "flip --backend supabase" in block.commands, _initech_saves_before_the_flip),
+        (
+            "before-flip",
+            "flip --backend supabase" in block.commands,
+            _initech_saves_before_the_flip_and_everyone_reads,
+        ),
         ("after-flip", "harness logs api" in block.commands, _globex_saves_after_the_flip_and_everyone_reads),
         ("hand-edited", block.heading == WRONG_SECTION, _a_hand_edited_node),
     ]
@@ -379,6 +408,10 @@ def users_before(block: Block, seen: set[str]) -> UserAction | None:
 def test_the_runbooks_local_commands_work_as_written(local_stack: LocalStack, tmp_path: Path) -> None:
     blocks = walkthrough(RUNBOOK.read_text())
     assert blocks, "the runbook has no local walk-through"
+    # The walk-through's backfills run in the project root, as written, and keep a checkpoint there
+    # while they run: one left by somebody's interrupted backfill would be resumed (or removed).
+    if _checkpoints():
+        skip_or_fail(f"a backfill checkpoint is in {CHECKPOINTS}: finish or remove that backfill first")
     terminal = Terminal(local_stack.environment, tmp_path)
     seen: set[str] = set()
     for number, block in enumerate(blocks):
@@ -393,3 +426,4 @@ def test_the_runbooks_local_commands_work_as_written(local_stack: LocalStack, tm
         assert not missing, "not printed: " + shlex.join(missing) + "\n" + transcript
     assert seen == {"seed", "before-flip", "after-flip", "hand-edited"}, "a step the users act around is gone"
     assert local_stack.state.data_backend == "rtdb", "the walk-through ends rolled back"
+    assert not _checkpoints(), "every backfill of the walk-through ran to its end"
