@@ -385,6 +385,11 @@ def _a_hand_edited_node(stack: LocalStack) -> None:
     )
 
 
+def _hooli_saves_once(stack: LocalStack) -> None:
+    # Through the API, which reads the node leniently and writes a valid one.
+    stack.save_policy("hooli", {"operational": "local", "sync": {"enabled": True}})
+
+
 def users_before(block: Block, seen: set[str]) -> UserAction | None:
     """The users' writes due before ``block``, once each."""
     due: list[tuple[str, bool, UserAction]] = [
@@ -396,6 +401,13 @@ def users_before(block: Block, seen: set[str]) -> UserAction | None:
         ),
         ("after-flip", "harness logs api" in block.commands, _globex_saves_after_the_flip_and_everyone_reads),
         ("hand-edited", block.heading == WRONG_SECTION, _a_hand_edited_node),
+        (
+            "repaired",
+            block.heading == WRONG_SECTION
+            and "cutover-backfill" in block.commands
+            and "# exits" not in block.commands,
+            _hooli_saves_once,
+        ),
     ]
     for name, now, action in due:
         if now and name not in seen:
@@ -424,6 +436,8 @@ def test_the_runbooks_local_commands_work_as_written(local_stack: LocalStack, tm
         assert done.returncode == block.expected_exit, transcript
         missing = missing_lines(block.expected_output, printed)
         assert not missing, "not printed: " + shlex.join(missing) + "\n" + transcript
-    assert seen == {"seed", "before-flip", "after-flip", "hand-edited"}, "a step the users act around is gone"
+    assert seen == {"seed", "before-flip", "after-flip", "hand-edited", "repaired"}, (
+        "a step the users act around is gone"
+    )
     assert local_stack.state.data_backend == "rtdb", "the walk-through ends rolled back"
     assert not _checkpoints(), "every backfill of the walk-through ran to its end"
