@@ -208,6 +208,18 @@ class LocalStack:
         )
         return {"Authorization": f"Bearer {token}"}
 
+    def assert_the_api_is_ours(self) -> None:
+        """The API at the state's URL takes this stack's tokens. A port chosen free can be taken by
+        another stack's API restarting at that moment; then `up` saw that API's health check."""
+        answer = httpx.get(
+            self.state.api_url + POLICY_PATH, headers=self._authorization("demo"), timeout=10, trust_env=False
+        )
+        log = self.paths.log_file("api").read_text(errors="replace")
+        assert answer.status_code in (200, 404), (
+            f"{self.state.api_url} refused this stack's token ({answer.status_code} {answer.text}): another "
+            f"stack's API holds the port; the API's log:\n{log}"
+        )
+
     def save_policy(self, tenant: str, body: Mapping[str, object], *, patch: bool = False) -> None:
         """What a tenant's user does on the settings page: save its storage policy through the API."""
         method = "PATCH" if patch else "PUT"
@@ -295,6 +307,7 @@ def local_stack(tmp_path: Path) -> Iterator[LocalStack]:
     try:
         started = stack.harness("up", "--runtime", "native", "--detach", "--backend", "rtdb")
         assert started.returncode == 0, started.stdout + started.stderr
+        stack.assert_the_api_is_ours()
         yield stack
     finally:
         stopped = stack.harness("down")
