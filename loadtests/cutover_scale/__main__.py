@@ -7,11 +7,14 @@ Starts a throwaway migrated PostgreSQL (the harness's, as the stack's) and the h
 emulator, seeds N tenants' storage policies in RTDB (``population``: a realistic mix, legacy nodes
 and ``--invalid`` documents a copy must skip included), then runs the cutover tool as ops do, one
 process per step, with the database's administrator DSN (``steps``): ``plan``, ``backfill --from
-rtdb --to supabase``, the same backfill again (it must write nothing), ``verify``. Prints a line per
-step as it ends, then the table (docs/performance.md, "The storage-policy cutover at scale").
+rtdb --to supabase``, the same backfill again (it must write nothing), the same backfill once more
+after ``--saves`` tenants saved again in RTDB (a catch-up: it must write exactly those), ``verify``.
+Prints a line per step as it ends, then the table (docs/performance.md, "The storage-policy cutover
+at scale").
 
-Exit status 0 when every step exited as expected (the planted invalid documents make a backfill and
-``verify`` exit 1) and the second backfill wrote nothing; 1 otherwise; 130 when interrupted.
+Exit status 0 when every step exited as expected (the planted invalid documents make the backfills
+and ``verify`` exit 1), the second backfill wrote nothing and the catch-up wrote exactly the tenants
+that saved; 1 otherwise; 130 when interrupted.
 Everything started is stopped by PID, also on Ctrl-C and SIGTERM.
 """
 
@@ -43,6 +46,7 @@ EXIT_INTERRUPTED: Final = 130
 class Options:
     tenants: int = 10_000
     invalid: int = 10
+    saves: int = 100
     batch_size: int | None = None
     concurrency: int | None = None
 
@@ -59,6 +63,12 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.invalid,
         help="of them, with a document a copy must skip (default %(default)s)",
     )
+    parser.add_argument(
+        "--saves",
+        type=int,
+        default=defaults.saves,
+        help="tenants that save again before the catch-up (default %(default)s)",
+    )
     parser.add_argument("--batch-size", type=int, help="the tool's --batch-size (default: the tool's)")
     parser.add_argument("--concurrency", type=int, help="the tool's --concurrency (default: the tool's)")
     return parser
@@ -68,6 +78,7 @@ def options_of(arguments: argparse.Namespace) -> Options:
     options = Options(
         tenants=arguments.tenants,
         invalid=arguments.invalid,
+        saves=arguments.saves,
         batch_size=arguments.batch_size,
         concurrency=arguments.concurrency,
     )
@@ -75,13 +86,20 @@ def options_of(arguments: argparse.Namespace) -> Options:
         raise SystemExit(f"--tenants between 1 and {MAX_TENANTS}")
     if not 0 <= options.invalid <= min(options.tenants, 1000):
         raise SystemExit("--invalid between 0 and the tenants (at most 1000)")
+    if not 0 <= options.saves <= options.tenants - options.invalid:
+        raise SystemExit("--saves between 0 and the valid tenants")
     if any(value is not None and value < 1 for value in (options.batch_size, options.concurrency)):
         raise SystemExit("--batch-size and --concurrency at least 1")
     return options
 
 
+CATCH_UP: Final = "catch-up"
+SECOND: Final = "backfill again"
+
+
 def step_specs(options: Options) -> list[steps.StepSpec]:
-    """plan, backfill, backfill again, verify, with the exit codes the seeded data calls for."""
+    """plan, backfill, backfill again, the catch-up after ``saves`` tenants saved, verify, with the
+    exit codes the seeded data calls for."""
     tuning: tuple[str, ...] = ()
     if options.batch_size is not None:
         tuning += ("--batch-size", str(options.batch_size))
@@ -92,7 +110,8 @@ def step_specs(options: Options) -> list[steps.StepSpec]:
     return [
         steps.StepSpec("plan", ("plan", *tuning), 0),
         steps.StepSpec("backfill", backfill, findings),
-        steps.StepSpec("backfill again", backfill, findings),
+        steps.StepSpec(SECOND, backfill, findings),
+        steps.StepSpec(CATCH_UP, backfill, findings),
         steps.StepSpec("verify", ("verify", *tuning), findings),
     ]
 
@@ -135,6 +154,9 @@ def measure(options: Options, stack: ExitStack) -> list[steps.StepResult]:
     )
     results = []
     for spec in step_specs(options):
+        if spec.name == CATCH_UP:
+            saved = population.save(emulator.host, NAMESPACE, seeded, options.saves)
+            _say(f"{saved} tenants saved again in RTDB")
         result = steps.run(spec, environment=environment, cwd=work)
         results.append(result)
         _say(f"{spec.name}: {result.seconds:.1f} s, exit {result.exit_code}")
@@ -143,12 +165,15 @@ def measure(options: Options, stack: ExitStack) -> list[steps.StepResult]:
     return results
 
 
-def verdict(results: list[steps.StepResult]) -> list[str]:
-    """What went wrong: a step that exited otherwise than expected, a second backfill that wrote."""
+def verdict(results: list[steps.StepResult], *, saves: int) -> list[str]:
+    """What went wrong: a step that exited otherwise than expected, a second backfill that wrote, a
+    catch-up that did not copy exactly the tenants that saved."""
     problems = [f"{r.name} exited {r.exit_code}, not {r.expected_exit}" for r in results if not r.as_expected]
-    again = [r for r in results if r.name == "backfill again"]
-    if again and again[0].writes != 0:
-        problems.append(f"the second backfill wrote {again[0].writes} (expected 0)")
+    writes = {result.name: result.writes for result in results}
+    if SECOND in writes and writes[SECOND] != 0:
+        problems.append(f"the second backfill wrote {writes[SECOND]} (expected 0)")
+    if CATCH_UP in writes and writes[CATCH_UP] != saves:
+        problems.append(f"the catch-up wrote {writes[CATCH_UP]} (expected {saves}, the tenants that saved)")
     return problems
 
 
@@ -165,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     print(flush=True)
     for line in steps.table(results):
         print(line)
-    problems = verdict(results)
+    problems = verdict(results, saves=options.saves)
     print(f"load average {_load()} at the end")
     for problem in problems:
         print(f"cutover-scale: {problem}")

@@ -10,13 +10,14 @@ A realistic mix, drawn from a seeded ``random.Random`` (the same N and seed give
   an unknown key), and one of them sits under a key that is no valid tenant id.
 
 Seeding is one multi-location ``PATCH`` of ``tenants`` per batch over RTDB's REST protocol (each key
-a ``{tenant}/settings`` path), so 10,000 tenants take seconds, not 10,000 round trips.
+a ``{tenant}/settings`` path), so 10,000 tenants take seconds, not 10,000 round trips. ``saves`` is
+what some of them write later (what a catch-up backfill copies), in one ``PATCH`` too.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -119,10 +120,46 @@ def patch_bodies(population: Population, batch: int = SEED_BATCH) -> Iterator[di
         yield {f"{key}/settings": population.nodes[key] for key in keys[start : start + batch]}
 
 
+def saves(population: Population, count: int) -> dict[str, JsonValue]:
+    """What ``count`` tenants saving once more write, as one multi-location ``PATCH`` body of
+    ``tenants``: the API's next node (the other ``operational``, the next version, a later
+    ``updated_at``), for valid tenants spread over the range."""
+    valid = [key for key in population.nodes if key not in population.invalid]
+    if not 0 <= count <= len(valid):
+        raise ValueError(f"count must be between 0 and {len(valid)}")
+    stride = len(valid) // count if count else 0
+    body: dict[str, JsonValue] = {}
+    for number, key in enumerate(valid[stride // 2 :: stride][:count] if count else []):
+        stored = population.nodes[key]["storage_policy"]
+        assert isinstance(stored, dict)
+        version = stored.get("version", 1)
+        assert isinstance(version, int)
+        body[f"{key}/settings/storage_policy"] = {
+            **stored,
+            "operational": "cloud" if stored["operational"] == "local" else "local",
+            "updated_at": NEWEST_MS + 1000 * (number + 1),
+            "version": version + 1,
+            "write_id": f"{number:016x}",
+        }
+    return body
+
+
+def _patch(emulator_host: str, namespace: str, bodies: Iterable[dict[str, JsonValue]]) -> None:
+    url = f"http://{emulator_host}/tenants.json"
+    with httpx.Client(timeout=60, trust_env=False) as client:
+        for body in bodies:
+            client.patch(url, params={"ns": namespace}, json=body).raise_for_status()
+
+
 def seed(emulator_host: str, namespace: str, population: Population, batch: int = SEED_BATCH) -> None:
     """Write ``population`` into the emulator at ``emulator_host`` (``127.0.0.1:PORT``), namespace
     ``namespace``; raises ``httpx.HTTPStatusError`` when RTDB refuses a batch."""
-    url = f"http://{emulator_host}/tenants.json"
-    with httpx.Client(timeout=60, trust_env=False) as client:
-        for body in patch_bodies(population, batch):
-            client.patch(url, params={"ns": namespace}, json=body).raise_for_status()
+    _patch(emulator_host, namespace, patch_bodies(population, batch))
+
+
+def save(emulator_host: str, namespace: str, population: Population, count: int) -> int:
+    """``saves(population, count)`` written to the emulator; how many tenants saved."""
+    body = saves(population, count)
+    if body:
+        _patch(emulator_host, namespace, [body])
+    return len(body)

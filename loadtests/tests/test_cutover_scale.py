@@ -85,14 +85,40 @@ def test_seeding_is_one_multi_location_patch_per_batch() -> None:
 
 def test_steps_and_their_expected_exit_codes() -> None:
     specs = step_specs(Options(tenants=10, invalid=2, batch_size=100))
-    assert [spec.name for spec in specs] == ["plan", "backfill", "backfill again", "verify"]
+    assert [spec.name for spec in specs] == ["plan", "backfill", "backfill again", "catch-up", "verify"]
     assert specs[1].arguments == ("backfill", "--from", "rtdb", "--to", "supabase", "--batch-size", "100")
-    assert specs[1].arguments == specs[2].arguments
-    assert [spec.expected_exit for spec in specs] == [0, 1, 1, 1]
-    assert [spec.expected_exit for spec in step_specs(Options(tenants=10, invalid=0))] == [0, 0, 0, 0]
+    assert specs[1].arguments == specs[2].arguments == specs[3].arguments
+    assert [spec.expected_exit for spec in specs] == [0, 1, 1, 1, 1]
+    assert [spec.expected_exit for spec in step_specs(Options(tenants=10, invalid=0))] == [0, 0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("arguments", [["--tenants", "0"], ["--tenants", "100001"], ["--invalid", "-1"]])
+def test_saves_are_the_apis_next_node_for_valid_tenants_spread_over_the_range() -> None:
+    seeded = population.build(1000, invalid=4)
+    body = population.saves(seeded, 10)
+    assert len(body) == 10
+    keys = [key.removesuffix("/settings/storage_policy") for key in body]
+    assert not set(keys) & set(seeded.invalid)
+    assert keys == sorted(keys)
+    assert keys[0] != "scale-00000"
+    assert keys[-1] > "scale-00900"
+    for key, node in zip(keys, body.values(), strict=True):
+        before = policy_from_node(seeded.nodes[key]["storage_policy"])
+        after = policy_from_node(node)
+        assert before is not None
+        assert after is not None
+        assert after.operational != before.operational
+        assert after.version == before.version + 1
+        assert after.updated_at > before.updated_at
+        assert (after.sync_enabled, after.updated_by) == (before.sync_enabled, before.updated_by)
+    assert population.saves(seeded, 0) == {}
+    with pytest.raises(ValueError, match="count"):
+        population.saves(seeded, 997)
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [["--tenants", "0"], ["--tenants", "100001"], ["--invalid", "-1"], ["--tenants", "10", "--saves", "11"]],
+)
 def test_options_out_of_bounds_are_refused(arguments: list[str]) -> None:
     with pytest.raises(SystemExit):
         options_of(_parser().parse_args(arguments))
@@ -114,16 +140,22 @@ def test_table_and_verdict() -> None:
         steps.StepResult("plan", 3.0, 10_000, None, 0, 0),
         steps.StepResult("backfill", 20.0, 10_000, 9_990, 1, 1),
         steps.StepResult("backfill again", 4.0, 10_000, 3, 1, 1),
+        steps.StepResult("catch-up", 4.0, 10_000, 99, 1, 1),
         steps.StepResult("verify", 3.5, 10_000, None, 0, 1),
     ]
     lines = steps.table(results)
     assert lines[0].split() == ["step", "seconds", "tenants", "tenants/s", "writes", "exit"]
     assert lines[1].split() == ["plan", "3.0", "10,000", "3,333", "-", "0"]
     assert lines[2].split() == ["backfill", "20.0", "10,000", "500", "9,990", "1"]
-    assert lines[4].endswith("0 (expected 1)")
+    assert lines[5].endswith("0 (expected 1)")
     assert len({len(line) for line in lines[:3]}) == 1, "aligned columns"
-    assert verdict(results) == ["verify exited 0, not 1", "the second backfill wrote 3 (expected 0)"]
-    assert verdict(results[:3]) == ["the second backfill wrote 3 (expected 0)"]
+    assert verdict(results, saves=100) == [
+        "verify exited 0, not 1",
+        "the second backfill wrote 3 (expected 0)",
+        "the catch-up wrote 99 (expected 100, the tenants that saved)",
+    ]
+    assert verdict(results[:3], saves=100) == ["the second backfill wrote 3 (expected 0)"]
+    assert verdict(results[3:4], saves=99) == []
 
 
 def test_the_tool_gets_the_apis_variables_and_nothing_else_of_the_callers(
