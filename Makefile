@@ -132,7 +132,7 @@ bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores,
 	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
 
 .PHONY: cutover-scale
-cutover-scale: bootstrap ## plan, backfill twice and verify of 10,000 seeded tenants on a throwaway PostgreSQL and emulator, each step timed (TENANTS=N; docs/performance.md)
+cutover-scale: bootstrap ## The cutover tool on 10,000 seeded tenants (throwaway PostgreSQL and emulator): plan, backfill, again, a catch-up, verify, each timed (TENANTS=N; docs/performance.md)
 	$(PYTHON) -m loadtests.cutover_scale --tenants $(or $(TENANTS),10000)
 
 .PHONY: bench-parts
