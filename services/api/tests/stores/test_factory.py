@@ -243,6 +243,7 @@ def test_backfill_stores_are_the_api_store_classes_built_without_io() -> None:
     assert isinstance(stores.rtdb, RtdbStoragePolicyStore)
     assert isinstance(stores.supabase, SqlStoragePolicyStore)
     assert stores.rtdb._read_concurrency == 7
+    assert stores.supabase._connect_kwargs["server_settings"]["application_name"] == "botmox-cutover"
 
 
 @pytest.mark.parametrize(

@@ -191,7 +191,10 @@ def backfill_stores(settings: ApiSettings, *, concurrency: int = DEFAULT_READ_CO
         rtdb=RtdbStoragePolicyStore(
             target, max_connections=settings.rtdb_max_connections, read_concurrency=concurrency
         ),
+        # Named apart so an operator can tell the cutover from the API in pg_stat_activity.
         supabase=SqlStoragePolicyStore(
-            db_url, statement_cache_size=settings.supabase_db_statement_cache_size
+            db_url,
+            statement_cache_size=settings.supabase_db_statement_cache_size,
+            application_name="botmox-cutover",
         ),
     )

@@ -270,8 +270,10 @@ class SqlStoragePolicyStore:
         pool_timeout_s: float = 3.0,
         statement_timeout_ms: int = 5000,
         statement_cache_size: int = DEFAULT_STATEMENT_CACHE_SIZE,
+        application_name: str = "botmox-api",
     ) -> None:
         self._dsn = dsn
+        self._application_name = application_name
         self._min_size = min_size
         self._max_size = max_size
         self._pool_timeout_s = pool_timeout_s
@@ -279,7 +281,7 @@ class SqlStoragePolicyStore:
             "timeout": connect_timeout_s,
             "statement_cache_size": statement_cache_size,
             "server_settings": {
-                "application_name": "botmox-api",
+                "application_name": application_name,
                 "statement_timeout": str(statement_timeout_ms),
                 "lock_timeout": str(statement_timeout_ms),
             },
@@ -304,7 +306,7 @@ class SqlStoragePolicyStore:
         # Named apart so an operator can tell the probe from user traffic in pg_stat_activity.
         server_settings = {
             **self._connect_kwargs["server_settings"],
-            "application_name": "botmox-api-readiness",
+            "application_name": f"{self._application_name}-readiness",
         }
         return await asyncpg.connect(
             asyncpg_dsn(self._dsn), **{**self._connect_kwargs, "server_settings": server_settings}
