@@ -3,6 +3,7 @@
     python -m loadtests.bench                 # about 4 minutes
     python -m loadtests.bench --quick         # 1-second runs, to try it
     python -m loadtests.bench --workers 2     # the API with API_WORKERS=2 (unpinned)
+    python -m loadtests.bench --shadow        # the API with STORAGE_POLICY_SHADOW=on
 
 Starts a throwaway migrated PostgreSQL and the harness RTDB emulator (both pinned to the load core),
 mints the tenants' tokens, then, one server at a time (pinned to the server core): the API in
@@ -88,6 +89,11 @@ def _parser() -> argparse.ArgumentParser:
         default=defaults.latency_ms,
         help="the emulator's slow answer (default %(default)s)",
     )
+    parser.add_argument(
+        "--shadow",
+        action="store_true",
+        help="the API with STORAGE_POLICY_SHADOW=on (each GET also compared with the other backend)",
+    )
     return parser  # fmt: skip
 
 
@@ -102,6 +108,7 @@ def options_of(arguments: argparse.Namespace) -> Options:
         tenants=arguments.tenants,
         workers=arguments.workers,
         latency_ms=arguments.latency_ms,
+        shadow=arguments.shadow,
     )
     if min(options.seconds, options.runs, options.connections, options.wide_connections) < 1:
         raise SystemExit("--seconds, --runs and the connections must be at least 1")
@@ -122,6 +129,10 @@ def bench(options: Options, stack: ExitStack, work: Path, logs: Path) -> tuple[M
     proc.taskset_path()
     cores = Cores.choose(options.workers)
     notes = list(cores.notes)
+    if options.shadow:
+        # The bench seeds each backend through the API in its own mode, so their policies differ
+        # (updated_at): every comparison is a mismatch and writes a log line, the dearest case.
+        notes.append("shadow reads on (STORAGE_POLICY_SHADOW=on): every comparison a mismatch, logged")
     for note in notes:
         print(f"bench: {note}", flush=True)
     print("bench: starting PostgreSQL (migrated) and the RTDB emulator", flush=True)
@@ -146,6 +157,7 @@ def bench(options: Options, stack: ExitStack, work: Path, logs: Path) -> tuple[M
             emulator=emulator,
             jwt_secret=JWT_SECRET,
             workers=options.workers,
+            shadow=options.shadow,
             cpus=cores.server,
             log_dir=logs,
         )

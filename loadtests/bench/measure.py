@@ -31,6 +31,7 @@ class Options:
     tenants: int = 1000
     workers: int = 1
     latency_ms: int = 40
+    shadow: bool = False
 
 
 @dataclass(frozen=True, slots=True)

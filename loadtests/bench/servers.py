@@ -86,7 +86,7 @@ def serve(
 
 def _clean_environment() -> dict[str, str]:
     # Nothing of the caller's own configuration reaches the servers (a stray SUPABASE_DB_URL, ...).
-    prefixes = ("SUPABASE_", "FIREBASE_", "API_", "DATA_BACKEND", "LOG_", "FLOOR_")
+    prefixes = ("SUPABASE_", "FIREBASE_", "API_", "DATA_BACKEND", "LOG_", "FLOOR_", "STORAGE_POLICY_")
     return {key: value for key, value in os.environ.items() if not key.startswith(prefixes)}
 
 
@@ -100,8 +100,10 @@ def api(
     workers: int,
     cpus: set[int],
     log_dir: Path,
+    shadow: bool = False,
 ) -> Iterator[Server]:
-    """``python -m botmox_api`` in ``mode``, with its default logging (INFO, JSON, to a log file)."""
+    """``python -m botmox_api`` in ``mode``, with its default logging (INFO, JSON, to a log file);
+    ``shadow``: with shadow reads on (both backends are configured in either mode)."""
     port = processes.free_port()
     environment = _clean_environment()
     environment.update(
@@ -115,6 +117,7 @@ def api(
             "FIREBASE_DATABASE_URL": emulator.database_url(RTDB_NAMESPACE),
             "API_RATE_LIMIT_MAX": RATE_LIMIT_MAX,
             "API_WORKERS": str(workers),
+            "STORAGE_POLICY_SHADOW": "on" if shadow else "off",
         }
     )
     # An empty working directory: no stray .env is read.

@@ -23,6 +23,8 @@ def test_default_and_quick_options() -> None:
     quick = options_of(_parser().parse_args(["--quick", "--workers", "2"]))
     assert (quick.seconds, quick.warmup_seconds, quick.runs, quick.workers) == (1, 1, 3, 2)
     assert options_of(_parser().parse_args(["--quick", "--seconds", "3"])).seconds == 3
+    assert options_of(_parser().parse_args([])).shadow is False
+    assert options_of(_parser().parse_args(["--quick", "--shadow"])).shadow is True
 
 
 @pytest.mark.parametrize(

@@ -104,6 +104,7 @@ PRODUCTION = {"APP_ENV": "production", "INTERNAL_API_TOKEN": STRONG, "INTERNAL_I
         ),
         ({"STORAGE_POLICY_SHADOW_QUEUE": "0"}, "STORAGE_POLICY_SHADOW_QUEUE='0'"),
         ({"STORAGE_POLICY_SHADOW_WORKERS": "65"}, "STORAGE_POLICY_SHADOW_WORKERS='65'"),
+        ({"STORAGE_POLICY_SHADOW_RATE": "0"}, "STORAGE_POLICY_SHADOW_RATE='0'"),
     ],
 )
 def test_invalid_configuration_exits_2_with_one_line(
@@ -158,7 +159,7 @@ def test_shadow_reads_are_off_unless_turned_on() -> None:
     assert make_settings().storage_policy_shadow is False
     settings = make_settings(storage_policy_shadow="on", data_backend="supabase")
     assert (settings.storage_policy_shadow, settings.storage_policy_shadow_queue) == (True, 1000)
-    assert settings.storage_policy_shadow_workers == 4
+    assert (settings.storage_policy_shadow_workers, settings.storage_policy_shadow_rate) == (4, 100)
     assert make_settings(storage_policy_shadow="off").storage_policy_shadow is False
 
 

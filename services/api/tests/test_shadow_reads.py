@@ -308,6 +308,7 @@ async def test_the_summary_is_written_when_the_counts_changed() -> None:
         logger=build_logger(stream=stream),
         queue_size=10,
         workers=1,
+        rate=1000,
         summary_interval_s=0.01,
     )
     shadow.start()
@@ -330,6 +331,31 @@ async def test_the_summary_is_written_when_the_counts_changed() -> None:
     assert summaries()[1]["unfinished"] == 0
 
 
+async def test_the_workers_start_at_most_rate_comparisons_per_second() -> None:
+    """At one every 10 s, of three offers one is compared at once and the next 10 s later, long after
+    the short wait here: the shadow's CPU is bounded by its rate whatever the traffic."""
+    stream = io.StringIO()
+    shadow = ShadowReads(
+        MemoryStoragePolicyStore(backend="supabase"),
+        primary="rtdb",
+        logger=build_logger(stream=stream),
+        queue_size=10,
+        workers=4,
+        rate=0.1,
+    )
+    shadow.start()
+    try:
+        for tenant in ("tenant-a", "tenant-b", "tenant-c"):
+            shadow.offer(tenant, None)
+        for _ in range(100):
+            await asyncio.sleep(0.002)
+        assert shadow.counts() == ShadowCounts(offered=3, compared=1, matched=1)
+    finally:
+        await shadow.aclose()
+    [summary] = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert summary["unfinished"] == 2
+
+
 def test_the_shadow_store_must_be_the_other_backend() -> None:
     with pytest.raises(ValueError, match="other backend"):
         ShadowReads(
@@ -338,6 +364,7 @@ def test_the_shadow_store_must_be_the_other_backend() -> None:
             logger=build_logger(stream=io.StringIO()),
             queue_size=1,
             workers=1,
+            rate=1,
         )
 
 

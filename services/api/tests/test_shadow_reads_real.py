@@ -17,10 +17,11 @@ from api_support import make_settings, running, user
 
 from botmox_api.app import create_app
 from botmox_api.model import DataBackend, StoragePolicyChanges
-from botmox_api.shadow_reads import MISMATCH_EVENT, ShadowCounts, ShadowReads
+from botmox_api.shadow_reads import MISMATCH_EVENT, SUMMARY_EVENT, ShadowCounts, ShadowReads
 from botmox_api.stores._rtdb import resolve_rtdb_target
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from harness.fixtures.rtdb import EmulatorFaults
 
 EQUAL: Final = "tenant-equal"
 DRIFTED: Final = "tenant-drifted"
@@ -85,3 +86,33 @@ async def test_shadow_reads_find_the_one_tenant_that_drifted(
         (DRIFTED, mode, other, ["operational"])
     ]
     assert AUTHOR not in stream.getvalue()
+
+
+async def test_a_distant_rtdb_shadow_delays_no_answer_and_shutdown_cancels_its_read(
+    pg_database: Any, rtdb_emulator: Any, rtdb_namespace: str, rtdb_faults: EmulatorFaults
+) -> None:
+    """supabase mode, the RTDB shadow answering 20 s late (past its store's 5 s timeout): the reads are
+    answered from PostgreSQL while the first shadow read is still waiting, the queue of one drops the
+    rest, and shutdown cancels the read in flight (no warning, no pending task)."""
+    await _plant(pg_database, rtdb_emulator, rtdb_namespace)
+    rtdb_faults.latency(20_000)
+    settings = make_settings(
+        data_backend="supabase",
+        firebase_database_url=f"https://{rtdb_namespace}.firebaseio.com",
+        firebase_database_emulator_host=rtdb_emulator.host,
+        supabase_db_url=pg_database.api_dsn,
+        storage_policy_shadow=True,
+        storage_policy_shadow_queue=1,
+        storage_policy_shadow_workers=1,
+    )
+    stream = io.StringIO()
+    app = create_app(settings, log_stream=stream)
+    shadow: ShadowReads = app.state.shadow_reads
+    async with running(app) as client:
+        for _ in range(5):
+            response = await client.get("/api/v1/settings/storage_policy", headers=user(EQUAL))
+            assert (response.status_code, response.headers["etag"]) == (200, '"1"')
+        # Every answer is in; the other backend has not answered (nor timed out) once.
+        assert shadow.counts() == ShadowCounts(offered=5, dropped=3)
+    summary = json.loads(stream.getvalue().splitlines()[-1])
+    assert (summary["event"], summary["unfinished"], summary["failed"]) == (SUMMARY_EVENT, 2, 0)

@@ -392,7 +392,7 @@ def flip(
         runtime = _runtime(state.runtime, paths, console)
         # In the mode it already runs in (a restart for --api-env) there is nothing to catch up.
         flipping = state.data_backend != backend.value
-        catch_up = _catch_up_backfill(state, backend.value, console) if backfill and flipping else None
+        catch_up = _catch_up_backfill(state, paths, backend.value, console) if backfill and flipping else None
         try:
             runtime.flip(state, backend.value, api_environment=variables, while_stopped=catch_up)
         except (StackStartError, ServiceUnhealthy, RuntimeError, OSError) as error:
@@ -407,12 +407,23 @@ class BackfillFailed(RuntimeError):
     """The catch-up backfill of ``flip --backfill`` did not finish clean; the flip is abandoned."""
 
 
-def _catch_up_backfill(state: StackState, target: DataBackend, console: Console) -> Callable[[], None]:
+def _catch_up_backfill(
+    state: StackState, paths: HarnessPaths, target: DataBackend, console: Console
+) -> Callable[[], None]:
     """The cutover tool, run as ops run it, on the stack's backends while no API writes to them
     (docs/runbooks/storage-policy-cutover.md): writes acknowledged by the old mode up to its last
-    moment reach the new backend before the new mode serves a request."""
+    moment reach the new backend before the new mode serves a request.
+
+    Every tenant, every time (``--restart``): resuming from a checkpoint an earlier run left (an
+    aborted flip's, an interrupted manual backfill's) would skip the tenants before it, and their
+    writes since would be lost by the flip. The checkpoint is the stack's own, in its home, never
+    the checkout's ``.cutover/``, which other stacks and manual runs share."""
     source = state.data_backend
-    command = [sys.executable, "-m", "botmox_api.cutover", "backfill", "--from", source, "--to", target]
+    checkpoint = paths.home / "cutover" / f"catch-up-{source}-to-{target}.json"
+    command = [
+        *(sys.executable, "-m", "botmox_api.cutover", "backfill", "--from", source, "--to", target),
+        *("--restart", "--checkpoint", str(checkpoint)),
+    ]
     shown = " ".join(command[1:])
 
     def run() -> None:

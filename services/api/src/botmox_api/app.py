@@ -3,8 +3,8 @@ stores and routes.
 
 Everything a request needs is built here once (authenticator, rate limiter, CORS policy, logger,
 stores, shadow reads) and shared; the lifespan starts the shadow reads' workers and closes what was
-opened. Building does no network I/O, so the
-API starts with every backend down and reports that through ``/health/ready``.
+opened. Building does no network I/O, so the API starts with every backend down and reports that
+through ``/health/ready``.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ def _shadow_reads(
         logger=logger,
         queue_size=settings.storage_policy_shadow_queue,
         workers=settings.storage_policy_shadow_workers,
+        rate=settings.storage_policy_shadow_rate,
     )
 
 

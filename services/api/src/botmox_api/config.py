@@ -23,10 +23,11 @@ MIN_JWT_SECRET_LENGTH: Final = 32
 # uvicorn worker processes; each is a whole interpreter with its own pools, so far more than the
 # machine's cores only costs memory and database connections.
 MAX_API_WORKERS: Final = 64
-# Shadow reads: the comparisons waiting for a worker (more are dropped and counted) and the workers,
-# each of which has one read of the other backend in flight at most.
+# Shadow reads: the comparisons waiting for a worker (more are dropped and counted), the workers
+# (each has one read of the other backend in flight at most) and the comparisons started per second.
 MAX_SHADOW_QUEUE: Final = 100_000
 MAX_SHADOW_WORKERS: Final = 64
+MAX_SHADOW_RATE: Final = 100_000
 # libpq's sslmode values that refuse a connection without TLS.
 TLS_SSLMODES: Final = ("require", "verify-ca", "verify-full")
 _LOCAL_HOSTS: Final = frozenset({"localhost", ""})
@@ -100,6 +101,7 @@ class ApiSettings(BaseSettings):
     storage_policy_shadow: bool = False
     storage_policy_shadow_queue: int = Field(default=1000, ge=1, le=MAX_SHADOW_QUEUE)
     storage_policy_shadow_workers: int = Field(default=4, ge=1, le=MAX_SHADOW_WORKERS)
+    storage_policy_shadow_rate: float = Field(default=100, gt=0, le=MAX_SHADOW_RATE)
 
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)

@@ -4,10 +4,16 @@ flip of ``DATA_BACKEND`` would serve it.
 
 The request path only offers: ``offer(tenant_id, policy)`` puts the pair the API has just served into
 a bounded queue without waiting (a full queue drops it, and counts the drop), so a shadow read can
-neither change an answer nor delay one. A few workers, started and stopped with the application's
+neither change an answer nor wait for one. A few workers, started and stopped with the application's
 lifespan, read the other backend as the API itself (``read(tenant_id)``, no uid; each read bounded by
 that store's own timeouts) and compare with ``model.policy_differences``, the one comparison rule the
 cutover tool's ``plan`` and ``verify`` use too.
+
+The workers share the API's event loop, and a read of the other backend costs about as much CPU as
+the read that was served (``make bench BENCH_ARGS="--quick --shadow"``, supabase mode: GET throughput
+halved when every GET was compared). So the workers start at most ``rate`` comparisons per second
+between them; beyond that the queue fills and offers are dropped: under load shadow reads are a
+sample, and their cost is bounded by the rate, not by the traffic.
 
 What it reports (``docs/api.md``, "Shadow reads"): counters (``ShadowCounts``, readable in process
 through ``counts()``), a ``storage_policy_shadow_mismatch`` line per mismatch naming the tenant, both
@@ -61,6 +67,7 @@ class ShadowReads:
         logger: FilteringBoundLogger,
         queue_size: int,
         workers: int,
+        rate: float,
         summary_interval_s: float = DEFAULT_SUMMARY_INTERVAL_S,
     ) -> None:
         if other.backend == primary:
@@ -70,6 +77,8 @@ class ShadowReads:
         self._logger = logger
         self._queue: asyncio.Queue[tuple[str, StoragePolicy | None]] = asyncio.Queue(maxsize=queue_size)
         self._worker_count = workers
+        self._spacing_s = 1 / rate
+        self._next_start = 0.0  # the loop's clock: when the next comparison may start
         self._summary_interval_s = summary_interval_s
         self._counters = ShadowCounts()
         self._in_flight = 0
@@ -78,10 +87,11 @@ class ShadowReads:
     def offer(self, tenant_id: str, policy: StoragePolicy | None) -> None:
         """What the API has just served for ``tenant_id`` (``None``: nothing stored); never waits."""
         self._counters.offered += 1
-        try:
-            self._queue.put_nowait((tenant_id, policy))
-        except asyncio.QueueFull:
+        # Full is the usual state under load (the rate holds the workers back): no exception for it.
+        if self._queue.full():
             self._counters.dropped += 1
+        else:
+            self._queue.put_nowait((tenant_id, policy))
 
     def counts(self) -> ShadowCounts:
         """A copy of the counters."""
@@ -116,10 +126,18 @@ class ShadowReads:
             tenant_id, served = await self._queue.get()
             self._in_flight += 1
             try:
+                await self._wait_for_turn()
                 await self._compare(tenant_id, served)
             finally:
                 self._in_flight -= 1
                 self._queue.task_done()
+
+    async def _wait_for_turn(self) -> None:
+        now = asyncio.get_running_loop().time()
+        start = max(now, self._next_start)
+        self._next_start = start + self._spacing_s
+        if start > now:
+            await asyncio.sleep(start - now)
 
     async def _compare(self, tenant_id: str, served: StoragePolicy | None) -> None:
         try:

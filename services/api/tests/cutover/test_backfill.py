@@ -187,7 +187,10 @@ async def test_a_stop_request_ends_after_the_batch_in_flight_and_the_next_run_re
     supabase.before_write = None
     second = await run(backends(rtdb, supabase))
     assert second.resumed_after == "t00003"
-    assert any("resuming after tenant 't00003'" in n for n in second.notes)
+    assert any(
+        "resuming after tenant 't00003' (4 of 9 tenants done, checkpoint cp.json written" in n
+        for n in second.notes
+    )
     assert not second.interrupted
     assert second.counts[Decision.create] == 9
     assert supabase.writes == tenants  # each tenant written once

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -293,3 +294,60 @@ def test_a_second_signal_abandons_the_batch_in_flight(rtdb: FakeStore, supabase:
     assert "the batch in flight was abandoned" in result.stdout
     assert rtdb.closed
     assert supabase.closed
+
+
+# make targets
+
+
+@pytest.mark.parametrize(
+    ("target", "variables", "expected"),
+    [
+        ("cutover-plan", ["CUTOVER_ARGS=--summary --json"], "-m botmox_api.cutover plan --summary --json"),
+        (
+            "cutover-backfill",
+            ["FROM=supabase", "TO=rtdb", "CUTOVER_ARGS=--dry-run"],
+            "-m botmox_api.cutover backfill --from supabase --to rtdb --dry-run",
+        ),
+        ("cutover-verify", [], "-m botmox_api.cutover verify"),
+    ],
+)
+def test_the_make_targets_run_the_tool(target: str, variables: list[str], expected: str) -> None:
+    root = Path(__file__).resolve().parents[4]
+    shown = subprocess.run(
+        [
+            "make",
+            "-n",
+            "-C",
+            str(root),
+            "--no-print-directory",
+            "-o",
+            ".venv/.botmox-synced",
+            target,
+            *variables,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert shown.rstrip().splitlines()[-1].endswith(expected)
+
+
+def test_make_cutover_backfill_needs_both_directions() -> None:
+    root = Path(__file__).resolve().parents[4]
+    done = subprocess.run(
+        [
+            "make",
+            "-C",
+            str(root),
+            "--no-print-directory",
+            "-o",
+            ".venv/.botmox-synced",
+            "cutover-backfill",
+            "FROM=rtdb",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "make cutover-backfill needs FROM=rtdb|supabase TO=supabase|rtdb" in done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -41,6 +42,9 @@ def test_a_checkpoint_round_trips_and_a_damaged_one_is_ignored(tmp_path: Path) -
     )
     checkpoint.save(path, saved)
     assert checkpoint.load(path) == saved
+    assert saved.saved_at > 0
+    assert checkpoint.age(saved).endswith(" s")
+    assert checkpoint.age(dataclasses.replace(saved, saved_at=saved.saved_at - 3 * 86_400)) == "3.0 days"
     assert not path.with_name("cp.json.tmp").exists()
     path.write_text("{not json", encoding="utf-8")
     assert checkpoint.load(path) is None

@@ -219,65 +219,6 @@ async def test_factory_stores_against_the_emulator(rtdb_emulator: Any, rtdb_name
         await stores.aclose()
 
 
-# --- The cutover tool's stores.
-
-
-@pytest.fixture
-def no_backend_variables(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in (
-        "SUPABASE_DB_URL",
-        "FIREBASE_DATABASE_URL",
-        "FIREBASE_PROJECT_ID",
-        "FIREBASE_DATABASE_EMULATOR_HOST",
-    ):
-        monkeypatch.delenv(name, raising=False)
-
-
-def _settings(**values: Any) -> ApiSettings:
-    return ApiSettings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-def test_backfill_stores_are_the_api_store_classes_built_without_io() -> None:
-    stores = backfill_stores(_settings(supabase_db_url=DEAD_DB, **EMULATOR), concurrency=7)
-    assert isinstance(stores, BackfillStores)
-    assert isinstance(stores.rtdb, RtdbStoragePolicyStore)
-    assert isinstance(stores.supabase, SqlStoragePolicyStore)
-    assert stores.rtdb._read_concurrency == 7
-    assert stores.supabase._connect_kwargs["server_settings"]["application_name"] == "botmox-cutover"
-
-
-@pytest.mark.parametrize(
-    ("values", "missing"),
-    [
-        ({}, ["SUPABASE_DB_URL", "FIREBASE_DATABASE_URL (or FIREBASE_PROJECT_ID)"]),
-        (EMULATOR, ["SUPABASE_DB_URL"]),
-        # The REST transport's variables do not do: the backfill functions are SQL only.
-        (
-            {
-                **EMULATOR,
-                "supabase_url": DEAD_URL,
-                "supabase_anon_key": "anon",
-                "supabase_jwt_secret": "s" * 32,
-            },
-            ["SUPABASE_DB_URL"],
-        ),
-        ({"supabase_db_url": DEAD_DB}, ["FIREBASE_DATABASE_URL (or FIREBASE_PROJECT_ID)"]),
-    ],
-    ids=["nothing", "no-db-url", "rest-only", "no-rtdb"],
-)
-@pytest.mark.usefixtures("no_backend_variables")
-def test_backfill_stores_name_the_missing_variables(values: dict[str, Any], missing: list[str]) -> None:
-    with pytest.raises(BackfillNotConfigured) as raised:
-        backfill_stores(_settings(**values))
-    assert raised.value.missing == missing
-    assert str(raised.value) == "The cutover tool needs " + " and ".join(missing) + " (not set)"
-
-
-def test_backfill_stores_refuse_unusable_rtdb_variables() -> None:
-    with pytest.raises(InvalidRtdbConfiguration, match="FIREBASE_DATABASE_URL"):
-        backfill_stores(_settings(supabase_db_url=DEAD_DB, firebase_database_url="ftp://x"))
-
-
 # Shadow reads (STORAGE_POLICY_SHADOW): the other backend's storage-policy store.
 
 
@@ -371,3 +312,62 @@ async def test_the_store_set_closes_each_store_once_whatever_roles_it_fills() ->
         **supabase_mode, supabase_configured=True, rtdb_configured=True, shadow=rtdb_shadow
     ).aclose()
     assert closed == ["settings", "supabase", "rtdb-shadow"]
+
+
+# --- The cutover tool's stores.
+
+
+@pytest.fixture
+def no_backend_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in (
+        "SUPABASE_DB_URL",
+        "FIREBASE_DATABASE_URL",
+        "FIREBASE_PROJECT_ID",
+        "FIREBASE_DATABASE_EMULATOR_HOST",
+    ):
+        monkeypatch.delenv(name, raising=False)
+
+
+def _settings(**values: Any) -> ApiSettings:
+    return ApiSettings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_backfill_stores_are_the_api_store_classes_built_without_io() -> None:
+    stores = backfill_stores(_settings(supabase_db_url=DEAD_DB, **EMULATOR), concurrency=7)
+    assert isinstance(stores, BackfillStores)
+    assert isinstance(stores.rtdb, RtdbStoragePolicyStore)
+    assert isinstance(stores.supabase, SqlStoragePolicyStore)
+    assert stores.rtdb._read_concurrency == 7
+    assert stores.supabase._connect_kwargs["server_settings"]["application_name"] == "botmox-cutover"
+
+
+@pytest.mark.parametrize(
+    ("values", "missing"),
+    [
+        ({}, ["SUPABASE_DB_URL", "FIREBASE_DATABASE_URL (or FIREBASE_PROJECT_ID)"]),
+        (EMULATOR, ["SUPABASE_DB_URL"]),
+        # The REST transport's variables do not do: the backfill functions are SQL only.
+        (
+            {
+                **EMULATOR,
+                "supabase_url": DEAD_URL,
+                "supabase_anon_key": "anon",
+                "supabase_jwt_secret": "s" * 32,
+            },
+            ["SUPABASE_DB_URL"],
+        ),
+        ({"supabase_db_url": DEAD_DB}, ["FIREBASE_DATABASE_URL (or FIREBASE_PROJECT_ID)"]),
+    ],
+    ids=["nothing", "no-db-url", "rest-only", "no-rtdb"],
+)
+@pytest.mark.usefixtures("no_backend_variables")
+def test_backfill_stores_name_the_missing_variables(values: dict[str, Any], missing: list[str]) -> None:
+    with pytest.raises(BackfillNotConfigured) as raised:
+        backfill_stores(_settings(**values))
+    assert raised.value.missing == missing
+    assert str(raised.value) == "The cutover tool needs " + " and ".join(missing) + " (not set)"
+
+
+def test_backfill_stores_refuse_unusable_rtdb_variables() -> None:
+    with pytest.raises(InvalidRtdbConfiguration, match="FIREBASE_DATABASE_URL"):
+        backfill_stores(_settings(supabase_db_url=DEAD_DB, firebase_database_url="ftp://x"))

@@ -1,12 +1,13 @@
 """The copy engine: ``backfill --from X --to Y``, a batch at a time, writes bounded by
 ``--concurrency``, resumable from a checkpoint (``checkpoint.py``), stoppable between batches.
 
-Per batch: both sides read (``survey.read_pairs``), one ``decide`` per tenant, the copies written
-concurrently, each one conditional store call (``write_stored`` with the target's version as read),
-so nothing is ever half-written; a refused write is a ``conflict`` and the tenant is skipped. Then
-the figures are added and the checkpoint moves past the batch. A backend failure lets the batch's
-writes in flight finish, leaves the checkpoint at the last completed batch and raises the
-``StoreError``; a stop request (Ctrl-C, SIGTERM) is honoured between batches.
+Per batch: both sides read (``survey.ReadAhead``: the next batch is read while this one is
+written), one ``decide`` per tenant, the copies written concurrently, each one conditional store
+call (``write_stored`` with the target's version as read), so nothing is ever half-written; a
+refused write is a ``conflict`` and the tenant is skipped. Then the figures are added and the
+checkpoint moves past the batch. A backend failure lets the batch's writes in flight finish, leaves
+the checkpoint at the last completed batch and raises the ``StoreError``; a stop request (Ctrl-C,
+SIGTERM) is honoured between batches.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from botmox_api.cutover import checkpoint, legacy
 from botmox_api.cutover.decisions import SKIPS, WRITES, Decision, Step, conflicted, decide
 from botmox_api.cutover.progress import ProgressReport
-from botmox_api.cutover.survey import Backends, batches, read_pairs, tenant_ids
+from botmox_api.cutover.survey import Backends, Pair, ReadAhead, batches, tenant_ids
 from botmox_api.model import DataBackend, VersionConflict
 
 _DECISION_NAMES = frozenset(str(decision) for decision in Decision)
@@ -94,7 +95,7 @@ async def _write(backends: Backends, options: BackfillOptions, step: Step, turns
 
 
 async def _batch(
-    backends: Backends, options: BackfillOptions, batch: Sequence[str], turns: asyncio.Semaphore
+    backends: Backends, options: BackfillOptions, pairs: Sequence[Pair], turns: asyncio.Semaphore
 ) -> list[Step]:
     steps = [
         decide(
@@ -105,7 +106,7 @@ async def _batch(
             target_backend=options.target,
             force=options.force,
         )
-        for pair in await read_pairs(backends, batch)
+        for pair in pairs
     ]
     if options.dry_run:
         return steps
@@ -193,18 +194,21 @@ class Backfill:
             )
             result.notes.append(
                 f"resuming after tenant {saved.last_tenant!r} ({start} of {len(ids)} tenants done, "
-                f"checkpoint {options.checkpoint_path})"
+                f"checkpoint {options.checkpoint_path} written {checkpoint.age(saved)} ago; "
+                "--restart walks every tenant)"
             )
         keep_checkpoint = options.checkpoint_path is not None and not options.dry_run
         turns = asyncio.Semaphore(options.concurrency)
+        chunks = list(batches(ids[start:], options.batch_size))
+        reads = ReadAhead(backends, chunks)
         progress.start(len(ids), resumed_at=start)
         try:
             done = start
-            for batch in batches(ids[start:], options.batch_size):
+            for batch in chunks:
                 if stop.is_set():
                     result.interrupted = True
                     return result
-                for step in await _batch(backends, options, batch, turns):
+                for step in await _batch(backends, options, await reads.next(), turns):
                     result.counts[step.decision] += 1
                     if step.decision in SKIPS:
                         result.skipped.append(Skip(step.tenant, step.decision, step.reason))
@@ -214,6 +218,7 @@ class Backfill:
                     checkpoint.save(options.checkpoint_path, _checkpoint(key, batch[-1], result))
                 progress.update(done, _progress_figures(result))
         finally:
+            await reads.aclose()
             progress.stop()
         if keep_checkpoint:
             assert options.checkpoint_path is not None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class Checkpoint:
     last_tenant: str
     counts: dict[str, int] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    saved_at: float = 0.0
+    """When it was written (epoch seconds): a resumed run says how old the checkpoint is, since the
+    tenants before it are not walked again however long ago they were copied."""
 
     def to_json(self) -> str:
         document = {
@@ -49,6 +53,7 @@ class Checkpoint:
             "last_tenant": self.last_tenant,
             "counts": self.counts,
             "skipped": self.skipped,
+            "saved_at": self.saved_at,
         }
         return json.dumps(document, indent=1)
 
@@ -64,6 +69,7 @@ class Checkpoint:
                 last_tenant=str(document["last_tenant"]),
                 counts={str(k): int(v) for k, v in document["counts"].items()},
                 skipped=[{str(k): str(v) for k, v in item.items()} for item in document["skipped"]],
+                saved_at=float(document.get("saved_at", 0.0)),
             )
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
@@ -79,10 +85,23 @@ def load(path: Path) -> Checkpoint | None:
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
     """Atomically: a crash leaves the previous checkpoint or this one, never half of one."""
+    checkpoint.saved_at = time.time()
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(checkpoint.to_json(), encoding="utf-8")
     os.replace(temporary, path)
+
+
+def age(checkpoint: Checkpoint) -> str:
+    """How long ago it was written, as a person says it: ``40 s``, ``12 min``, ``3.5 h``, ``2.0 days``."""
+    seconds = max(0.0, time.time() - checkpoint.saved_at)
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86_400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86_400:.1f} days"
 
 
 def remove(path: Path) -> None:

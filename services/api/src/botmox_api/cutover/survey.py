@@ -117,26 +117,53 @@ async def read_pairs(backends: Backends, batch: Sequence[str]) -> list[Pair]:
     return [Pair(tenant, rtdb.get(tenant), supabase.get(tenant)) for tenant in batch]
 
 
+class ReadAhead:
+    """Both sides of ``chunks``, a batch at a time, the next batch's reads in flight while the caller
+    handles the one before (its writes included: batches hold different tenants). ``aclose`` drops
+    a read no one will take."""
+
+    def __init__(self, backends: Backends, chunks: Sequence[Sequence[str]]) -> None:
+        self._backends = backends
+        self._chunks = chunks
+        self._next = 0
+        self._ahead: asyncio.Future[list[Pair]] | None = None
+
+    def _start(self) -> None:
+        if self._next < len(self._chunks):
+            self._ahead = asyncio.ensure_future(read_pairs(self._backends, self._chunks[self._next]))
+            self._next += 1
+        else:
+            self._ahead = None
+
+    async def next(self) -> list[Pair]:
+        if self._ahead is None:
+            self._start()
+        assert self._ahead is not None, "no batch left"
+        pairs = await self._ahead
+        self._start()
+        return pairs
+
+    async def aclose(self) -> None:
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None and not ahead.done():
+            ahead.cancel()
+        if ahead is not None:
+            # Its outcome is of no interest any more (the caller stopped or failed), only retrieved.
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
+
+
 async def walk(
     backends: Backends,
     ids: Sequence[str],
     batch_size: int,
     on_batch: Callable[[list[Pair]], None],
 ) -> None:
-    """Read every tenant of ``ids`` on both sides, a batch at a time, the next batch's reads in flight
-    while ``on_batch`` handles the one before (read-only commands: nothing depends on the order)."""
+    """Read every tenant of ``ids`` on both sides, a batch at a time (``ReadAhead``)."""
     chunks = list(batches(ids, batch_size))
-    if not chunks:
-        return
-    ahead = asyncio.ensure_future(read_pairs(backends, chunks[0]))
+    reads = ReadAhead(backends, chunks)
     try:
-        for following in [*chunks[1:], None]:
-            pairs = await ahead
-            if following is not None:
-                ahead = asyncio.ensure_future(read_pairs(backends, following))
-            on_batch(pairs)
+        for _ in chunks:
+            on_batch(await reads.next())
     finally:
-        if not ahead.done():
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ahead
+        await reads.aclose()

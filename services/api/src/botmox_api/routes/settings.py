@@ -227,12 +227,10 @@ async def put_settings_path(
     settings_path: str,
     principal: CurrentPrincipal,
     stores: StoreSetDep,
-    shadow: ShadowReadsDep,
     settings: ApiSettingsDep,
 ) -> Response:
-    return await _settings_path(
-        request, settings_path, principal, stores, shadow, settings.api_max_body_bytes
-    )
+    # A write reads nothing to shadow: the other backend is never written.
+    return await _settings_path(request, settings_path, principal, stores, None, settings.api_max_body_bytes)
 
 
 async def patch_settings_path(
@@ -240,12 +238,10 @@ async def patch_settings_path(
     settings_path: str,
     principal: CurrentPrincipal,
     stores: StoreSetDep,
-    shadow: ShadowReadsDep,
     settings: ApiSettingsDep,
 ) -> Response:
-    return await _settings_path(
-        request, settings_path, principal, stores, shadow, settings.api_max_body_bytes
-    )
+    # A write reads nothing to shadow: the other backend is never written.
+    return await _settings_path(request, settings_path, principal, stores, None, settings.api_max_body_bytes)
 
 
 _POLICY_SUCCESS: Final = {"model": StoragePolicyEnvelope, "headers": ETAG_HEADER}
