@@ -3,6 +3,7 @@ codes, what each command prints, the ``--json`` documents, configuration errors,
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -18,7 +19,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.cutover.__main__ import app
 from botmox_api.cutover.decisions import Decision
 from botmox_api.cutover.survey import State
-from botmox_api.model import InvalidStoredPolicy
+from botmox_api.model import InvalidStoredPolicy, query_failed
 
 CONFIG_VARIABLES = (
     "SUPABASE_DB_URL",
@@ -42,7 +43,7 @@ def invoke(rtdb: FakeStore | None, supabase: FakeStore | None, *args: str, **env
 
 
 def _factory(rtdb: FakeStore, supabase: FakeStore) -> Any:
-    def build(_settings: ApiSettings) -> Any:
+    def build(_settings: ApiSettings, _concurrency: int) -> Any:
         return backends(rtdb, supabase)
 
     return build
@@ -255,6 +256,25 @@ def test_a_backend_failure_exits_3_with_its_reason(rtdb: FakeStore, supabase: Fa
     }
 
 
+def test_a_failed_backfill_prints_what_it_did_and_how_to_resume(rtdb: FakeStore, supabase: FakeStore) -> None:
+    for i in range(4):
+        rtdb.put(f"t{i}", policy(1))
+
+    def fail(tenant: str) -> None:
+        if tenant == "t2":
+            raise query_failed("supabase", "write", "storage policy", "server closed the connection")
+
+    supabase.before_write = fail
+    result = invoke(rtdb, supabase, "backfill", "--from", "rtdb", "--to", "supabase", "--batch-size", "2")
+    assert result.exit_code == 3
+    assert "written: 2; skipped: 0" in result.stdout
+    assert result.stderr.splitlines()[-1] == (
+        "cutover: Supabase failed: Failed to write storage policy to Supabase "
+        "(server closed the connection); .cutover/backfill-rtdb-to-supabase.json keeps what is done; "
+        "run the same command again to resume"
+    )
+
+
 # signals
 
 
@@ -351,3 +371,22 @@ def test_make_cutover_backfill_needs_both_directions() -> None:
     )
     assert done.returncode == 2
     assert "make cutover-backfill needs FROM=rtdb|supabase TO=supabase|rtdb" in done.stderr
+
+
+def test_an_interrupted_dry_run_says_it_wrote_nothing(rtdb: FakeStore, supabase: FakeStore) -> None:
+    for i in range(6):
+        rtdb.put(f"t{i}", policy(1))
+    reads = rtdb.read_stored
+
+    async def interrupting(tenant_ids: Any) -> Any:
+        os.kill(os.getpid(), signal.SIGINT)
+        await asyncio.sleep(0)
+        return await reads(tenant_ids)
+
+    rtdb.read_stored = interrupting  # type: ignore[method-assign]
+    result = invoke(
+        rtdb, supabase, "backfill", "--from", "rtdb", "--to", "supabase", "--dry-run", "--batch-size", "2"
+    )
+    assert result.exit_code == 130, result.output
+    assert "interrupted: a dry run writes nothing; run it again" in result.stdout
+    assert not Path(".cutover").exists()

@@ -14,7 +14,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, TypeVar
 
 import typer
 
@@ -30,7 +30,9 @@ from botmox_api.cutover.verify import run_verify
 from botmox_api.model import TENANT_ID_PATTERN, JsonObject, StoreError
 
 PROG = "python -m botmox_api.cutover"
-BackendsFactory = Callable[[ApiSettings], Backends]
+DEFAULT_CONCURRENCY: Final = 32
+BackendsFactory = Callable[[ApiSettings, int], Backends]
+"""Builds the stores from the configuration, with the calls one batch may have in flight."""
 T = TypeVar("T")
 
 app = typer.Typer(
@@ -75,12 +77,12 @@ def _tenants(values: list[str] | None) -> list[str]:
     return tenants
 
 
-def _prepare(ctx: typer.Context) -> tuple[ApiSettings, Backends]:
+def _prepare(ctx: typer.Context, concurrency: int = DEFAULT_CONCURRENCY) -> tuple[ApiSettings, Backends]:
     """The configuration and the stores; exit 2 naming the variable when either cannot be had."""
     factory: BackendsFactory = ctx.obj if callable(ctx.obj) else open_backends
     try:
         settings = load_settings()
-        return settings, factory(settings)
+        return settings, factory(settings, concurrency)
     except (ConfigError, ValueError) as error:
         _fail(f"invalid configuration: {error}")
 
@@ -202,8 +204,11 @@ def backfill(
     ] = False,
     batch_size: BatchSizeOption = 500,
     concurrency: Annotated[
-        int, typer.Option("--concurrency", min=1, max=1000, help="Writes in flight at once.")
-    ] = 32,
+        int,
+        typer.Option(
+            "--concurrency", min=1, max=1000, help="Writes in flight at once (and RTDB reads of one batch)."
+        ),
+    ] = DEFAULT_CONCURRENCY,
     checkpoint_path: Annotated[
         Path | None,
         typer.Option(
@@ -220,7 +225,7 @@ def backfill(
     if source == target:
         _fail("--from and --to name the same backend")
     tenants = _tenants(tenant)
-    settings, backends = _prepare(ctx)
+    settings, backends = _prepare(ctx, concurrency)
     options = BackfillOptions(
         source=source.value,
         target=target.value,
@@ -237,7 +242,11 @@ def backfill(
     run = Backfill(backends, options)
     signals = _Signals(graceful=True)
     title = f"backfill {source.value} -> {target.value}" + (" (dry run)" if dry_run else "")
-    resume = f"; {checkpoint_path or checkpoint.default_path(source.value, target.value)} keeps what is done"
+    resume = (
+        "; a dry run wrote nothing: run it again"
+        if dry_run
+        else f"; {options.checkpoint_path} keeps what is done; run the same command again to resume"
+    )
     try:
         result = asyncio.run(
             signals.run(_closing(backends, run.run(progress_for(title, sys.stderr), signals.stop)))
@@ -252,7 +261,7 @@ def backfill(
     except StoreError as error:
         if not as_json:
             _emit(None, report.backfill_text(run.result))
-        _store_failure("backfill", error, as_json, resume + "; run the same command again to resume")
+        _store_failure("backfill", error, as_json, resume)
     code = signals.exit_code if result.interrupted else report.backfill_exit(result)
     _emit(report.backfill_json(result, code) if as_json else None, report.backfill_text(result))
     raise typer.Exit(int(code))

@@ -24,11 +24,12 @@ def _explained(variable: str) -> str:
     return f"{variable} ({why})" if why else variable
 
 
-def open_backends(settings: ApiSettings) -> Backends:
-    """Both stores and RTDB's legacy node; no I/O (connections open on first use). Raises
-    ``ConfigError`` naming a missing variable, ``ValueError`` naming an unusable one."""
+def open_backends(settings: ApiSettings, concurrency: int) -> Backends:
+    """Both stores and RTDB's legacy node; no I/O (connections open on first use). ``concurrency``
+    bounds RTDB's reads of one batch (SQL reads a batch in one call). Raises ``ConfigError`` naming
+    a missing variable, ``ValueError`` naming an unusable one."""
     try:
-        stores = backfill_stores(settings)
+        stores = backfill_stores(settings, concurrency=concurrency)
     except BackfillNotConfigured as error:
         raise ConfigError(
             "the cutover tool needs " + " and ".join(_explained(name) for name in error.missing)

@@ -137,7 +137,7 @@ def backfill_json(result: BackfillResult, exit_code: Exit) -> JsonObject:
         "resumed_after": result.resumed_after,
         "interrupted": result.interrupted,
         "checkpoint": str(options.checkpoint_path)
-        if result.interrupted and options.checkpoint_path is not None
+        if result.interrupted and options.checkpoint_path is not None and not options.dry_run
         else None,
         "notes": list(result.notes),
         "seconds": _seconds(result.seconds),
@@ -159,11 +159,12 @@ def backfill_text(result: BackfillResult) -> list[str]:
     verb = "would write" if options.dry_run else "written"
     lines.append(f"{verb}: {result.written}; skipped: {len(result.skipped)}")
     lines += [f"  skipped tenant {skip.tenant}: {skip.reason}" for skip in result.skipped]
-    if result.interrupted:
-        where = f"the checkpoint {options.checkpoint_path}" if options.checkpoint_path else "nothing"
+    if result.interrupted and options.dry_run:
+        lines.append("interrupted: a dry run writes nothing; run it again")
+    elif result.interrupted:
         lines.append(
-            f"interrupted: {where} keeps what is done; run the same command again to resume "
-            "(every completed write stays, nothing is half-written)"
+            f"interrupted: the checkpoint {options.checkpoint_path} keeps what is done; run the same "
+            "command again to resume (every completed write stays, nothing is half-written)"
         )
     return lines
 
