@@ -131,6 +131,10 @@ cutover-verify: $(VENV_STAMP) ## Compare storage_policy in RTDB and Supabase fie
 bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores, wrk, 1,000 tenants, median of 3; last line: ratios (BENCH_ARGS=--quick; docs/performance.md)
 	$(PYTHON) -m loadtests.bench $(BENCH_ARGS)
 
+.PHONY: cutover-scale
+cutover-scale: bootstrap ## The cutover tool on 10,000 seeded tenants (throwaway PostgreSQL and emulator): plan, backfill, again, a catch-up, verify, each timed (TENANTS=N; docs/performance.md)
+	$(PYTHON) -m loadtests.cutover_scale --tenants $(or $(TENANTS),10000)
+
 .PHONY: bench-parts
 bench-parts: bootstrap ## Figures of the parts: PostgreSQL fixture start, emulator ops/s, API requests/s per mode (docs/benchmarks.md)
 	$(PYTHON) -m harness bench

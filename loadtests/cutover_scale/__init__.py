@@ -1,0 +1,1 @@
+"""``make cutover-scale``: the storage-policy cutover tool against N seeded tenants, each step timed."""
