@@ -4,6 +4,7 @@ DSN: an administrator's) and RTDB emulator."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -57,7 +58,13 @@ class Tool:
     env: dict[str, str]
     cwd: Path
 
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+    async def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """The tool in a thread: the loop keeps serving the test's own store connections meanwhile
+        (blocked past 5 s, it would miss the emulator closing an idle keep-alive connection, and the
+        test's next write would go out on a dead one)."""
+        return await asyncio.to_thread(self._run, *args)
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [sys.executable, "-m", "botmox_api.cutover", *args],
             env=self.env,
@@ -68,9 +75,9 @@ class Tool:
             check=False,
         )
 
-    def json(self, *args: str) -> tuple[int, dict[str, Any]]:
+    async def json(self, *args: str) -> tuple[int, dict[str, Any]]:
         """The exit code and the document (with the run's stderr under ``"stderr"``, for messages)."""
-        done = self.run(*args, "--json")
+        done = await self.run(*args, "--json")
         assert "Traceback" not in done.stderr, done.stderr
         try:
             document = json.loads(done.stdout)
@@ -150,7 +157,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     seeded = await seed(stores, "rtdb", 25)
     await raw.set(storage_policy_path("t-bad"), {**node_from_policy(policy(1), "w"), "operational": "hybrid"})
 
-    code, plan = tool.json("plan")
+    code, plan = await tool.json("plan")
     assert code == 0, plan
     assert plan["totals"] == {
         "rtdb_only": 25,
@@ -161,7 +168,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
         "neither": 0,
     }
 
-    code, first = tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--batch-size", "10")
+    code, first = await tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--batch-size", "10")
     assert code == 1, first  # t-bad skipped
     assert first["written"] == 25
     assert [(s["tenant"], s["decision"]) for s in first["skipped"]] == [("t-bad", "source_invalid")]
@@ -169,20 +176,20 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     copied = await stores.supabase.read_stored(sorted(seeded))
     assert copied == seeded  # updated_at, updated_by and version kept
 
-    code, second = tool.json("backfill", "--from", "rtdb", "--to", "supabase")
+    code, second = await tool.json("backfill", "--from", "rtdb", "--to", "supabase")
     assert code == 1, second
     assert second["written"] == 0
     assert second["counts"]["equal"] == 25
     assert not (tool.cwd / ".cutover").exists() or not any((tool.cwd / ".cutover").iterdir())
 
     await raw.delete(storage_policy_path("t-bad"))
-    verified = tool.run("verify")
+    verified = await tool.run("verify")
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert verified.stdout.splitlines()[-2].endswith("both sides match")
 
     changed = dataclasses.replace(seeded["t-0007"], operational="cloud")
     await stores.supabase.write_stored("t-0007", changed, expected_version=seeded["t-0007"].version)
-    drift = tool.run("verify")
+    drift = await tool.run("verify")
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert drift.stdout.splitlines()[0] == "tenant t-0007: operational rtdb=local supabase=cloud"
     assert "1 tenants differ (1 differences)" in drift.stdout
@@ -195,15 +202,15 @@ async def test_rollback_supabase_to_rtdb_keeps_a_newer_target_unless_forced(
     newer = dataclasses.replace(seeded["t-0002"], operational="cloud", updated_at=1_800_000_000_000)
     await stores.rtdb.write_stored("t-0002", newer, expected_version=None)
 
-    code, result = tool.json("backfill", "--from", "supabase", "--to", "rtdb")
+    code, result = await tool.json("backfill", "--from", "supabase", "--to", "rtdb")
     assert code == 1, result
     assert [(s["tenant"], s["decision"]) for s in result["skipped"]] == [("t-0002", "target_newer")]
     assert (await stores.rtdb.read_stored(["t-0002"]))["t-0002"] == newer
 
-    code, forced = tool.json("backfill", "--from", "supabase", "--to", "rtdb", "--force")
+    code, forced = await tool.json("backfill", "--from", "supabase", "--to", "rtdb", "--force")
     assert code == 0, forced
     assert forced["counts"]["overwrite"] == 1
-    assert tool.run("verify").returncode == 0
+    assert (await tool.run("verify")).returncode == 0
 
 
 async def test_the_legacy_node_is_reported_then_adopted_and_copied_on(
@@ -216,13 +223,13 @@ async def test_the_legacy_node_is_reported_then_adopted_and_copied_on(
         "updated_by": "old",
     }
     await raw.set(LEGACY_STORAGE_POLICY_PATH, legacy)
-    plan = tool.run("plan")
+    plan = await tool.run("plan")
     assert (
         "legacy: legacy settings/storage_policy present; --adopt-legacy moves it to tenant 'default'"
         in plan.stdout.splitlines()
     )
 
-    code, result = tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--adopt-legacy")
+    code, result = await tool.json("backfill", "--from", "rtdb", "--to", "supabase", "--adopt-legacy")
     assert code == 0, result
     assert result["legacy"]["action"] == "adopted"
     assert result["counts"]["create"] == 1
@@ -236,12 +243,12 @@ async def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_resumes(
     tool: Tool, stores: BackfillStores
 ) -> None:
     seeded = await seed(stores, "rtdb", 300)
-    code, stdout = interrupted_after_the_first_batch(tool)
+    code, stdout = await asyncio.to_thread(interrupted_after_the_first_batch, tool)
     assert code == 130, stdout
     assert "run the same command again to resume" in stdout
     assert (tool.cwd / ".cutover" / "backfill-rtdb-to-supabase.json").exists()
 
-    code, resumed = tool.json("backfill", "--from", "rtdb", "--to", "supabase")
+    code, resumed = await tool.json("backfill", "--from", "rtdb", "--to", "supabase")
     assert code == 0, resumed
     assert resumed["resumed_after"] is not None
     assert resumed["counts"]["create"] == 300
@@ -251,7 +258,7 @@ async def test_ctrl_c_keeps_the_checkpoint_and_the_next_run_resumes(
 
 def test_missing_configuration_exits_2_naming_the_variable(tmp_path: Path) -> None:
     env = {name: value for name, value in os.environ.items() if name not in _CLEARED}
-    done = Tool(env=env, cwd=tmp_path).run("verify")
+    done = Tool(env=env, cwd=tmp_path)._run("verify")
     assert done.returncode == 2
     assert "the cutover tool needs SUPABASE_DB_URL (an administrator's DSN" in done.stderr
     assert "Traceback" not in done.stderr
@@ -261,7 +268,7 @@ def test_a_backend_that_cannot_be_reached_exits_3_with_its_reason(tool: Tool) ->
     unreachable = Tool(
         env={**tool.env, "SUPABASE_DB_URL": "postgresql://admin:x@127.0.0.1:1/postgres"}, cwd=tool.cwd
     )
-    done = unreachable.run("plan")
+    done = unreachable._run("plan")
     assert done.returncode == 3, done.stdout + done.stderr
     assert done.stderr.startswith("cutover: Supabase failed: Failed to read storage policy from Supabase (")
     assert "Traceback" not in done.stderr
