@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from cutover_fakes import FakeStore, backends, policy
 
+from botmox_api.config import ApiSettings
 from botmox_api.cutover import checkpoint
+from botmox_api.cutover.backends import deployment_of
 from botmox_api.cutover.backfill import Backfill, BackfillOptions, BackfillResult
 from botmox_api.cutover.decisions import Decision
 from botmox_api.cutover.legacy import NOT_ADOPTED, LegacyAction
@@ -240,6 +242,34 @@ async def test_a_checkpoint_of_another_run_or_restart_starts_from_the_beginning(
     restarted = await run(backends(rtdb, supabase), restart=True)
     assert restarted.resumed_after is None
     assert restarted.counts[Decision.equal] == 4
+
+
+async def test_a_checkpoint_of_another_deployment_is_not_resumed(
+    rtdb: FakeStore, supabase: FakeStore
+) -> None:
+    seed(rtdb, 4)
+    elsewhere = checkpoint.run_key("rtdb", "supabase", force=False, tenants=(), deployment="staging")
+    saved = checkpoint.Checkpoint(key=elsewhere, last_tenant="t00003", counts={"create": 3})
+    checkpoint.save(CHECKPOINT, saved)
+    here = await run(backends(rtdb, supabase), deployment="production")
+    assert here.resumed_after is None
+    assert here.written == 4
+    assert any("another run" in note for note in here.notes)
+
+
+def test_the_deployment_is_where_the_backends_are_never_a_password() -> None:
+    def settings(dsn: str, rtdb: str = "https://prod.firebaseio.com") -> ApiSettings:
+        return ApiSettings(_env_file=None, supabase_db_url=dsn, firebase_database_url=rtdb)  # type: ignore[call-arg]
+
+    production = deployment_of(settings("postgresql://postgres:one@db.example:5432/postgres"))
+    assert deployment_of(settings("postgresql://postgres:two@db.example:5432/postgres")) == production
+    assert deployment_of(settings("postgresql://postgres:one@other.example:5432/postgres")) != production
+    assert deployment_of(settings("postgresql://postgres:one@db.example:5432/staging")) != production
+    other_rtdb = settings(
+        "postgresql://postgres:one@db.example:5432/postgres", "https://staging.firebaseio.com"
+    )
+    assert deployment_of(other_rtdb) != production
+    assert "one" not in production
 
 
 async def test_tenant_selection_limits_the_run(rtdb: FakeStore, supabase: FakeStore) -> None:

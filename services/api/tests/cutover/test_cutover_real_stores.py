@@ -192,7 +192,7 @@ async def test_plan_backfill_twice_and_verify_rtdb_to_supabase(
     drift = await tool.run("verify")
     assert drift.returncode == 1, drift.stdout + drift.stderr
     assert drift.stdout.splitlines()[0] == "tenant t-0007: operational rtdb=local supabase=cloud"
-    assert "1 tenants differ (1 differences)" in drift.stdout
+    assert "1 tenant differs (1 difference)" in drift.stdout
 
 
 async def test_rollback_supabase_to_rtdb_keeps_a_newer_target_unless_forced(

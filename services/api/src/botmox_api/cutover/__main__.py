@@ -20,7 +20,7 @@ import typer
 
 from botmox_api.config import ApiSettings, ConfigError, load_settings
 from botmox_api.cutover import checkpoint, report
-from botmox_api.cutover.backends import open_backends
+from botmox_api.cutover.backends import deployment_of, open_backends
 from botmox_api.cutover.backfill import Backfill, BackfillOptions
 from botmox_api.cutover.plan import run_plan
 from botmox_api.cutover.progress import progress_for
@@ -243,6 +243,7 @@ def backfill(
         concurrency=concurrency,
         checkpoint_path=checkpoint_path or checkpoint.default_path(source.value, target.value),
         restart=restart,
+        deployment=deployment_of(settings),
     )
     run = Backfill(backends, options)
     signals = _Signals(graceful=True)

@@ -8,7 +8,11 @@ anything connects.
 
 from __future__ import annotations
 
+import hashlib
 from typing import Final
+
+from psycopg import ProgrammingError
+from psycopg.conninfo import conninfo_to_dict
 
 from botmox_api.config import ApiSettings, ConfigError
 from botmox_api.cutover.survey import Backends
@@ -35,3 +39,20 @@ def open_backends(settings: ApiSettings, concurrency: int) -> Backends:
             "the cutover tool needs " + " and ".join(_explained(name) for name in error.missing)
         ) from None
     return Backends(rtdb=stores.rtdb, supabase=stores.supabase, legacy=stores.rtdb)
+
+
+def deployment_of(settings: ApiSettings) -> str:
+    """A short fingerprint of where the two backends are (the database's host, port and name, and
+    RTDB's variables; never a password): a checkpoint is resumed only against the deployment that
+    wrote it, not by a run from the same directory against another one."""
+    try:
+        params = conninfo_to_dict(settings.secret("supabase_db_url") or "")
+    except ProgrammingError:
+        params = {}
+    where = [str(params.get(key, "")) for key in ("host", "hostaddr", "port", "dbname")]
+    where += [
+        settings.firebase_database_url or "",
+        settings.firebase_project_id or "",
+        settings.firebase_database_emulator_host or "",
+    ]
+    return hashlib.sha256("\n".join(where).encode()).hexdigest()[:12]

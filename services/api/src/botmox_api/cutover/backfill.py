@@ -43,6 +43,8 @@ class BackfillOptions:
     checkpoint_path: Path | None = None
     """``None``: no checkpoint read or written. A dry run never uses one."""
     restart: bool = False
+    deployment: str = ""
+    """Where the backends are (``backends.deployment_of``): part of the checkpoint's key."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +164,13 @@ class Backfill:
 
     async def _run(self, progress: ProgressReport, stop: asyncio.Event) -> BackfillResult:
         backends, options, result = self._backends, self._options, self.result
-        key = checkpoint.run_key(options.source, options.target, force=options.force, tenants=options.tenants)
+        key = checkpoint.run_key(
+            options.source,
+            options.target,
+            force=options.force,
+            tenants=options.tenants,
+            deployment=options.deployment,
+        )
         if backends.legacy is not None:
             if options.adopt_legacy:
                 result.legacy = await legacy.adopt(

@@ -1,10 +1,10 @@
 """Where an interrupted backfill resumes: a JSON file written after every completed batch.
 
-It holds the run's key (direction, ``--force`` and the tenant selection), the last tenant of the
-last completed batch and the figures so far, so a resumed run's summary covers the whole run. A run
-with another key starts from the beginning (and says so); a complete run removes the file. Safety
-does not rest on it: every write is one conditional store call and equal tenants are left alone, so
-redoing a batch, or the whole run, converges on the same result.
+It holds the run's key (direction, ``--force``, the tenant selection and the deployment), the
+last tenant of the last completed batch and the figures so far, so a resumed run's summary covers
+the whole run. A run with another key starts from the beginning (and says so); a complete run
+removes the file. Safety does not rest on it: every write is one conditional store call and equal
+tenants are left alone, so redoing a batch, or the whole run, converges on the same result.
 """
 
 from __future__ import annotations
@@ -28,12 +28,20 @@ def default_path(source: DataBackend, target: DataBackend) -> Path:
     return CHECKPOINT_DIR / f"backfill-{source}-to-{target}.json"
 
 
-def run_key(source: DataBackend, target: DataBackend, *, force: bool, tenants: Sequence[str]) -> str:
-    """Identifies a run: a checkpoint is resumed only by a run with the same key."""
+def run_key(
+    source: DataBackend,
+    target: DataBackend,
+    *,
+    force: bool,
+    tenants: Sequence[str],
+    deployment: str = "",
+) -> str:
+    """Identifies a run: a checkpoint is resumed only by a run with the same key. ``deployment``
+    fingerprints where the backends are (``backends.deployment_of``)."""
     selection = (
         hashlib.sha256("\n".join(sorted(set(tenants))).encode()).hexdigest()[:16] if tenants else "all"
     )
-    return f"{source}-to-{target};force={force};tenants={selection}"
+    return f"{source}-to-{target};force={force};tenants={selection};deployment={deployment}"
 
 
 @dataclass(slots=True)

@@ -25,6 +25,11 @@ class Exit(enum.IntEnum):
     """Ctrl-C; a SIGTERM exits ``backend_failed`` (the run stopped early: run it again to resume)."""
 
 
+def counted(count: int, noun: str) -> str:
+    """``1 tenant``, ``2 tenants``: a figure with its noun, as the summaries print it."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _seconds(value: float) -> float:
     return round(value, 3)
 
@@ -103,7 +108,7 @@ def plan_text(result: PlanResult, *, summary: bool) -> list[str]:
         )
     total = sum(result.totals.values())
     lines.append(
-        f"plan: {total} tenants in {result.seconds:.1f} s: "
+        f"plan: {counted(total, 'tenant')} in {result.seconds:.1f} s: "
         + ", ".join(f"{result.totals[state]} {STATE_TITLES[state]}" for state in State)
     )
     return lines + _legacy_lines(result.legacy)
@@ -151,7 +156,7 @@ def backfill_text(result: BackfillResult) -> list[str]:
     dry = " (dry run: nothing written)" if options.dry_run else ""
     lines = [f"note: {note}" for note in result.notes]
     lines += _legacy_lines(result.legacy)
-    lines.append(f"backfill {direction}{dry}: {result.tenants} tenants in {result.seconds:.1f} s")
+    lines.append(f"backfill {direction}{dry}: {counted(result.tenants, 'tenant')} in {result.seconds:.1f} s")
     lines += _table(
         ("  decision", "tenants"),
         ((f"  {DECISION_TITLES[d]}", str(result.counts[d])) for d in Decision if result.counts[d]),
@@ -201,12 +206,14 @@ def verify_text(result: VerifyResult) -> list[str]:
         f"tenant {d.tenant}: {d.field} rtdb={_shown(d.rtdb)} supabase={_shown(d.supabase)}"
         for d in result.differences
     ]
+    differ = "differs" if result.different_tenants == 1 else "differ"
     verdict = (
         "both sides match"
         if result.match
-        else f"{result.different_tenants} tenants differ ({len(result.differences)} differences)"
+        else f"{counted(result.different_tenants, 'tenant')} {differ}"
+        f" ({counted(len(result.differences), 'difference')})"
     )
-    lines.append(f"verify: {result.tenants} tenants in {result.seconds:.1f} s: {verdict}")
+    lines.append(f"verify: {counted(result.tenants, 'tenant')} in {result.seconds:.1f} s: {verdict}")
     return lines + _legacy_lines(result.legacy)
 
 
