@@ -12,9 +12,9 @@ import enum
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Final, NoReturn, TypeVar
+from typing import Annotated, Any, Final, NoReturn, Protocol, TypeVar
 
 import typer
 
@@ -23,7 +23,7 @@ from botmox_api.cutover import checkpoint, report
 from botmox_api.cutover.backends import deployment_of, open_backends
 from botmox_api.cutover.backfill import Backfill, BackfillOptions
 from botmox_api.cutover.plan import run_plan
-from botmox_api.cutover.progress import progress_for
+from botmox_api.cutover.progress import ProgressReport, progress_for
 from botmox_api.cutover.report import Exit
 from botmox_api.cutover.survey import Backends
 from botmox_api.cutover.verify import run_verify
@@ -34,6 +34,7 @@ DEFAULT_CONCURRENCY: Final = 32
 BackendsFactory = Callable[[ApiSettings, int], Backends]
 """Builds the stores from the configuration, with the calls one batch may have in flight."""
 T = TypeVar("T")
+R = TypeVar("R", covariant=True)
 
 app = typer.Typer(
     name=PROG,
@@ -155,6 +156,47 @@ def _store_failure(command: str, error: StoreError, as_json: bool, extra: str = 
     _fail(report.failure_line(error) + extra, Exit.backend_failed)
 
 
+class ReadOnlyRun(Protocol[R]):
+    """``run_plan`` and ``run_verify``: a walk over both sides that changes nothing."""
+
+    def __call__(
+        self,
+        backends: Backends,
+        *,
+        tenants: Sequence[str],
+        batch_size: int,
+        default_tenant: str,
+        progress: ProgressReport,
+    ) -> Coroutine[Any, Any, R]: ...
+
+
+def _read_only(
+    ctx: typer.Context,
+    command: str,
+    run: ReadOnlyRun[R],
+    tenant: list[str] | None,
+    batch_size: int,
+    as_json: bool,
+) -> R:
+    """A read-only command's walk: Ctrl-C or SIGTERM cancel it at once (there is nothing to finish)."""
+    tenants = _tenants(tenant)
+    settings, backends = _prepare(ctx)
+    signals = _Signals(graceful=False)
+    work = run(
+        backends,
+        tenants=tenants,
+        batch_size=batch_size,
+        default_tenant=settings.default_tenant_id,
+        progress=progress_for(command, sys.stderr),
+    )
+    try:
+        return asyncio.run(signals.run(_closing(backends, work)))
+    except asyncio.CancelledError:
+        _fail(f"interrupted; {command} changes nothing, run it again", signals.exit_code)
+    except StoreError as error:
+        _store_failure(command, error, as_json)
+
+
 @app.command(rich_help_panel="Commands")
 def plan(
     ctx: typer.Context,
@@ -165,22 +207,7 @@ def plan(
 ) -> None:
     """Per tenant, what exists where (RTDB only, Supabase only, both equal, both different, invalid);
     a table and totals. Changes nothing. Exit 0."""
-    tenants = _tenants(tenant)
-    settings, backends = _prepare(ctx)
-    signals = _Signals(graceful=False)
-    work = run_plan(
-        backends,
-        tenants=tenants,
-        batch_size=batch_size,
-        default_tenant=settings.default_tenant_id,
-        progress=progress_for("plan", sys.stderr),
-    )
-    try:
-        result = asyncio.run(signals.run(_closing(backends, work)))
-    except asyncio.CancelledError:
-        _fail("interrupted; plan changes nothing, run it again", signals.exit_code)
-    except StoreError as error:
-        _store_failure("plan", error, as_json)
+    result = _read_only(ctx, "plan", run_plan, tenant, batch_size, as_json)
     _emit(
         report.plan_json(result, summary=summary) if as_json else None,
         report.plan_text(result, summary=summary),
@@ -282,22 +309,7 @@ def verify(
 ) -> None:
     """Compare both sides field by field and print every difference with both values. Exit 0 only
     when both sides match (a policy on one side only, or an invalid one, is a difference)."""
-    tenants = _tenants(tenant)
-    settings, backends = _prepare(ctx)
-    signals = _Signals(graceful=False)
-    work = run_verify(
-        backends,
-        tenants=tenants,
-        batch_size=batch_size,
-        default_tenant=settings.default_tenant_id,
-        progress=progress_for("verify", sys.stderr),
-    )
-    try:
-        result = asyncio.run(signals.run(_closing(backends, work)))
-    except asyncio.CancelledError:
-        _fail("interrupted; verify changes nothing, run it again", signals.exit_code)
-    except StoreError as error:
-        _store_failure("verify", error, as_json)
+    result = _read_only(ctx, "verify", run_verify, tenant, batch_size, as_json)
     _emit(report.verify_json(result) if as_json else None, report.verify_text(result))
     raise typer.Exit(int(report.verify_exit(result)))
 
