@@ -24,7 +24,7 @@ export UV_LINK_MODE ?= copy
 
 VENV_STAMP := .venv/.botmox-synced
 NODE_STAMP := node_modules/.botmox-installed
-PY_PROJECTS := pyproject.toml uv.lock services/api/pyproject.toml services/agent/pyproject.toml harness/pyproject.toml
+PY_PROJECTS := pyproject.toml uv.lock services/api/pyproject.toml services/agent/pyproject.toml services/protocol/pyproject.toml harness/pyproject.toml
 
 .PHONY: help
 help: ## List every target with what it does
@@ -74,7 +74,7 @@ format: bootstrap ## Apply ruff's fixes and formatting
 
 .PHONY: typecheck
 typecheck: bootstrap ## mypy --strict on services/, harness/ and loadtests/
-	$(UV) run --frozen mypy services/api/src services/agent/src harness/src loadtests
+	$(UV) run --frozen mypy services/api/src services/agent/src services/protocol/src harness/src loadtests
 
 .PHONY: pytest
 pytest: bootstrap ## Every pytest test: unit, integration (real PostgreSQL and RTDB emulator) and slow
