@@ -45,9 +45,7 @@ ids = st.from_regex(ID_PATTERN, fullmatch=True)
 kind_names = st.from_regex(r"^[a-z][a-z0-9_]{0,10}(\.[a-z][a-z0-9_]{0,10}){1,3}$", fullmatch=True)
 texts = st.text(max_size=200)
 offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
-instants = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets
-)
+instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets)
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -125,25 +123,30 @@ def test_every_encoded_frame_carries_the_whole_envelope(frame: object) -> None:
 @settings(max_examples=300)
 @given(st.text(max_size=300) | st.binary(max_size=300))
 def test_arbitrary_input_is_a_frame_or_a_protocol_error(data: str | bytes) -> None:
+    outcome: object
     try:
-        parse_frame(data)
-    except ProtocolError:
-        pass
+        outcome = parse_frame(data)
+    except ProtocolError as error:
+        outcome = error
+    assert isinstance(outcome, ProtocolError | BaseModel)
 
 
 @settings(max_examples=300)
 @given(
     st.dictionaries(
-        st.sampled_from(["v", "type", "id", "command_id", "kind", "params", "deadline", "ok", "data"]) | texts,
+        st.sampled_from(["v", "type", "id", "command_id", "kind", "params", "deadline", "ok", "data"])
+        | texts,
         json_values,
         max_size=8,
     )
 )
 def test_arbitrary_objects_are_a_frame_or_a_protocol_error(obj: dict[str, object]) -> None:
+    outcome: object
     try:
-        parse_frame(json.dumps(obj))
-    except ProtocolError:
-        pass
+        outcome = parse_frame(json.dumps(obj))
+    except ProtocolError as error:
+        outcome = error
+    assert isinstance(outcome, ProtocolError | BaseModel)
 
 
 def heartbeat(**changes: object) -> str:
@@ -223,7 +226,14 @@ def test_each_bad_message_is_refused_with_its_code_and_the_frame_it_names(
 def test_missing_fields_are_refused_even_where_the_model_has_a_default() -> None:
     # Defaults exist for building frames in code; on the wire every field is present.
     for field in ("percent", "message"):
-        obj = {"v": 1, "type": "command.progress", "id": "p1", "command_id": "c1", "percent": 5, "message": None}
+        obj = {
+            "v": 1,
+            "type": "command.progress",
+            "id": "p1",
+            "command_id": "c1",
+            "percent": 5,
+            "message": None,
+        }
         del obj[field]
         error = refused(json.dumps(obj))
         assert error.code is ErrorCode.INVALID_FRAME
