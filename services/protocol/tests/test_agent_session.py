@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from botmox_protocol import (
+    MAX_FRAME_BYTES,
     AgentPhase,
     AgentSession,
     CommandAckFrame,
@@ -26,7 +27,7 @@ from botmox_protocol import (
     parse_frame,
     recover_interrupted,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, UNSUPPORTED_KIND
+from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, RESULT_TOO_LARGE, UNSUPPORTED_KIND
 
 CAPABILITIES = ("proxmox.vm.start", "syncthing.status")
 PARAMS: dict[str, Any] = {"credential": "secret://proxmox/pve1", "node": "pve1", "vmid": 101}
@@ -235,3 +236,55 @@ def test_an_error_from_the_server_is_reported_not_answered(session: AgentSession
     error = ErrorFrame(id="e1", code=ErrorCode.UNKNOWN_COMMAND, message="m", ref="r1")
     reaction = session.receive(error)
     assert (reaction.peer_error, reaction.send, reaction.execute) == (error, (), None)
+
+
+def test_a_result_too_large_for_a_frame_is_journaled_as_such(
+    journal: Any, clock: Any, new_id: Callable[[], str]
+) -> None:
+    session = connect(journal, clock, new_id)
+    session.receive(command(clock))
+    huge = {"vms": ["x" * 1000] * (MAX_FRAME_BYTES // 1000)}
+    result = session.complete("c1", Outcome.success(huge))
+    assert result is not None
+    assert (result.ok, result.data, result.error.code) == (False, None, RESULT_TOO_LARGE)
+    assert len(encode_frame(result)) < 2048
+    # A replay sends what the peer accepts, too.
+    assert journal.get("c1").outcome.error.code == RESULT_TOO_LARGE
+
+
+def test_the_servers_smaller_frame_limit_applies_to_results(
+    journal: Any, clock: Any, new_id: Callable[[], str]
+) -> None:
+    session = AgentSession(
+        agent_id="agent-1", agent_version="0.1.0", capabilities=CAPABILITIES, journal=journal,
+        clock=clock, new_id=new_id,
+    )  # fmt: skip
+    assert session.max_frame_bytes == MAX_FRAME_BYTES
+    session.hello()
+    small = welcome(clock()).model_copy(
+        update={"limits": Limits(max_frame_bytes=4096, max_in_flight_commands=4)}
+    )
+    session.receive(small)
+    assert session.max_frame_bytes == 4096
+    session.receive(command(clock))
+    result = session.complete("c1", Outcome.success("x" * 5000))
+    assert result is not None
+    assert result.error is not None
+    assert result.error.code == RESULT_TOO_LARGE
+    session.receive(command(clock, "c2", "m2"))
+    fits = session.complete("c2", Outcome.success("x" * 3000))
+    assert fits is not None
+    assert fits.ok
+
+
+def test_long_messages_are_cut_to_what_a_frame_holds(session: AgentSession, clock: Any) -> None:
+    session.receive(command(clock))
+    progress = session.progress("c1", message="p" * 5000)
+    assert progress is not None
+    assert progress.message == "p" * 1024
+    failure = Outcome.failure("EXECUTOR_FAILED", "e" * 5000)
+    assert failure.error is not None
+    assert len(failure.error.message) == 1024
+    result = session.complete("c1", failure)
+    assert result is not None
+    assert parse_frame(encode_frame(result)) == result

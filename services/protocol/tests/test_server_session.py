@@ -21,6 +21,7 @@ from botmox_protocol import (
     HelloFrame,
     InvalidParams,
     Limits,
+    NotACapability,
     ServerPhase,
     ServerSession,
     SessionTerms,
@@ -223,3 +224,17 @@ def test_an_error_from_the_agent_is_reported_not_answered(open_session: ServerSe
     error = ErrorFrame(id="e1", code=ErrorCode.INVALID_FRAME, message="m", ref="f7")
     reaction = open_session.receive(error)
     assert (reaction.peer_error, reaction.send, reaction.accepted) == (error, (), None)
+
+
+def test_only_declared_and_allowlisted_kinds_are_sent(clock: Any, new_id: Callable[[], str]) -> None:
+    session = ServerSession(agent_id="agent-1", clock=clock, new_id=new_id)
+    assert session.capabilities == frozenset()
+    declared = ("proxmox.vm.start", "syncthing.status", "future.kind")
+    session.receive(HelloFrame(id="h1", agent_id="agent-1", agent_version="9.0.0", capabilities=declared))
+    # A newer agent's kinds this server does not know are ignored.
+    assert session.capabilities == {"proxmox.vm.start", "syncthing.status"}
+    deadline = clock() + timedelta(minutes=1)
+    with pytest.raises(NotACapability):
+        session.send_command(command_id="c1", kind="proxmox.vm.stop", params=PARAMS, deadline=deadline)
+    assert session.commands == {}
+    assert session.send_command(command_id="c1", kind="syncthing.status", params={}, deadline=deadline)

@@ -27,6 +27,7 @@ from botmox_protocol.frames import (
     CommandFrame,
     CommandProgressFrame,
     CommandResultFrame,
+    Envelope,
     ErrorFrame,
     Frame,
     HeartbeatFrame,
@@ -39,6 +40,7 @@ from botmox_protocol.kinds import COMMAND_KINDS
 from botmox_protocol.registry import CommandKind, CommandRegistry
 from botmox_protocol.server_session import (
     CommandState,
+    NotACapability,
     ServerPhase,
     ServerReaction,
     ServerSession,
@@ -67,6 +69,7 @@ __all__ = [
     "CommandRegistry",
     "CommandResultFrame",
     "CommandState",
+    "Envelope",
     "ErrorCode",
     "ErrorFrame",
     "Frame",
@@ -78,6 +81,7 @@ __all__ = [
     "InvalidParams",
     "JournalEntry",
     "Limits",
+    "NotACapability",
     "OutOfOrder",
     "Outcome",
     "ProtocolError",

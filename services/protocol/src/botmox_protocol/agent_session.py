@@ -16,7 +16,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from botmox_protocol.errors import OutOfOrder, ProtocolError, UnsupportedVersion
+from botmox_protocol.codec import MAX_FRAME_BYTES, encode_frame
+from botmox_protocol.errors import (
+    MAX_ERROR_MESSAGE_CHARS,
+    FrameTooLarge,
+    OutOfOrder,
+    ProtocolError,
+    UnsupportedVersion,
+)
 from botmox_protocol.frames import (
     SENT_BY_SERVER,
     SUPPORTED_VERSIONS,
@@ -30,7 +37,13 @@ from botmox_protocol.frames import (
     HelloFrame,
     WelcomeFrame,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, UNSUPPORTED_KIND, CommandJournal, Outcome
+from botmox_protocol.journal import (
+    DEADLINE_EXCEEDED,
+    RESULT_TOO_LARGE,
+    UNSUPPORTED_KIND,
+    CommandJournal,
+    Outcome,
+)
 from botmox_protocol.sources import new_frame_id, utc_now
 
 
@@ -112,17 +125,34 @@ class AgentSession:
         """The progress frame to send, or None when this connection did not receive the command."""
         if command_id not in self._received:
             return None
+        if message is not None:
+            message = message[:MAX_ERROR_MESSAGE_CHARS]
         return CommandProgressFrame(
             id=self._new_id(), command_id=command_id, percent=percent, message=message
         )
 
     def complete(self, command_id: str, outcome: Outcome) -> CommandResultFrame | None:
         """Journal the outcome; the result frame to send, or None when this connection did not receive
-        the command (the server re-sends it after reconnecting and gets the result from the journal)."""
+        the command (the server re-sends it after reconnecting and gets the result from the journal).
+
+        An outcome whose result frame would be over the frame limit is journaled as RESULT_TOO_LARGE
+        instead: the peer would refuse it, on this connection and on every replay."""
+        frame = self._result(command_id, outcome)
+        limit = self.max_frame_bytes
+        try:
+            encode_frame(frame, max_bytes=limit)
+        except FrameTooLarge:
+            outcome = Outcome.failure(RESULT_TOO_LARGE, f"the result is over the {limit}-byte frame limit")
+            frame = self._result(command_id, outcome)
         self._journal.finish(command_id, outcome)
-        if command_id not in self._received:
-            return None
-        return self._result(command_id, outcome)
+        return frame if command_id in self._received else None
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The largest frame to send: ours, or the server's when its welcome announced less."""
+        if self.welcome is None:
+            return MAX_FRAME_BYTES
+        return min(MAX_FRAME_BYTES, self.welcome.limits.max_frame_bytes)
 
     def _welcome(self, frame: WelcomeFrame) -> AgentReaction:
         if self.phase is not AgentPhase.AWAITING_WELCOME:

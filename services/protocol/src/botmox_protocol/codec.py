@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from pydantic import ValidationError
 
@@ -68,7 +68,7 @@ def parse_frame(
     if missing:
         raise InvalidFrame(f"missing field(s): {', '.join(sorted(missing))}", ref=ref)
     try:
-        frame: Frame = model.model_validate(obj)  # type: ignore[assignment]
+        frame = cast("Frame", model.model_validate(obj))
     except ValidationError as exc:
         raise InvalidFrame(describe_errors(exc), ref=ref) from None
     if isinstance(frame, CommandFrame):

@@ -8,7 +8,9 @@ value: a frame may carry names of secrets, and an error message must not echo an
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
+from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
@@ -92,20 +94,22 @@ class UnknownCommand(ProtocolError):
     summary = "no such command on this connection"
 
 
-ERRORS_BY_CODE: dict[ErrorCode, type[ProtocolError]] = {
-    cls.code: cls
-    for cls in (
-        FrameTooLarge,
-        InvalidJson,
-        InvalidFrame,
-        UnsupportedVersion,
-        UnknownType,
-        UnknownCommandKind,
-        InvalidParams,
-        OutOfOrder,
-        UnknownCommand,
-    )
-}
+ERRORS_BY_CODE: Mapping[ErrorCode, type[ProtocolError]] = MappingProxyType(
+    {
+        cls.code: cls
+        for cls in (
+            FrameTooLarge,
+            InvalidJson,
+            InvalidFrame,
+            UnsupportedVersion,
+            UnknownType,
+            UnknownCommandKind,
+            InvalidParams,
+            OutOfOrder,
+            UnknownCommand,
+        )
+    }
+)
 
 
 def error_from_frame(frame: ErrorFrame) -> ProtocolError:

@@ -9,7 +9,9 @@ building frames in code) and refuses any other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from types import MappingProxyType
 from typing import Annotated, Literal, Self
 
 from pydantic import (
@@ -64,12 +66,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _Envelope(_Model):
+class Envelope(_Model):
+    """What every frame carries: the protocol version and the frame's own id."""
+
     v: StrictInt = PROTOCOL_VERSION
     id: Identifier
 
 
-class HelloFrame(_Envelope):
+class HelloFrame(Envelope):
     """Agent -> server, first frame of a connection: who is speaking and which command kinds it runs."""
 
     type: Literal["hello"] = "hello"
@@ -89,7 +93,7 @@ class Limits(_Model):
     max_in_flight_commands: StrictInt = Field(ge=1)
 
 
-class WelcomeFrame(_Envelope):
+class WelcomeFrame(Envelope):
     """Server -> agent, answer to `hello`: the session is open, with these terms."""
 
     type: Literal["welcome"] = "welcome"
@@ -106,13 +110,13 @@ class WelcomeFrame(_Envelope):
         return self
 
 
-class HeartbeatFrame(_Envelope):
+class HeartbeatFrame(Envelope):
     """Agent -> server every `heartbeat_interval_s`: the agent is alive and its session is open."""
 
     type: Literal["heartbeat"] = "heartbeat"
 
 
-class CommandFrame(_Envelope):
+class CommandFrame(Envelope):
     """Server -> agent: run `kind` with `params` before `deadline` (params checked by the kind registry)."""
 
     type: Literal["command"] = "command"
@@ -122,14 +126,14 @@ class CommandFrame(_Envelope):
     deadline: Timestamp
 
 
-class CommandAckFrame(_Envelope):
+class CommandAckFrame(Envelope):
     """Agent -> server: the command is journaled; it will not run a second time."""
 
     type: Literal["command.ack"] = "command.ack"
     command_id: Identifier
 
 
-class CommandProgressFrame(_Envelope):
+class CommandProgressFrame(Envelope):
     """Agent -> server, optional, between ack and result."""
 
     type: Literal["command.progress"] = "command.progress"
@@ -143,7 +147,7 @@ class CommandError(_Model):
     message: Text
 
 
-class CommandResultFrame(_Envelope):
+class CommandResultFrame(Envelope):
     """Agent -> server: the outcome, `ok` with `data`, or not `ok` with an `error`."""
 
     type: Literal["command.result"] = "command.result"
@@ -161,7 +165,7 @@ class CommandResultFrame(_Envelope):
         return self
 
 
-class ErrorFrame(_Envelope):
+class ErrorFrame(Envelope):
     """Either way: the frame `ref` (null when its id could not be read) broke the protocol."""
 
     type: Literal["error"] = "error"
@@ -182,19 +186,21 @@ Frame = Annotated[
     Field(discriminator="type"),
 ]
 
-FRAME_MODELS: dict[str, type[_Envelope]] = {
-    model.model_fields["type"].default: model
-    for model in (
-        HelloFrame,
-        WelcomeFrame,
-        HeartbeatFrame,
-        CommandFrame,
-        CommandAckFrame,
-        CommandProgressFrame,
-        CommandResultFrame,
-        ErrorFrame,
-    )
-}
+FRAME_MODELS: Mapping[str, type[Envelope]] = MappingProxyType(
+    {
+        model.model_fields["type"].default: model
+        for model in (
+            HelloFrame,
+            WelcomeFrame,
+            HeartbeatFrame,
+            CommandFrame,
+            CommandAckFrame,
+            CommandProgressFrame,
+            CommandResultFrame,
+            ErrorFrame,
+        )
+    }
+)
 
 # Who may send what; a frame arriving from the wrong side is out of order.
 SENT_BY_AGENT = frozenset(

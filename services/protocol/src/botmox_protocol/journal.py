@@ -14,12 +14,14 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
+from botmox_protocol.errors import MAX_ERROR_MESSAGE_CHARS
 from botmox_protocol.frames import CommandError, CommandFrame
 
 # Result codes the protocol itself gives a command (executors add their own).
 INTERRUPTED = "INTERRUPTED"
 DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 UNSUPPORTED_KIND = "UNSUPPORTED_KIND"
+RESULT_TOO_LARGE = "RESULT_TOO_LARGE"
 
 
 @dataclass(frozen=True)
@@ -36,7 +38,8 @@ class Outcome:
 
     @classmethod
     def failure(cls, code: str, message: str) -> Outcome:
-        return cls(ok=False, error=CommandError(code=code, message=message))
+        # An executor's message may run long (a stack of causes); the frame holds this much of it.
+        return cls(ok=False, error=CommandError(code=code, message=message[:MAX_ERROR_MESSAGE_CHARS]))
 
 
 @dataclass(frozen=True)

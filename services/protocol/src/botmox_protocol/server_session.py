@@ -50,6 +50,10 @@ class SessionTerms:
     )
 
 
+class NotACapability(ValueError):
+    """A command of a kind the agent did not declare in its hello: refused before it is sent."""
+
+
 class ServerPhase(StrEnum):
     AWAITING_HELLO = "awaiting_hello"
     OPEN = "open"
@@ -104,6 +108,14 @@ class ServerSession:
         return tuple(cid for cid, state in self._commands.items() if state is not CommandState.FINISHED)
 
     @property
+    def capabilities(self) -> frozenset[str]:
+        """The kinds this agent can be sent: those its hello declared that the allowlist has (a newer
+        agent may declare kinds this server does not know; they are ignored)."""
+        if self.hello is None:
+            return frozenset()
+        return frozenset(self.hello.capabilities) & self._registry.names()
+
+    @property
     def has_capacity(self) -> bool:
         return len(self.unfinished()) < self.terms.limits.max_in_flight_commands
 
@@ -133,6 +145,8 @@ class ServerSession:
         if command_id not in self._commands and not self.has_capacity:
             raise RuntimeError("max_in_flight_commands reached")
         self._registry.validate(kind, params)
+        if kind not in self.capabilities:
+            raise NotACapability(f"agent {self.agent_id} does not run {kind}")
         frame = CommandFrame(
             id=self._new_id(), command_id=command_id, kind=kind, params=params, deadline=deadline
         )
