@@ -45,7 +45,8 @@ ids = st.from_regex(ID_PATTERN, fullmatch=True)
 kind_names = st.from_regex(r"^[a-z][a-z0-9_]{0,10}(\.[a-z][a-z0-9_]{0,10}){1,3}$", fullmatch=True)
 texts = st.text(max_size=200)
 offsets = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-5, minutes=-30))])
-instants = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=offsets)
+# Every instant that stays within datetime's range in UTC (the extremes are refused: see below).
+instants = st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=offsets)
 json_values = st.recursive(
     st.none()
     | st.booleans()
@@ -149,6 +150,22 @@ def test_arbitrary_objects_are_a_frame_or_a_protocol_error(obj: dict[str, object
     assert isinstance(outcome, ProtocolError | BaseModel)
 
 
+@settings(max_examples=300)
+@given(frames, st.data())
+def test_a_valid_frame_with_one_member_replaced_is_a_frame_or_a_protocol_error(
+    frame: object, data: st.DataObject
+) -> None:
+    obj = json.loads(encode_frame(frame))  # type: ignore[arg-type]
+    key = data.draw(st.sampled_from(sorted(obj)))
+    obj[key] = data.draw(json_values | st.datetimes(timezones=offsets).map(datetime.isoformat))
+    outcome: object
+    try:
+        outcome = parse_frame(json.dumps(obj), registry=OPEN_REGISTRY)
+    except ProtocolError as error:
+        outcome = error
+    assert isinstance(outcome, ProtocolError | BaseModel)
+
+
 def heartbeat(**changes: object) -> str:
     return json.dumps({"v": 1, "type": "heartbeat", "id": "h1"} | changes)
 
@@ -181,6 +198,8 @@ def refused(data: str | bytes, **kwargs: int) -> ProtocolError:
         ('{"v": 1, "v": 1, "type": "heartbeat", "id": "h1"}', ErrorCode.INVALID_JSON, None),
         ('{"v": 1, "type": "heartbeat", "id": "h1", "x": NaN}', ErrorCode.INVALID_JSON, None),
         ("[" * 100_000, ErrorCode.INVALID_JSON, None),
+        ('{"v": 1, "type": "command.result", "id": "r1", "command_id": "c1", "ok": true, "data": 1e400, '
+         '"error": null}', ErrorCode.INVALID_FRAME, "r1"),
         ("1" * 5000, ErrorCode.INVALID_JSON, None),
         ("[]", ErrorCode.INVALID_FRAME, None),
         ('"heartbeat"', ErrorCode.INVALID_FRAME, None),
@@ -204,6 +223,9 @@ def refused(data: str | bytes, **kwargs: int) -> ProtocolError:
         (command(deadline=1_700_000_000), ErrorCode.INVALID_FRAME, "m1"),
         (command(deadline="2026-12-06T08:05:00"), ErrorCode.INVALID_FRAME, "m1"),
         (command(deadline="tomorrow"), ErrorCode.INVALID_FRAME, "m1"),
+        (command(deadline="9999-12-31T23:00:00-05:00"), ErrorCode.INVALID_FRAME, "m1"),
+        (command(deadline="0001-01-01T00:00:00+05:00"), ErrorCode.INVALID_FRAME, "m1"),
+        (command(deadline="2026-02-30T00:00:00Z"), ErrorCode.INVALID_FRAME, "m1"),
         (command(params=[]), ErrorCode.INVALID_FRAME, "m1"),
         (command(kind="Proxmox.VM"), ErrorCode.INVALID_FRAME, "m1"),
         (command(kind="shell.exec"), ErrorCode.UNKNOWN_COMMAND_KIND, "m1"),
@@ -296,6 +318,11 @@ def test_the_size_limit_is_in_utf8_bytes_and_checked_before_parsing() -> None:
     # Not even JSON: still refused for its size, not its content.
     assert refused("{" * (MAX_FRAME_BYTES + 1)).code is ErrorCode.FRAME_TOO_LARGE
     assert refused(padded_heartbeat(2048), max_bytes=1024).code is ErrorCode.FRAME_TOO_LARGE
+
+
+def test_a_number_json_cannot_hold_is_refused_when_the_frame_is_built() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        CommandResultFrame(id="r1", command_id="c1", ok=True, data={"load": float("inf")})
 
 
 def test_encode_refuses_a_frame_the_peer_would_refuse() -> None:

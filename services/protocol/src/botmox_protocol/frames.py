@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from types import MappingProxyType
-from typing import Annotated, Literal, Self
+from typing import Annotated, Final, Literal, Self
 
 from pydantic import (
     AfterValidator,
@@ -31,7 +31,7 @@ from pydantic import (
 
 from botmox_protocol.errors import MAX_ERROR_MESSAGE_CHARS, ErrorCode
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION: Final = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
 
 # Frame, command and agent ids: UUIDs in practice, any short token of these characters on the wire.
@@ -55,7 +55,11 @@ def _rfc3339_text(value: object) -> object:
 
 
 def _as_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:00:00-05:00 is past datetime.max in UTC; a ValueError makes it a refusal.
+        raise ValueError("timestamp out of range in UTC") from None
 
 
 # An instant with its offset (naive times are refused), normalised to UTC; written with a `Z`.
@@ -63,13 +67,15 @@ Timestamp = Annotated[AwareDatetime, BeforeValidator(_rfc3339_text), AfterValida
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan: JSON has no infinity (1e400 reads as one); such a number is refused, not nulled.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class Envelope(_Model):
     """What every frame carries: the protocol version and the frame's own id."""
 
-    v: StrictInt = PROTOCOL_VERSION
+    # Only the version this module speaks (parse_frame tells an unsupported one apart first).
+    v: Literal[1] = PROTOCOL_VERSION
     id: Identifier
 
 

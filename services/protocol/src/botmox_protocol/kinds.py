@@ -24,7 +24,7 @@ from botmox_protocol.registry import CommandKind, CommandRegistry
 
 
 class _Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 # SyncThing: device ids are eight groups of seven base32 characters; folder ids are free text.
