@@ -27,7 +27,13 @@ from botmox_protocol import (
     parse_frame,
     recover_interrupted,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, RESULT_TOO_LARGE, UNSUPPORTED_KIND
+from botmox_protocol.journal import (
+    DEADLINE_EXCEEDED,
+    INTERRUPTED,
+    INVALID_RESULT,
+    RESULT_TOO_LARGE,
+    UNSUPPORTED_KIND,
+)
 
 CAPABILITIES = ("proxmox.vm.start", "syncthing.status")
 PARAMS: dict[str, Any] = {"credential": "secret://proxmox/pve1", "node": "pve1", "vmid": 101}
@@ -288,3 +294,30 @@ def test_long_messages_are_cut_to_what_a_frame_holds(session: AgentSession, cloc
     result = session.complete("c1", failure)
     assert result is not None
     assert parse_frame(encode_frame(result)) == result
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome.success({"started": datetime(2026, 12, 6)}),
+        Outcome.success({"load": float("nan")}),
+        Outcome(ok=True, data=None, error=Outcome.failure("X", "m").error),
+        Outcome(ok=False, data=None, error=None),
+    ],
+)
+def test_an_outcome_no_result_can_carry_is_journaled_as_invalid(
+    session: AgentSession, journal: Any, clock: Any, outcome: Outcome
+) -> None:
+    session.receive(command(clock))
+    result = session.complete("c1", outcome)
+    assert result is not None
+    assert result.error is not None
+    assert result.error.code == INVALID_RESULT
+    assert journal.get("c1").outcome.error.code == INVALID_RESULT
+
+
+def test_no_progress_after_the_result(session: AgentSession, clock: Any) -> None:
+    session.receive(command(clock))
+    assert session.progress("c1", percent=50) is not None
+    session.complete("c1", Outcome.success())
+    assert session.progress("c1", percent=100) is None

@@ -21,7 +21,13 @@ from botmox_protocol import (
     encode_frame,
     parse_frame,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, RESULT_TOO_LARGE, UNSUPPORTED_KIND
+from botmox_protocol.journal import (
+    DEADLINE_EXCEEDED,
+    INTERRUPTED,
+    INVALID_RESULT,
+    RESULT_TOO_LARGE,
+    UNSUPPORTED_KIND,
+)
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "agent-protocol.md"
 TEXT = DOC.read_text(encoding="utf-8")
@@ -61,7 +67,7 @@ def test_both_outcomes_of_a_result_have_an_example() -> None:
 def test_every_error_code_has_a_row() -> None:
     for code in ErrorCode:
         assert re.search(rf"^\| `{code}` \|", TEXT, re.M), code
-    for code in (INTERRUPTED, DEADLINE_EXCEEDED, UNSUPPORTED_KIND, RESULT_TOO_LARGE):
+    for code in (INTERRUPTED, DEADLINE_EXCEEDED, UNSUPPORTED_KIND, RESULT_TOO_LARGE, INVALID_RESULT):
         assert re.search(rf"^\| `{code}` \|", TEXT, re.M), code
 
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from pydantic import ValidationError
+
 from botmox_protocol.codec import MAX_FRAME_BYTES, encode_frame
 from botmox_protocol.errors import (
     MAX_ERROR_MESSAGE_CHARS,
@@ -39,6 +41,7 @@ from botmox_protocol.frames import (
 )
 from botmox_protocol.journal import (
     DEADLINE_EXCEEDED,
+    INVALID_RESULT,
     RESULT_TOO_LARGE,
     UNSUPPORTED_KIND,
     CommandJournal,
@@ -84,7 +87,9 @@ class AgentSession:
         self.welcome: WelcomeFrame | None = None
         # Server time minus ours at welcome: deadlines are the server's instants.
         self._skew = timedelta(0)
+        # Command ids received on this connection, and those finished since.
         self._received: set[str] = set()
+        self._finished: set[str] = set()
 
     def hello(self) -> HelloFrame:
         if self.phase is not AgentPhase.NEW:
@@ -122,8 +127,9 @@ class AgentSession:
     def progress(
         self, command_id: str, *, percent: int | None = None, message: str | None = None
     ) -> CommandProgressFrame | None:
-        """The progress frame to send, or None when this connection did not receive the command."""
-        if command_id not in self._received:
+        """The progress frame to send, or None when this connection did not receive the command or the
+        command has finished (progress after the result is out of order)."""
+        if command_id not in self._received or command_id in self._finished:
             return None
         if message is not None:
             message = message[:MAX_ERROR_MESSAGE_CHARS]
@@ -135,16 +141,21 @@ class AgentSession:
         """Journal the outcome; the result frame to send, or None when this connection did not receive
         the command (the server re-sends it after reconnecting and gets the result from the journal).
 
-        An outcome whose result frame would be over the frame limit is journaled as RESULT_TOO_LARGE
-        instead: the peer would refuse it, on this connection and on every replay."""
-        frame = self._result(command_id, outcome)
+        An outcome that no result frame can carry is journaled as a failure in its place, since the
+        peer would refuse it on this connection and on every replay: RESULT_TOO_LARGE over the frame
+        limit, INVALID_RESULT when its data is not JSON (a datetime, NaN) or it is ok with an error."""
         limit = self.max_frame_bytes
         try:
+            frame = self._result(command_id, outcome)
             encode_frame(frame, max_bytes=limit)
+        except ValidationError:
+            outcome = Outcome.failure(INVALID_RESULT, "the executor's outcome is not a valid result")
+            frame = self._result(command_id, outcome)
         except FrameTooLarge:
             outcome = Outcome.failure(RESULT_TOO_LARGE, f"the result is over the {limit}-byte frame limit")
             frame = self._result(command_id, outcome)
         self._journal.finish(command_id, outcome)
+        self._finished.add(command_id)
         return frame if command_id in self._received else None
 
     @property
