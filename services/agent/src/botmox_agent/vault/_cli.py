@@ -129,9 +129,17 @@ def set_secret(
         typer.Option("--key-source", help="Only when the vault is created: where its key lives."),
     ] = KeySourceKind.keyring,
     kdf_cost: KdfOption = KdfStrength.moderate,
+    argv_value: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
 ) -> None:
     """Stores a secret; its value is read from stdin, or from a hidden prompt on a terminal."""
     path = _path(ctx)
+    if argv_value:
+        # Caught here rather than by click, whose message would quote the value back.
+        _fail(
+            EXIT_USAGE,
+            "a value is never taken from the command line (every user sees it in ps); "
+            "pipe it on stdin or type it at the prompt",
+        )
 
     def run() -> None:
         ref = SecretRef.parse(name)
@@ -223,7 +231,7 @@ def rotate_key(
 
 def can_prompt() -> bool:
     """Whether a hidden prompt can reach a person: stdin is a terminal, or /dev/tty opens."""
-    if sys.stdin.isatty():
+    if stdin_is_terminal():
         return True
     try:
         os.close(os.open("/dev/tty", os.O_RDWR))
@@ -259,12 +267,18 @@ def _passphrase(
         return SecretValue(from_env)
     if not can_prompt():
         raise KeySourceUnavailable(f"the {what} is needed: set {env}, or run on a terminal to be prompted")
-    return SecretValue(typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm))
+    return SecretValue(
+        typer.prompt(what.capitalize(), hide_input=True, confirmation_prompt=confirm, err=True)
+    )
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
 
 
 def _read_value(ref: SecretRef) -> SecretValue:
-    if sys.stdin.isatty():
-        text = typer.prompt(f"Value of {ref}", hide_input=True, confirmation_prompt=True)
+    if stdin_is_terminal():
+        text = typer.prompt(f"Value of {ref}", hide_input=True, confirmation_prompt=True, err=True)
     else:
         text = sys.stdin.read()
         # One trailing newline is the shell's (echo, heredoc), not the secret's.

@@ -56,23 +56,29 @@ def read_vault_file(path: Path) -> bytes:
         if error.errno == errno.ELOOP:
             raise InsecurePermissions(f"the vault {path} is a symlink; give the real path") from None
         raise
-    with os.fdopen(fd, "rb") as file:
-        info = os.fstat(file.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise VaultCorrupted(f"the vault {path} is not a regular file")
-        if info.st_uid != os.geteuid():
-            raise InsecurePermissions(
-                f"the vault {path} belongs to uid {info.st_uid}, not to this user ({os.geteuid()}); "
-                "run the agent as the vault's owner"
-            )
-        if info.st_mode & 0o077:
-            raise InsecurePermissions(
-                f"the vault {path} has mode {stat.S_IMODE(info.st_mode):04o}: other users may have read "
-                f"it. Treat its secrets as exposed (rotate them), then `chmod 600 {path}`"
-            )
-        if info.st_size > MAX_FILE_SIZE:
-            raise VaultCorrupted(f"the vault {path} is larger than {MAX_FILE_SIZE} bytes; not a vault")
-        return file.read(MAX_FILE_SIZE + 1)
+    try:
+        _check_file(path, os.fstat(fd))
+        with os.fdopen(fd, "rb", closefd=False) as file:
+            return file.read(MAX_FILE_SIZE + 1)
+    finally:
+        os.close(fd)
+
+
+def _check_file(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        raise VaultCorrupted(f"the vault {path} is not a regular file")
+    if info.st_uid != os.geteuid():
+        raise InsecurePermissions(
+            f"the vault {path} belongs to uid {info.st_uid}, not to this user ({os.geteuid()}); "
+            "run the agent as the vault's owner"
+        )
+    if info.st_mode & 0o077:
+        raise InsecurePermissions(
+            f"the vault {path} has mode {stat.S_IMODE(info.st_mode):04o}: other users may have read "
+            f"it. Treat its secrets as exposed (rotate them), then `chmod 600 {path}`"
+        )
+    if info.st_size > MAX_FILE_SIZE:
+        raise VaultCorrupted(f"the vault {path} is larger than {MAX_FILE_SIZE} bytes; not a vault")
 
 
 def write_atomically(path: Path, data: bytes) -> None:

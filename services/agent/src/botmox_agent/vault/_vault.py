@@ -14,7 +14,13 @@ from pathlib import Path
 from typing import Final
 
 from botmox_agent.vault import _format, _storage
-from botmox_agent.vault._errors import SecretNotFound, VaultAlreadyExists, VaultChanged
+from botmox_agent.vault._errors import (
+    SecretNotFound,
+    VaultAlreadyExists,
+    VaultChanged,
+    VaultCorrupted,
+    WrongKey,
+)
 from botmox_agent.vault._format import Kdf, VaultDocument
 from botmox_agent.vault._keys import KeySource
 from botmox_agent.vault._names import SecretRef, validate_name
@@ -155,7 +161,14 @@ class Vault:
             raise VaultChanged(
                 f"the vault {self._path} was re-keyed by another process since it was opened; open it again"
             )
-        self._verify(document)
+        try:
+            self._verify(document)
+        except WrongKey:
+            # This key opened the vault before, and the header names the same key: the file was altered.
+            raise VaultCorrupted(
+                f"the vault {self._path} is corrupted (its key check was altered since it was opened); "
+                "restore it from a backup (docs/agent-security.md); it was left untouched"
+            ) from None
         return document
 
     def _verify(self, document: VaultDocument) -> None:
