@@ -243,3 +243,25 @@ def test_the_command_in_a_real_process_on_a_headless_machine(tmp_path: Path) -> 
     usage = run_installed("--help", home=tmp_path)
     assert usage.returncode == 0
     assert "vault" in usage.stdout
+
+
+def test_every_vault_error_has_its_documented_exit_code() -> None:
+    from botmox_agent.vault import VaultError
+
+    def subclasses(kind: type[VaultError]) -> list[type[VaultError]]:
+        return [sub for direct in kind.__subclasses__() for sub in (direct, *subclasses(direct))]
+
+    codes = {kind.__name__: _cli._exit_code(kind("x")) for kind in subclasses(VaultError)}
+    assert codes == {
+        "VaultNotFound": 3,
+        "VaultAlreadyExists": 9,
+        "VaultCorrupted": 7,
+        "WrongKey": 5,
+        "KeySourceUnavailable": 6,
+        "InsecurePermissions": 8,
+        "VaultBusy": 9,
+        "VaultChanged": 9,
+        "SecretNotFound": 4,
+        "InvalidSecretName": 2,
+    }
+    assert _cli._exit_code(VaultError("x")) == 1
