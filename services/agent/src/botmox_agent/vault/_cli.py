@@ -120,7 +120,8 @@ def _vault(
     ctx.obj = _Context(vault if vault is not None else default_vault_path())
 
 
-@app.command("set")
+# Extra arguments are let through to be refused below: click's own message would quote the value back.
+@app.command("set", context_settings={"allow_extra_args": True})
 def set_secret(
     ctx: typer.Context,
     name: NameArgument,
@@ -129,12 +130,10 @@ def set_secret(
         typer.Option("--key-source", help="Only when the vault is created: where its key lives."),
     ] = KeySourceKind.keyring,
     kdf_cost: KdfOption = KdfStrength.moderate,
-    argv_value: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
 ) -> None:
     """Stores a secret; its value is read from stdin, or from a hidden prompt on a terminal."""
     path = _path(ctx)
-    if argv_value:
-        # Caught here rather than by click, whose message would quote the value back.
+    if ctx.args:
         _fail(
             EXIT_USAGE,
             "a value is never taken from the command line (every user sees it in ps); "
