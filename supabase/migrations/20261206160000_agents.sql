@@ -255,7 +255,9 @@ language plpgsql
 set search_path = ''
 as $$
 declare
-  v_now timestamptz := pg_catalog.clock_timestamp();
+  -- Transaction time, as the functions' deadline checks use: each API call is its own transaction,
+  -- and a result accepted before the deadline is then never stamped after it.
+  v_now timestamptz := pg_catalog.now();
 begin
   if (new.id, new.tenant_id, new.agent_id, new.kind, new.params, new.deadline, new.created_by, new.created_at)
      is distinct from
