@@ -369,14 +369,15 @@ create policy agent_commands_link_update on public.agent_commands
   with check (true);
 
 -- Supabase's default privileges grant ALL on new tables in public to anon, authenticated and
--- service_role: start from nothing. Readers get every column but the digests.
+-- service_role: start from nothing. Readers get every column but the digests and the connection id
+-- (api_agent_disconnected takes it without a credential: it stays the API's own).
 revoke all on table public.agent_pairings, public.agents, public.agent_commands
   from public, anon, authenticated, service_role, botmox_api;
 
 grant select (id, tenant_id, created_by, created_at, expires_at, consumed_at)
   on table public.agent_pairings to authenticated, botmox_api;
 grant select (id, tenant_id, pairing_id, name, version, capabilities, created_by, created_at, last_seen_at,
-              connection_id, connected_at, revoked_at, revoked_by)
+              connected_at, revoked_at, revoked_by)
   on table public.agents to authenticated, botmox_api;
 grant select on table public.agent_commands to authenticated, botmox_api;
 
@@ -572,7 +573,8 @@ begin
   perform pg_catalog.set_config('request.jwt.claims', coalesce(p_claims, ''), true);
   return query
     select a.id, a.name, a.version, a.capabilities, a.created_by, a.created_at, a.last_seen_at, a.revoked_at,
-      a.connection_id is not null and a.revoked_at is null
+      -- connected_at, not connection_id (not granted): agents_connection_check sets both or neither.
+      a.connected_at is not null and a.revoked_at is null
         and a.last_seen_at >= pg_catalog.now() - pg_catalog.make_interval(secs => greatest(p_online_within_s, 0))
     from public.agents as a
     order by a.created_at, a.id;

@@ -97,8 +97,10 @@ select ok(not has_any_column_privilege('anon', 'public.agents', 'select')
 select ok(not has_column_privilege('authenticated', 'public.agents', 'credential_hash', 'select')
           and not has_column_privilege('botmox_api', 'public.agents', 'credential_hash', 'select')
           and not has_column_privilege('authenticated', 'public.agent_pairings', 'code_hash', 'select')
-          and not has_column_privilege('botmox_api', 'public.agent_pairings', 'code_hash', 'select'),
-  'the readers never see a digest');
+          and not has_column_privilege('botmox_api', 'public.agent_pairings', 'code_hash', 'select')
+          and not has_column_privilege('authenticated', 'public.agents', 'connection_id', 'select')
+          and not has_column_privilege('botmox_api', 'public.agents', 'connection_id', 'select'),
+  'the readers never see a digest, nor the API''s connection id');
 select ok(has_column_privilege('authenticated', 'public.agents', 'last_seen_at', 'select')
           and has_table_privilege('authenticated', 'public.agent_commands', 'select'),
   'authenticated reads the rest (under row-level security)');
