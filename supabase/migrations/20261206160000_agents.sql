@@ -14,8 +14,8 @@
 --     the request's claims as its first parameter (app_metadata.tenant_id, sub), declares them local
 --     to the statement, and works under row-level security scoped to that tenant. Writes run as
 --     botmox_agent_writer, whose policies are the same tenant policies as the callers'.
---   * The agent, through the API's tunnel (register, authenticate, heartbeat, deliveries, ack,
---     progress, result): no user claims exist there. The agent is identified by its id and the digest
+--   * The agent, through the API's tunnel (register, connect, heartbeat, deliveries, ack, progress,
+--     result; and the API's expiry sweep): no user claims exist there. The agent is identified by its id and the digest
 --     of its credential (or, to register, by the digest of a pairing code). These functions run as
 --     botmox_agent_link, which sees every tenant's rows (its policies say so, scoped to it alone) and
 --     touches only the rows of the agent it has just authenticated.
