@@ -90,12 +90,15 @@ def test_migration_on_bare_postgres_creates_the_roles() -> None:
             roles = connection.execute(
                 "select rolname, rolcanlogin, rolsuper, rolbypassrls from pg_roles"
                 " where rolname in"
-                " ('anon', 'authenticated', 'service_role', 'botmox_api', 'botmox_policy_writer')"
+                " ('anon', 'authenticated', 'service_role', 'botmox_api', 'botmox_policy_writer',"
+                " 'botmox_agent_writer', 'botmox_agent_link')"
                 " order by rolname"
             ).fetchall()
         assert roles == [
             ("anon", False, False, False),
             ("authenticated", False, False, False),
+            ("botmox_agent_link", False, False, False),
+            ("botmox_agent_writer", False, False, False),
             ("botmox_api", True, False, False),
             ("botmox_policy_writer", False, False, False),
             ("service_role", False, False, True),

@@ -7,19 +7,25 @@ status code, content type and body the document declares for that operation.
 Why not ``schemathesis.openapi.from_asgi`` + ``case.call()``: schemathesis' ASGI client starts the
 application's lifespan on a process-wide event-loop thread and never shuts it down, so the stores
 would outlive the test (never closed) and would be bound to a loop the test does not own. Instead
-the test owns one event loop (``asyncio.Runner``), serves the app there through
-``httpx.ASGITransport``, loads the document the app serves at ``/api/v1/openapi.json`` with
-``schemathesis.openapi.from_dict``, sends each generated case through that client and validates
-the ``httpx.Response`` with ``case.validate_response``.
+the test owns one event loop, serves the app there through ``httpx.ASGITransport``, loads the
+document the app serves at ``/api/v1/openapi.json`` with ``schemathesis.openapi.from_dict``, sends
+each generated case through that client and validates the ``httpx.Response`` with
+``case.validate_response``.
+
+The loop runs all the time on a thread of its own (``ServingLoop``), as uvicorn's does, not only while
+a request is in flight: between two generated cases the store's idle keep-alive connections must see
+the emulator close them (after 5 s). A loop paused between requests never read those closes, and the
+next write went out on a dead connection: a 502 that a served API does not give.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Coroutine, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import httpx
 import pytest
@@ -38,6 +44,9 @@ from schemathesis.specs.openapi.checks import (
 from harness.rtdb.process import RtdbEmulatorProcess
 
 pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
+REQUEST_TIMEOUT_S: Final = 60.0
 
 OPENAPI_PATH: Final = "/api/v1/openapi.json"
 CHECKS: Final = [
@@ -169,16 +178,35 @@ def _strategy(operation: Any, plan: Plan) -> st.SearchStrategy[Any]:
     )
 
 
+class ServingLoop:
+    """An event loop running on a thread of its own until ``close``; ``run`` waits for a coroutine
+    scheduled on it (bounded: a stuck request fails the test instead of hanging it)."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="serving-loop", daemon=True)
+        self._thread.start()
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(timeout=REQUEST_TIMEOUT_S)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=REQUEST_TIMEOUT_S)
+        self._loop.run_until_complete(self._loop.shutdown_asyncgens())
+        self._loop.close()
+
+
 @dataclass
 class LiveApi:
-    """The app on its own event loop, with a client and the schema it serves."""
+    """The app on its own running event loop, with a client and the schema it serves."""
 
-    runner: asyncio.Runner
+    loop: ServingLoop
     client: httpx.AsyncClient
     schema: Any
 
     def send(self, request: dict[str, Any]) -> httpx.Response:
-        return self.runner.run(self.client.request(**request))
+        return self.loop.run(self.client.request(**request))
 
 
 @pytest.fixture
@@ -188,16 +216,19 @@ def live_api(rtdb_emulator: RtdbEmulatorProcess, rtdb_namespace: str) -> Iterato
         firebase_database_url=f"https://{rtdb_namespace}.firebaseio.com",
         firebase_database_emulator_host=rtdb_emulator.host,
     )
-    with asyncio.Runner() as runner:
+    loop = ServingLoop()
+    try:
         stack = AsyncExitStack()
         try:
-            client = runner.run(stack.enter_async_context(client_for(app_settings)))
-            served = runner.run(client.get(OPENAPI_PATH))
+            client = loop.run(stack.enter_async_context(client_for(app_settings)))
+            served = loop.run(client.get(OPENAPI_PATH))
             assert served.status_code == 200, served.text
             schema = schemathesis.openapi.from_dict(served.json())
-            yield LiveApi(runner, client, schema)
+            yield LiveApi(loop, client, schema)
         finally:
-            runner.run(stack.aclose())
+            loop.run(stack.aclose())
+    finally:
+        loop.close()
 
 
 def _httpx_request(transport_kwargs: dict[str, Any]) -> dict[str, Any]:
