@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from botmox_protocol import (
     MAX_FRAME_BYTES,
+    MAX_RESULT_DATA_BYTES,
     AgentPhase,
     AgentSession,
     CommandAckFrame,
@@ -249,7 +251,7 @@ def test_a_result_too_large_for_a_frame_is_journaled_as_such(
 ) -> None:
     session = connect(journal, clock, new_id)
     session.receive(command(clock))
-    huge = {"vms": ["x" * 1000] * (MAX_FRAME_BYTES // 1000)}
+    huge = {"vms": ["x" * 1000] * (MAX_RESULT_DATA_BYTES // 1000)}
     result = session.complete("c1", Outcome.success(huge))
     assert result is not None
     assert (result.ok, result.data, result.error.code) == (False, None, RESULT_TOO_LARGE)
@@ -287,7 +289,7 @@ def test_long_messages_are_cut_to_what_a_frame_holds(session: AgentSession, cloc
     session.receive(command(clock))
     progress = session.progress("c1", message="p" * 5000)
     assert progress is not None
-    assert progress.message == "p" * 1024
+    assert progress.message == "p" * 512
     failure = Outcome.failure("EXECUTOR_FAILED", "e" * 5000)
     assert failure.error is not None
     assert len(failure.error.message) == 1024
@@ -321,3 +323,20 @@ def test_no_progress_after_the_result(session: AgentSession, clock: Any) -> None
     assert session.progress("c1", percent=50) is not None
     session.complete("c1", Outcome.success())
     assert session.progress("c1", percent=100) is None
+
+
+def test_result_data_over_the_stores_limit_is_too_large_even_in_a_frame_that_fits(
+    session: AgentSession, journal: Any, clock: Any
+) -> None:
+    session.receive(command(clock))
+    # Compact, this fits the frame limit; as jsonb text (", " between members) it is over the data limit.
+    data = [1] * (MAX_RESULT_DATA_BYTES // 3 + 1)
+    assert len(json.dumps(data, separators=(",", ":"))) < MAX_FRAME_BYTES
+    result = session.complete("c1", Outcome.success(data))
+    assert result is not None
+    assert result.error is not None
+    assert result.error.code == RESULT_TOO_LARGE
+    session.receive(command(clock, "c2", "m2"))
+    fits = session.complete("c2", Outcome.success([1] * (MAX_RESULT_DATA_BYTES // 3 - 10)))
+    assert fits is not None
+    assert fits.ok

@@ -326,9 +326,10 @@ def test_a_number_json_cannot_hold_is_refused_when_the_frame_is_built() -> None:
 
 
 def test_encode_refuses_a_frame_the_peer_would_refuse() -> None:
-    frame = CommandResultFrame(id="r1", command_id="c1", ok=True, data="x" * MAX_FRAME_BYTES)
+    # The content limits keep a frame within MAX_FRAME_BYTES; a peer that announced less is the case.
+    frame = CommandResultFrame(id="r1", command_id="c1", ok=True, data="x" * 5000)
     with pytest.raises(ProtocolError) as caught:
-        encode_frame(frame)
+        encode_frame(frame, max_bytes=4096)
     assert caught.value.code is ErrorCode.FRAME_TOO_LARGE
     assert caught.value.ref == "r1"
     small = CommandResultFrame(id="r1", command_id="c1", ok=True, data="x" * 1000)

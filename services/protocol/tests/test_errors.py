@@ -13,7 +13,7 @@ from botmox_protocol import (
     error_from_frame,
     parse_frame,
 )
-from botmox_protocol.errors import MAX_ERROR_MESSAGE_CHARS
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
 
 
 def test_every_code_has_exactly_one_exception() -> None:
@@ -38,7 +38,7 @@ def test_an_error_crosses_the_wire_with_its_code_message_and_ref(code: ErrorCode
 
 def test_a_message_is_capped_to_what_an_error_frame_holds() -> None:
     error = ERRORS_BY_CODE[ErrorCode.INVALID_FRAME]("x" * 5000)
-    assert len(error.message) == MAX_ERROR_MESSAGE_CHARS
+    assert len(error.message) == MAX_MESSAGE_CHARS
     assert parse_frame(encode_frame(error.to_frame("e1")))
 
 

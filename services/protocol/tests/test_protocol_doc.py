@@ -13,6 +13,10 @@ from botmox_protocol import (
     COMMAND_KINDS,
     FRAME_MODELS,
     MAX_FRAME_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_PARAMS_BYTES,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    MAX_RESULT_DATA_BYTES,
     TRANSPORT_MAX_BYTES,
     CloseCode,
     CommandFrame,
@@ -79,5 +83,12 @@ def test_every_close_code_has_a_row_with_its_reconnect_rule() -> None:
 
 
 def test_the_limits_are_the_codes() -> None:
-    assert f"{MAX_FRAME_BYTES:,} bytes" in TEXT
-    assert f"{TRANSPORT_MAX_BYTES:,} bytes" in TEXT
+    rows = dict(re.findall(r"^\| `(MAX_\w+|TRANSPORT_MAX_BYTES)` \| ([\d,]+) ", TEXT, re.M))
+    assert {name: int(value.replace(",", "")) for name, value in rows.items()} == {
+        "MAX_FRAME_BYTES": MAX_FRAME_BYTES,
+        "TRANSPORT_MAX_BYTES": TRANSPORT_MAX_BYTES,
+        "MAX_PARAMS_BYTES": MAX_PARAMS_BYTES,
+        "MAX_RESULT_DATA_BYTES": MAX_RESULT_DATA_BYTES,
+        "MAX_MESSAGE_CHARS": MAX_MESSAGE_CHARS,
+        "MAX_PROGRESS_MESSAGE_CHARS": MAX_PROGRESS_MESSAGE_CHARS,
+    }

@@ -201,6 +201,10 @@ def test_commands_are_validated_and_sent_only_on_an_open_session(session: Server
         session.send_command(command_id="c1", kind="shell.exec", params={}, deadline=deadline)
     with pytest.raises(InvalidParams):
         session.send_command(command_id="c1", kind="proxmox.vm.start", params={}, deadline=deadline)
+    with pytest.raises(InvalidParams):
+        session.send_command(
+            command_id="c1", kind="proxmox.vm.start", params=PARAMS, deadline=deadline.replace(tzinfo=None)
+        )
     assert session.commands == {}
 
 

@@ -3,7 +3,7 @@
 from botmox_protocol.agent_session import AgentPhase, AgentReaction, AgentSession
 from botmox_protocol.backoff import BASE_DELAY_S, MAX_DELAY_S, backoff_ceiling, reconnect_delay
 from botmox_protocol.close_codes import CloseCode, should_reconnect
-from botmox_protocol.codec import MAX_FRAME_BYTES, TRANSPORT_MAX_BYTES, encode_frame, parse_frame
+from botmox_protocol.codec import encode_frame, parse_frame
 from botmox_protocol.errors import (
     ERRORS_BY_CODE,
     ErrorCode,
@@ -37,6 +37,14 @@ from botmox_protocol.frames import (
 )
 from botmox_protocol.journal import CommandJournal, JournalEntry, Outcome, recover_interrupted
 from botmox_protocol.kinds import COMMAND_KINDS
+from botmox_protocol.limits import (
+    MAX_FRAME_BYTES,
+    MAX_MESSAGE_CHARS,
+    MAX_PARAMS_BYTES,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    MAX_RESULT_DATA_BYTES,
+    TRANSPORT_MAX_BYTES,
+)
 from botmox_protocol.registry import CommandKind, CommandRegistry
 from botmox_protocol.server_session import (
     CommandState,
@@ -54,6 +62,10 @@ __all__ = [
     "FRAME_MODELS",
     "MAX_DELAY_S",
     "MAX_FRAME_BYTES",
+    "MAX_MESSAGE_CHARS",
+    "MAX_PARAMS_BYTES",
+    "MAX_PROGRESS_MESSAGE_CHARS",
+    "MAX_RESULT_DATA_BYTES",
     "PROTOCOL_VERSION",
     "TRANSPORT_MAX_BYTES",
     "AgentPhase",

@@ -18,9 +18,8 @@ from enum import StrEnum
 
 from pydantic import ValidationError
 
-from botmox_protocol.codec import MAX_FRAME_BYTES, encode_frame
+from botmox_protocol.codec import encode_frame
 from botmox_protocol.errors import (
-    MAX_ERROR_MESSAGE_CHARS,
     FrameTooLarge,
     OutOfOrder,
     ProtocolError,
@@ -46,6 +45,12 @@ from botmox_protocol.journal import (
     UNSUPPORTED_KIND,
     CommandJournal,
     Outcome,
+)
+from botmox_protocol.limits import (
+    MAX_FRAME_BYTES,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    MAX_RESULT_DATA_BYTES,
+    json_text_bytes,
 )
 from botmox_protocol.sources import new_frame_id, utc_now
 
@@ -132,7 +137,7 @@ class AgentSession:
         if command_id not in self._received or command_id in self._finished:
             return None
         if message is not None:
-            message = message[:MAX_ERROR_MESSAGE_CHARS]
+            message = message[:MAX_PROGRESS_MESSAGE_CHARS]
         return CommandProgressFrame(
             id=self._new_id(), command_id=command_id, percent=percent, message=message
         )
@@ -142,17 +147,20 @@ class AgentSession:
         the command (the server re-sends it after reconnecting and gets the result from the journal).
 
         An outcome that no result frame can carry is journaled as a failure in its place, since the
-        peer would refuse it on this connection and on every replay: RESULT_TOO_LARGE over the frame
-        limit, INVALID_RESULT when its data is not JSON (a datetime, NaN) or it is ok with an error."""
+        peer would refuse it on this connection and on every replay: RESULT_TOO_LARGE when its data is
+        over MAX_RESULT_DATA_BYTES or its frame over the frame limit, INVALID_RESULT when its data is not
+        JSON (a datetime, NaN) or it is ok with an error."""
         limit = self.max_frame_bytes
         try:
+            if outcome.data is not None and json_text_bytes(outcome.data) > MAX_RESULT_DATA_BYTES:
+                raise FrameTooLarge
             frame = self._result(command_id, outcome)
             encode_frame(frame, max_bytes=limit)
-        except ValidationError:
+        except (ValidationError, TypeError, ValueError):
             outcome = Outcome.failure(INVALID_RESULT, "the executor's outcome is not a valid result")
             frame = self._result(command_id, outcome)
         except FrameTooLarge:
-            outcome = Outcome.failure(RESULT_TOO_LARGE, f"the result is over the {limit}-byte frame limit")
+            outcome = Outcome.failure(RESULT_TOO_LARGE, "the result's data is over the size limit")
             frame = self._result(command_id, outcome)
         self._journal.finish(command_id, outcome)
         self._finished.add(command_id)

@@ -30,13 +30,9 @@ from botmox_protocol.frames import (
     frame_fields,
 )
 from botmox_protocol.kinds import COMMAND_KINDS
+from botmox_protocol.limits import MAX_FRAME_BYTES
 from botmox_protocol.registry import CommandRegistry
 from botmox_protocol.validation import describe_errors
-
-# A frame's largest encoded size (UTF-8 bytes). Larger ones get an `error` frame FRAME_TOO_LARGE and the
-# connection stays; the WebSocket layer closes with 1009 above TRANSPORT_MAX_BYTES before any parsing.
-MAX_FRAME_BYTES = 512 * 1024
-TRANSPORT_MAX_BYTES = 1024 * 1024
 
 _ID = re.compile(ID_PATTERN)
 

@@ -13,10 +13,10 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import TYPE_CHECKING, ClassVar
 
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
+
 if TYPE_CHECKING:
     from botmox_protocol.frames import ErrorFrame
-
-MAX_ERROR_MESSAGE_CHARS = 1024
 
 
 class ErrorCode(StrEnum):
@@ -39,7 +39,7 @@ class ProtocolError(Exception):
 
     def __init__(self, detail: str = "", *, ref: str | None = None) -> None:
         text = f"{self.summary}: {detail}" if detail else self.summary
-        self.message = text[:MAX_ERROR_MESSAGE_CHARS]
+        self.message = text[:MAX_MESSAGE_CHARS]
         self.ref = ref
         super().__init__(self.message)
 

@@ -29,7 +29,14 @@ from pydantic import (
     model_validator,
 )
 
-from botmox_protocol.errors import MAX_ERROR_MESSAGE_CHARS, ErrorCode
+from botmox_protocol.errors import ErrorCode
+from botmox_protocol.limits import (
+    MAX_MESSAGE_CHARS,
+    MAX_PARAMS_BYTES,
+    MAX_PROGRESS_MESSAGE_CHARS,
+    MAX_RESULT_DATA_BYTES,
+    json_text_bytes,
+)
 
 PROTOCOL_VERSION: Final = 1
 SUPPORTED_VERSIONS = frozenset({PROTOCOL_VERSION})
@@ -44,7 +51,8 @@ KindName = Annotated[
 AgentVersion = Annotated[StrictStr, StringConstraints(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]{0,63}$")]
 # Error codes of a command's result: the executor's own (`PROXMOX_UNREACHABLE`), upper snake case.
 ResultCode = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Z][A-Z0-9_]{0,63}$")]
-Text = Annotated[StrictStr, StringConstraints(max_length=MAX_ERROR_MESSAGE_CHARS)]
+Text = Annotated[StrictStr, StringConstraints(max_length=MAX_MESSAGE_CHARS)]
+ProgressText = Annotated[StrictStr, StringConstraints(max_length=MAX_PROGRESS_MESSAGE_CHARS)]
 
 
 def _rfc3339_text(value: object) -> object:
@@ -131,6 +139,12 @@ class CommandFrame(Envelope):
     params: dict[StrictStr, JsonValue]
     deadline: Timestamp
 
+    @model_validator(mode="after")
+    def _params_within_limit(self) -> Self:
+        if json_text_bytes(self.params) > MAX_PARAMS_BYTES:
+            raise ValueError(f"params over {MAX_PARAMS_BYTES} bytes")
+        return self
+
 
 class CommandAckFrame(Envelope):
     """Agent -> server: the command is journaled; it will not run a second time."""
@@ -145,7 +159,7 @@ class CommandProgressFrame(Envelope):
     type: Literal["command.progress"] = "command.progress"
     command_id: Identifier
     percent: StrictInt | None = Field(default=None, ge=0, le=100)
-    message: Text | None = None
+    message: ProgressText | None = None
 
 
 class CommandError(_Model):
@@ -168,6 +182,8 @@ class CommandResultFrame(Envelope):
             raise ValueError("an ok result has no error")
         if not self.ok and (self.error is None or self.data is not None):
             raise ValueError("a failed result has an error and null data")
+        if self.data is not None and json_text_bytes(self.data) > MAX_RESULT_DATA_BYTES:
+            raise ValueError(f"data over {MAX_RESULT_DATA_BYTES} bytes")
         return self
 
 

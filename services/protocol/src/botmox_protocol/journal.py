@@ -14,8 +14,8 @@ from typing import Protocol
 
 from pydantic import JsonValue
 
-from botmox_protocol.errors import MAX_ERROR_MESSAGE_CHARS
 from botmox_protocol.frames import CommandError, CommandFrame
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
 
 # Result codes the protocol itself gives a command (executors add their own).
 INTERRUPTED = "INTERRUPTED"
@@ -40,7 +40,7 @@ class Outcome:
     @classmethod
     def failure(cls, code: str, message: str) -> Outcome:
         # An executor's message may run long (a stack of causes); the frame holds this much of it.
-        return cls(ok=False, error=CommandError(code=code, message=message[:MAX_ERROR_MESSAGE_CHARS]))
+        return cls(ok=False, error=CommandError(code=code, message=message[:MAX_MESSAGE_CHARS]))
 
 
 @dataclass(frozen=True)

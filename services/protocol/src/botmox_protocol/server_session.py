@@ -15,11 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from pydantic import JsonValue
+from pydantic import JsonValue, ValidationError
 
 from botmox_protocol.close_codes import CloseCode
-from botmox_protocol.codec import MAX_FRAME_BYTES
-from botmox_protocol.errors import OutOfOrder, ProtocolError, UnknownCommand
+from botmox_protocol.errors import InvalidParams, OutOfOrder, ProtocolError, UnknownCommand
 from botmox_protocol.frames import (
     PROTOCOL_VERSION,
     SENT_BY_AGENT,
@@ -35,8 +34,10 @@ from botmox_protocol.frames import (
     WelcomeFrame,
 )
 from botmox_protocol.kinds import COMMAND_KINDS
+from botmox_protocol.limits import MAX_FRAME_BYTES
 from botmox_protocol.registry import CommandRegistry
 from botmox_protocol.sources import new_frame_id, utc_now
+from botmox_protocol.validation import describe_errors
 
 
 @dataclass(frozen=True)
@@ -147,9 +148,12 @@ class ServerSession:
         self._registry.validate(kind, params)
         if kind not in self.capabilities:
             raise NotACapability(f"agent {self.agent_id} does not run {kind}")
-        frame = CommandFrame(
-            id=self._new_id(), command_id=command_id, kind=kind, params=params, deadline=deadline
-        )
+        try:
+            frame = CommandFrame(
+                id=self._new_id(), command_id=command_id, kind=kind, params=params, deadline=deadline
+            )
+        except ValidationError as exc:  # over MAX_PARAMS_BYTES, not JSON, a naive deadline
+            raise InvalidParams(describe_errors(exc)) from None
         self._commands.setdefault(command_id, CommandState.SENT)
         return frame
 
