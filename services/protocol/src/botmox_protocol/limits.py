@@ -1,8 +1,8 @@
 """Every size limit of the protocol, and how a JSON value's size is measured against them.
 
-The command store (docs/contracts/agents-sql.md) checks the same sizes in PostgreSQL: params, progress and
-result data as the octets of `jsonb::text`; services/protocol/tests/test_limits.py pins the two together,
-so a frame the protocol accepts is one the store accepts.
+The command store (docs/contracts/agents-sql.md) checks the same sizes in PostgreSQL: params, progress
+and result data as the octets of `jsonb::text`; services/protocol/tests/test_command_store.py pins the
+two together, so a frame the protocol accepts is one the store accepts.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The protocol's content limits are the command store's (supabase/migrations/*_agents.sql): a frame the
-protocol accepts is a row the store accepts, and the frame limit holds the largest content."""
+"""The protocol agrees with the command store (supabase/migrations/*_agents.sql): the same allowlist of
+kinds, and content limits such that a frame the protocol accepts is a row the store accepts."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from botmox_protocol import (
+    COMMAND_KINDS,
     MAX_FRAME_BYTES,
     MAX_MESSAGE_CHARS,
     MAX_PARAMS_BYTES,
@@ -34,6 +35,12 @@ def sql_limit(pattern: str) -> int:
     found = re.findall(pattern, SQL)
     assert found, f"no {pattern!r} in the agents migration"
     return int(found[-1])
+
+
+def test_the_stores_allowlist_is_the_registrys() -> None:
+    body = re.search(r"function botmox\.agent_command_kinds\(\).*?array\[(.*?)\]", SQL, re.S)
+    assert body, "no botmox.agent_command_kinds() in the agents migration"
+    assert set(re.findall(r"'([a-z0-9_.]+)'", body.group(1))) == COMMAND_KINDS.names()
 
 
 def test_the_stores_limits_are_the_protocols() -> None:
