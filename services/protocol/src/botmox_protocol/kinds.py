@@ -35,8 +35,14 @@ FolderPath = Annotated[
 ]
 
 # Proxmox VE: node names are host names; VM ids are 100 to 999,999,999.
+# A reference to a vault entry under proxmox/, by the vault's naming rule (botmox_agent.vault._names: 1 to
+# 8 segments, 200 characters); the agent's tests check that the two agree.
+_VAULT_NAME_SEGMENT = r"[a-z0-9][a-z0-9._-]{0,63}"
 ProxmoxCredential = Annotated[
-    StrictStr, StringConstraints(max_length=128, pattern=r"^secret://proxmox/[a-z0-9][a-z0-9._-]{0,62}$")
+    StrictStr,
+    StringConstraints(
+        max_length=len("secret://") + 200, pattern=rf"^secret://proxmox(?:/{_VAULT_NAME_SEGMENT}){{1,7}}$"
+    ),
 ]
 NodeName = Annotated[StrictStr, StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")]
 VmId = Annotated[StrictInt, Field(ge=100, le=999_999_999)]
