@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from botmox_api.cutover import legacy
 from botmox_api.cutover.progress import ProgressReport
-from botmox_api.cutover.survey import Backends, Pair, State, classify, tenant_ids, walk
+from botmox_api.cutover.survey import Backends, Pair, State, classify, walk_both_sides
 from botmox_api.model import StoragePolicy, policy_differences
 
 
@@ -49,7 +49,6 @@ async def run_plan(
     result = PlanResult()
     if backends.legacy is not None:
         result.legacy = await legacy.inspect(backends.legacy, default_tenant)
-    ids = await tenant_ids(backends, selected=tenants, batch_size=batch_size, sides=("rtdb", "supabase"))
 
     def on_batch(pairs: list[Pair]) -> None:
         for pair in pairs:
@@ -58,10 +57,8 @@ async def run_plan(
             result.totals[row.state] += 1
         progress.update(len(result.rows), {"different": result.totals[State.different]})
 
-    progress.start(len(ids))
-    try:
-        await walk(backends, ids, batch_size, on_batch)
-    finally:
-        progress.stop()
+    await walk_both_sides(
+        backends, tenants=tenants, batch_size=batch_size, progress=progress, on_batch=on_batch
+    )
     result.seconds = time.monotonic() - started
     return result

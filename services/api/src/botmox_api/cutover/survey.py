@@ -15,6 +15,7 @@ import enum
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from botmox_api.cutover.progress import ProgressReport
 from botmox_api.model import DataBackend, InvalidStoredPolicy, StoragePolicy, policy_differences
 from botmox_api.stores.protocols import LegacyStoragePolicySource, StoragePolicyBackfillStore
 
@@ -167,3 +168,21 @@ async def walk(
             on_batch(await reads.next())
     finally:
         await reads.aclose()
+
+
+async def walk_both_sides(
+    backends: Backends,
+    *,
+    tenants: Sequence[str],
+    batch_size: int,
+    progress: ProgressReport,
+    on_batch: Callable[[list[Pair]], None],
+) -> None:
+    """The read-only commands' walk (``plan``, ``verify``): every tenant either side has (or the
+    ``--tenant`` list), both sides read a batch at a time, with progress over the whole walk."""
+    ids = await tenant_ids(backends, selected=tenants, batch_size=batch_size, sides=("rtdb", "supabase"))
+    progress.start(len(ids))
+    try:
+        await walk(backends, ids, batch_size, on_batch)
+    finally:
+        progress.stop()

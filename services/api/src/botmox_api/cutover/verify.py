@@ -13,7 +13,7 @@ from typing import Final
 
 from botmox_api.cutover import legacy
 from botmox_api.cutover.progress import ProgressReport
-from botmox_api.cutover.survey import Backends, Pair, Stored, tenant_ids, walk
+from botmox_api.cutover.survey import Backends, Pair, Stored, walk_both_sides
 from botmox_api.model import (
     POLICY_FIELDS,
     STORED_ON_ONE_SIDE,
@@ -88,7 +88,6 @@ async def run_verify(
     result = VerifyResult()
     if backends.legacy is not None:
         result.legacy = await legacy.inspect(backends.legacy, default_tenant)
-    ids = await tenant_ids(backends, selected=tenants, batch_size=batch_size, sides=("rtdb", "supabase"))
 
     def on_batch(pairs: list[Pair]) -> None:
         for pair in pairs:
@@ -99,10 +98,8 @@ async def run_verify(
         result.tenants += len(pairs)
         progress.update(result.tenants, {"different": result.different_tenants})
 
-    progress.start(len(ids))
-    try:
-        await walk(backends, ids, batch_size, on_batch)
-    finally:
-        progress.stop()
+    await walk_both_sides(
+        backends, tenants=tenants, batch_size=batch_size, progress=progress, on_batch=on_batch
+    )
     result.seconds = time.monotonic() - started
     return result
