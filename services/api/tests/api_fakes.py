@@ -5,9 +5,20 @@ Contract tests use the real stores (``conftest.py``)."""
 from __future__ import annotations
 
 import copy
+import json
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 
+from botmox_api.agents import (
+    AgentCommand,
+    AgentInfo,
+    AgentRefused,
+    Pairing,
+    RegisteredAgent,
+    Revocation,
+)
 from botmox_api.model import (
     DEFAULT_OPERATIONAL,
     DEFAULT_SYNC_ENABLED,
@@ -155,6 +166,180 @@ class MemoryStoragePolicyStore:
         return None
 
 
+# The allowlist of botmox.agent_command_kinds() (docs/contracts/agents-sql.md).
+COMMAND_KINDS = frozenset(
+    {
+        "syncthing.status",
+        "syncthing.folders.list",
+        "syncthing.folder.rescan",
+        "syncthing.device.pause",
+        "syncthing.device.resume",
+        "proxmox.nodes.list",
+        "proxmox.vms.list",
+        "proxmox.vm.status",
+        "proxmox.vm.start",
+        "proxmox.vm.stop",
+        "proxmox.vm.clone",
+    }
+)
+NOW = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)
+
+
+@dataclass
+class _StoredAgent:
+    info: AgentInfo
+    tenant_id: str
+    credential_hash: bytes
+    online: bool = False
+    revoked_by: str | None = None
+
+
+@dataclass
+class MemoryAgentStore:
+    """The agents SQL's rules in memory (``docs/contracts/agents-sql.md``), refusals with the same
+    SQLSTATEs: enough for the HTTP layer's tests. The SQL store itself is tested on PostgreSQL."""
+
+    backend: DataBackend = "supabase"
+    failure: StoreError | None = None
+    pairings: dict[bytes, tuple[str, str, datetime, bool]] = field(default_factory=dict)
+    agents: dict[str, _StoredAgent] = field(default_factory=dict)
+    commands: dict[str, tuple[str, AgentCommand]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+
+    def _check(self, name: str) -> None:
+        self.calls.append(name)
+        if self.failure:
+            raise self.failure
+
+    async def create_pairing(self, tenant_id: str, *, uid: str, code_hash: bytes) -> Pairing:
+        self._check("create_pairing")
+        assert len(code_hash) == 32
+        self.pairings[code_hash] = (tenant_id, uid, NOW + timedelta(minutes=10), False)
+        return Pairing(pairing_id=str(uuid.uuid4()), expires_at=NOW + timedelta(minutes=10))
+
+    def expire(self, code_hash: bytes) -> None:
+        tenant_id, uid, _, used = self.pairings[code_hash]
+        self.pairings[code_hash] = (tenant_id, uid, NOW - timedelta(seconds=1), used)
+
+    async def register(
+        self,
+        *,
+        code_hash: bytes,
+        credential_hash: bytes,
+        name: str,
+        version: str,
+        capabilities: tuple[str, ...],
+    ) -> RegisteredAgent:
+        self._check("register")
+        if any(kind not in COMMAND_KINDS for kind in capabilities):
+            raise AgentRefused(
+                "BM422", "capabilities must be a JSON array of distinct allowlisted command kinds"
+            )
+        pairing = self.pairings.get(code_hash)
+        if pairing is None or pairing[3] or pairing[2] <= NOW:
+            raise AgentRefused("BM401", "agent pairing code refused", "unknown, expired or already used")
+        tenant_id, uid, expires_at, _ = pairing
+        self.pairings[code_hash] = (tenant_id, uid, expires_at, True)
+        info = AgentInfo(str(uuid.uuid4()), name, version, capabilities, uid, NOW, None, None, False)
+        self.agents[info.agent_id] = _StoredAgent(info, tenant_id, credential_hash)
+        return RegisteredAgent(info.agent_id, tenant_id, name, version, capabilities, NOW)
+
+    def connect(self, agent_id: str) -> None:
+        """What the tunnel's connect and heartbeat would record."""
+        stored = self.agents[agent_id]
+        stored.online = True
+        stored.info = replace(stored.info, last_seen_at=NOW)
+
+    def _agent(self, tenant_id: str, agent_id: uuid.UUID) -> _StoredAgent:
+        stored = self.agents.get(str(agent_id))
+        if stored is None or stored.tenant_id != tenant_id:
+            raise AgentRefused("BM404", "agent not found", "no such agent in this tenant")
+        return stored
+
+    async def list_agents(self, tenant_id: str, *, uid: str, online_within_s: int) -> list[AgentInfo]:
+        self._check("list_agents")
+        return [
+            replace(a.info, online=a.online and a.info.revoked_at is None)
+            for a in self.agents.values()
+            if a.tenant_id == tenant_id
+        ]
+
+    async def revoke(self, tenant_id: str, *, uid: str, agent_id: uuid.UUID) -> Revocation:
+        self._check("revoke")
+        stored = self._agent(tenant_id, agent_id)
+        if stored.info.revoked_at is not None and stored.revoked_by is not None:
+            return Revocation(str(agent_id), stored.info.revoked_at, stored.revoked_by, 0)
+        stored.info = replace(stored.info, revoked_at=NOW)
+        stored.revoked_by = uid
+        stored.online = False
+        cancelled = 0
+        for command_id, (tenant, command) in list(self.commands.items()):
+            if command.agent_id == str(agent_id) and command.status in ("queued", "sent", "acked", "running"):
+                self.commands[command_id] = (
+                    tenant,
+                    replace(command, status="cancelled", error_code="AGENT_REVOKED", error_message="revoked"),
+                )
+                cancelled += 1
+        return Revocation(str(agent_id), NOW, uid, cancelled)
+
+    async def enqueue_command(
+        self,
+        tenant_id: str,
+        *,
+        uid: str,
+        agent_id: uuid.UUID,
+        kind: str,
+        params: JsonObject,
+        deadline_s: int,
+        online_within_s: int,
+    ) -> AgentCommand:
+        self._check("enqueue_command")
+        stored = self._agent(tenant_id, agent_id)
+        if stored.info.revoked_at is not None:
+            raise AgentRefused("BM410", "agent revoked")
+        if kind not in COMMAND_KINDS:
+            raise AgentRefused("BM422", "unknown command kind")
+        if kind not in stored.info.capabilities:
+            raise AgentRefused("BM422", "command kind not among the agent's capabilities")
+        if len(json.dumps(params)) > 16 * 1024:
+            raise AgentRefused("BM422", "command params must be a JSON object of at most 16 KiB")
+        if not stored.online:
+            seen = stored.info.last_seen_at
+            raise AgentRefused(
+                "BM503", "agent offline", f"last_seen_at={seen.isoformat() if seen else 'never'}"
+            )
+        command = AgentCommand(
+            str(uuid.uuid4()),
+            str(agent_id),
+            kind,
+            params,
+            "queued",
+            NOW + timedelta(seconds=deadline_s),
+            0,
+            None,
+            None,
+            None,
+            None,
+            uid,
+            NOW,
+            None,
+        )
+        self.commands[command.command_id] = (tenant_id, command)
+        return command
+
+    async def read_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand | None:
+        self._check("read_command")
+        found = self.commands.get(str(command_id))
+        if found is None or found[0] != tenant_id or found[1].agent_id != str(agent_id):
+            return None
+        return found[1]
+
+    async def aclose(self) -> None:
+        return None
+
+
 def memory_store_set(
     *,
     supabase_configured: bool = True,
@@ -174,4 +359,5 @@ def memory_store_set(
         supabase_configured=supabase_configured,
         rtdb_configured=rtdb_configured,
         shadow=supabase if shadow else None,
+        agents=MemoryAgentStore(),
     )

@@ -24,6 +24,7 @@ from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter,
 from botmox_api.logs import AccessLog, build_logger
 from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
+from botmox_api.routes import agents as agents_routes
 from botmox_api.routes import auth, health
 from botmox_api.routes import settings as settings_routes
 from botmox_api.routes.storage_policy_direct import StoragePolicyRoute
@@ -40,6 +41,9 @@ HEALTH_PATHS: Final = frozenset({HEALTH_PATH, f"{HEALTH_PATH}/live", f"{HEALTH_P
 OPENAPI_PATH: Final = f"{API_PREFIX}/openapi.json"
 SETTINGS_PATH: Final = f"{API_PREFIX}{settings_routes.TREE_ROUTE}"
 STORAGE_POLICY_PATH: Final = f"{API_PREFIX}{settings_routes.STORAGE_POLICY_ROUTE}"
+AGENT_REGISTER_PATH: Final = f"{API_PREFIX}{agents_routes.REGISTER_ROUTE}"
+PUBLIC_PATHS: Final = frozenset({OPENAPI_PATH, AGENT_REGISTER_PATH})
+"""No token: the document, and an agent's registration (its pairing code is the credential)."""
 
 DESCRIPTION = (
     "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
@@ -116,7 +120,7 @@ def create_app(
     app.state.shadow_reads = shadow
     app.state.logger = logger
     settings_path.register_convertor()  # before the settings routes that use it are built
-    for router in (health.router, auth.router, settings_routes.build_router()):
+    for router in (health.router, auth.router, settings_routes.build_router(), agents_routes.router):
         app.include_router(router, prefix=API_PREFIX)
     install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
     # Added first, so it runs inside the gate: authenticated, rate limited and logged like any route.
@@ -138,8 +142,8 @@ def create_app(
         access_log=AccessLog(logger, level=settings.log_level, fmt=settings.log_format, stream=log_stream),
         api_prefix=API_PREFIX,
         health_paths=HEALTH_PATHS,
-        openapi_path=OPENAPI_PATH,
+        public_paths=PUBLIC_PATHS,
         settings_path=SETTINGS_PATH,
     )
-    app.openapi = lambda: build_openapi(app, unauthenticated_paths=HEALTH_PATHS)  # type: ignore[method-assign]
+    app.openapi = lambda: build_openapi(app, unauthenticated_paths=HEALTH_PATHS | {AGENT_REGISTER_PATH})  # type: ignore[method-assign]
     return app

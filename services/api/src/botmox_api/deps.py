@@ -16,7 +16,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.gate import required_principal
 from botmox_api.readiness import ReadinessCache
 from botmox_api.shadow_reads import ShadowReads
-from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
+from botmox_api.stores.protocols import AgentStore, SettingsStore, StoragePolicyStore, StoreSet
 
 
 async def _principal(request: Request) -> Principal:
@@ -38,6 +38,11 @@ async def _storage_policy_store(request: Request) -> StoragePolicyStore:
     return stores.storage_policy
 
 
+async def _agent_store(request: Request) -> AgentStore:
+    stores: StoreSet = request.app.state.stores
+    return stores.agents
+
+
 async def _shadow_reads(request: Request) -> ShadowReads | None:
     shadow: ShadowReads | None = request.app.state.shadow_reads
     return shadow
@@ -57,6 +62,7 @@ CurrentPrincipal = Annotated[Principal, Depends(_principal)]
 StoreSetDep = Annotated[StoreSet, Depends(_stores)]
 SettingsStoreDep = Annotated[SettingsStore, Depends(_settings_store)]
 StoragePolicyStoreDep = Annotated[StoragePolicyStore, Depends(_storage_policy_store)]
+AgentStoreDep = Annotated[AgentStore, Depends(_agent_store)]
 ApiSettingsDep = Annotated[ApiSettings, Depends(_api_settings)]
 ShadowReadsDep = Annotated[ShadowReads | None, Depends(_shadow_reads)]
 ReadinessDep = Annotated[ReadinessCache, Depends(_readiness)]

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from structlog.typing import FilteringBoundLogger
 
+from botmox_api.agents import AgentRefused
 from botmox_api.envelope import error_response
 from botmox_api.model import (
     Action,
@@ -97,6 +98,17 @@ class MethodNotAllowed(ApiError):
             details={"allow": list(allow)},
             headers={"Allow": ", ".join(allow)},
         )
+
+
+class Conflict(ApiError):
+    """409: the agent's state refuses the request (``AGENT_OFFLINE``, ``AGENT_REVOKED``, or
+    ``CONFLICT``: a command whose status no longer allows it)."""
+
+    status, code = 409, "CONFLICT"
+
+    def __init__(self, code: str, message: str, *, details: object | None = None) -> None:
+        super().__init__(message, details=details)
+        self.instance_code = code
 
 
 class PreconditionFailed(ApiError):
@@ -200,6 +212,46 @@ def from_store_error(error: StoreError, *, action: Action, subject: str) -> ApiE
         return ConfigMissing(f"{prefix}_CONFIG_ERROR", not_configured_message(error.backend), details=details)
     message = failure_message(action, subject, error.backend)
     return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)
+
+
+AGENT_OFFLINE: Final = "AGENT_OFFLINE"
+AGENT_REVOKED: Final = "AGENT_REVOKED"
+_REFUSALS_AS_BAD_REQUEST: Final = frozenset({"BM422", "22023", "23505", "23514"})
+
+
+def from_agent_refusal(refusal: AgentRefused) -> ApiError:
+    """Map a refusal of the agent functions (``docs/contracts/agents-sql.md``) to its envelope error:
+    the one home of that mapping. Messages are the API's; a validation refusal carries the
+    database's own words (they name the rule, never a value)."""
+    state = refusal.sqlstate
+    if state == "BM401":
+        return Unauthorized(
+            "Pairing code refused: unknown, expired or already used",
+        )
+    if state == "BM403":
+        return Unauthorized("Agent credential refused")
+    if state == "BM404":
+        subject = "Command" if refusal.message.startswith("command") else "Agent"
+        return NotFound(f"{subject} not found")
+    if state == "BM409":
+        return Conflict(
+            "CONFLICT", "The command's status does not allow this", details={"transition": refusal.detail}
+        )
+    if state == "BM410":
+        return Conflict(AGENT_REVOKED, "The agent is revoked")
+    if state == "BM503":
+        last_seen = (refusal.detail or "").removeprefix("last_seen_at=")
+        return Conflict(
+            AGENT_OFFLINE,
+            "The agent is not connected; nothing was queued",
+            details={"last_seen_at": None if last_seen in ("", "never") else last_seen},
+        )
+    if state == "42501":
+        return Forbidden("Token has no tenant or subject")
+    if state in _REFUSALS_AS_BAD_REQUEST:
+        message = refusal.message[:1].upper() + refusal.message[1:]
+        return BadRequest(message, details={"formErrors": [message], "fieldErrors": {}})
+    return InternalError("Internal server error")
 
 
 # --- Exception handlers.

@@ -212,16 +212,17 @@ class RequestGate:
         access_log: logs.AccessLog,
         api_prefix: str,
         health_paths: Collection[str],
-        openapi_path: str,
+        public_paths: Collection[str],
         settings_path: str,
     ) -> None:
-        """``health_paths`` need no token and are never limited; any other path under
-        ``api_prefix`` but ``openapi_path`` is authenticated, and ``settings_path`` and below
-        want a settings role."""
+        """``health_paths`` need no token and are never limited; ``public_paths`` (the OpenAPI
+        document, an agent's registration, whose pairing code is its credential) need no token and
+        are limited per client address; any other path under ``api_prefix`` is authenticated, and
+        ``settings_path`` and below want a settings role."""
         self.app = app
         self._api_prefix = api_prefix
         self._health_paths = frozenset(health_paths)
-        self._openapi_path = openapi_path
+        self._public_paths = frozenset(public_paths)
         self._settings_path = settings_path
         self._auth = authenticator
         self._limiter = rate_limiter
@@ -304,7 +305,7 @@ class RequestGate:
         path: str = scope["path"]
         if path in self._health_paths:
             return None  # health needs no token and is never rate limited
-        if not _is_under(path, self._api_prefix) or path == self._openapi_path:
+        if not _is_under(path, self._api_prefix) or path in self._public_paths:
             # Public: counted per client address, like any request without a valid token.
             limited = self._limit(self._address_key(scope))
             return limited.response() if limited else None

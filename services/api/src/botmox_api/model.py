@@ -144,6 +144,7 @@ class Readiness:
 Action = Literal["read", "write"]
 SETTINGS_SUBJECT: Final = "settings"
 STORAGE_POLICY_SUBJECT: Final = "storage policy"
+AGENTS_SUBJECT: Final = "agents"
 
 
 def failure_message(action: Action, subject: str, backend: DataBackend) -> str:

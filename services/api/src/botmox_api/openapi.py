@@ -19,6 +19,14 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
+from botmox_api.agent_bodies import (
+    MAX_CAPABILITIES,
+    MAX_CODE_CHARS,
+    MAX_KIND_CHARS,
+    MAX_NAME_CHARS,
+    MAX_VERSION_CHARS,
+)
+from botmox_api.agents import MAX_COMMAND_DEADLINE_S
 from botmox_api.errors import STATUS_CODES, InternalError
 from botmox_api.logs import CORRELATION_HEADER
 from botmox_api.model import MAX_KEY_BYTES, RTDB_KEY_FORBIDDEN, TENANT_ID_PATTERN, DataBackend
@@ -162,6 +170,86 @@ class StoragePolicyEnvelope(BaseModel):
     data: StoragePolicyDocument | None = Field(description="`null` when nothing is stored.")
 
 
+class PairingInfo(BaseModel):
+    code: str = Field(description="The one-time pairing code; shown once, never stored (only its SHA-256).")
+    expires_at: str = Field(description="RFC 3339; 10 minutes after creation.")
+
+
+class RegistrationInfo(BaseModel):
+    agent_id: str
+    tenant_id: str
+    credential: str = Field(description="The agent's credential; shown once, only its SHA-256 is stored.")
+    name: str
+    version: str
+    capabilities: list[str]
+    created_at: str
+
+
+class AgentSummary(BaseModel):
+    id: str
+    name: str
+    version: str
+    capabilities: list[str]
+    created_by: str
+    created_at: str
+    last_seen_at: str | None
+    revoked_at: str | None
+    online: bool = Field(description="Held by a tunnel and seen within the heartbeat timeout, not revoked.")
+
+
+class RevocationInfo(BaseModel):
+    agent_id: str
+    revoked_at: str
+    revoked_by: str
+    cancelled_commands: int = Field(description="Open commands this revocation cancelled (0 when repeated).")
+
+
+class CommandError(BaseModel):
+    code: str
+    message: str | None
+
+
+class CommandInfo(BaseModel):
+    id: str
+    agent_id: str
+    kind: str
+    params: dict[str, JsonValue]
+    status: Literal["queued", "sent", "acked", "running", "succeeded", "failed", "expired", "cancelled"]
+    deadline: str
+    deliveries: int
+    progress: JsonValue
+    result: JsonValue = Field(description="The agent's data when `succeeded`, else `null`.")
+    error: CommandError | None
+    created_by: str
+    created_at: str
+    finished_at: str | None
+
+
+class PairingEnvelope(BaseModel):
+    success: Literal[True]
+    data: PairingInfo
+
+
+class RegistrationEnvelope(BaseModel):
+    success: Literal[True]
+    data: RegistrationInfo
+
+
+class AgentListEnvelope(BaseModel):
+    success: Literal[True]
+    data: list[AgentSummary]
+
+
+class RevocationEnvelope(BaseModel):
+    success: Literal[True]
+    data: RevocationInfo
+
+
+class CommandEnvelope(BaseModel):
+    success: Literal[True]
+    data: CommandInfo
+
+
 # --- Fragments the routes declare.
 
 _HEADER_CORRELATION: Final = {
@@ -193,6 +281,8 @@ _CLIENT_ERRORS: Final = {
 }
 ERROR_DESCRIPTIONS: Final[dict[int, str]] = {
     **{status: f"{STATUS_CODES[status]}: {text}" for status, text in _CLIENT_ERRORS.items()},
+    409: "AGENT_OFFLINE: the agent is not connected (nothing queued) / AGENT_REVOKED: the agent is revoked"
+    " / CONFLICT: the command's status does not allow this",
     500: f"{InternalError.code}: anything unexpected",
     502: "SUPABASE_QUERY_FAILED / RTDB_QUERY_FAILED: the store failed or could not be reached",
     503: "SUPABASE_CONFIG_ERROR / RTDB_CONFIG_ERROR: the backend the path needs is not configured",
@@ -264,6 +354,31 @@ SETTINGS_PATH_SCHEMA: Final = {
 }
 
 EXTRA_SCHEMAS: Final[dict[str, dict[str, Any]]] = {
+    "AgentRegistration": {
+        "type": "object",
+        "required": ["code", "name", "version"],
+        "properties": {
+            "code": {"type": "string", "minLength": 1, "maxLength": MAX_CODE_CHARS, "pattern": r"\S"},
+            "name": {"type": "string", "minLength": 1, "maxLength": MAX_NAME_CHARS, "pattern": r"\S"},
+            "version": {"type": "string", "minLength": 1, "maxLength": MAX_VERSION_CHARS, "pattern": r"\S"},
+            "capabilities": {
+                "description": "Command kinds the agent executes (allowlist: docs/contracts/agents-sql.md).",
+                "type": "array",
+                "maxItems": MAX_CAPABILITIES,
+                "uniqueItems": True,
+                "items": {"type": "string", "minLength": 1, "maxLength": MAX_KIND_CHARS},
+            },
+        },
+    },
+    "AgentCommandRequest": {
+        "type": "object",
+        "required": ["kind"],
+        "properties": {
+            "kind": {"type": "string", "minLength": 1, "maxLength": MAX_KIND_CHARS, "pattern": r"\S"},
+            "params": {"type": "object", "description": "A JSON object of at most 16 KiB."},
+            "deadline_s": {"type": "integer", "minimum": 1, "maximum": MAX_COMMAND_DEADLINE_S},
+        },
+    },
     "SettingsValue": {
         "description": "A JSON value storable in RTDB.",
         "anyOf": [

@@ -30,12 +30,18 @@ from botmox_api.config import ApiSettings
 from botmox_api.model import BACKEND_TITLES, DataBackend
 from botmox_api.stores._rtdb import resolve_rtdb_target
 from botmox_api.stores._rtdb_rest import DEFAULT_MAX_CONNECTIONS
-from botmox_api.stores.protocols import SettingsStore, StoragePolicyStore, StoreSet
+from botmox_api.stores.agents_sql import SqlAgentStore
+from botmox_api.stores.protocols import AgentStore, SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
 from botmox_api.stores.rtdb_storage_policy import DEFAULT_READ_CONCURRENCY, RtdbStoragePolicyStore
 from botmox_api.stores.supabase_rest import RestStoragePolicyStore
 from botmox_api.stores.supabase_sql import DEFAULT_STATEMENT_CACHE_SIZE, SqlStoragePolicyStore
-from botmox_api.stores.unconfigured import UnconfiguredSettingsStore, UnconfiguredStoragePolicyStore
+from botmox_api.stores.unconfigured import (
+    AGENTS_MISSING,
+    UnconfiguredAgentStore,
+    UnconfiguredSettingsStore,
+    UnconfiguredStoragePolicyStore,
+)
 
 _RTDB_VARIABLES: Final = "FIREBASE_DATABASE_URL or FIREBASE_PROJECT_ID"
 _SUPABASE_VARIABLES: Final = "SUPABASE_DB_URL, or SUPABASE_URL, SUPABASE_ANON_KEY and SUPABASE_JWT_SECRET"
@@ -120,6 +126,12 @@ def build_stores(
             policy = RtdbStoragePolicyStore(target, max_connections=rtdb_max_connections)
         elif storage_policy_shadow:
             shadow = RtdbStoragePolicyStore(target, max_connections=rtdb_max_connections)
+    # Agents live in Supabase whatever DATA_BACKEND says, over SQL only, on the same pool.
+    agents: AgentStore = (
+        SqlAgentStore(supabase)
+        if isinstance(supabase, SqlStoragePolicyStore)
+        else UnconfiguredAgentStore("supabase", AGENTS_MISSING)
+    )
     return StoreSet(
         settings=settings,
         storage_policy=policy,
@@ -127,6 +139,7 @@ def build_stores(
         supabase_configured=supabase_configured,
         rtdb_configured=target is not None,
         shadow=shadow,
+        agents=agents,
     )
 
 

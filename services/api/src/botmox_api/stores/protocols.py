@@ -11,10 +11,12 @@ substitute a store the way httpx tests substitute a ``MockTransport``. A future 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from botmox_api.agents import AgentCommand, AgentInfo, Pairing, RegisteredAgent, Revocation
 from botmox_api.model import (
     DataBackend,
     IfMatch,
@@ -25,6 +27,7 @@ from botmox_api.model import (
     StoragePolicy,
     StoragePolicyChanges,
 )
+from botmox_api.stores.unconfigured import AGENTS_MISSING, UnconfiguredAgentStore
 
 
 class StoragePolicyStore(Protocol):
@@ -133,6 +136,57 @@ class SettingsStore(Protocol):
     async def aclose(self) -> None: ...
 
 
+class AgentStore(Protocol):
+    """The customer agents of ``docs/contracts/agents-sql.md``, as the API's HTTP endpoints use them:
+    always Supabase (SQL), whatever ``DATA_BACKEND`` says.
+
+    Tenant calls act for one principal (``tenant_id`` and ``uid``, presented as claims as for the
+    storage policy); ``register`` acts for whoever holds a pairing code. Secrets never reach a store:
+    only their SHA-256 (``agents.secret_digest``). The database's deliberate refusals are raised as
+    ``agents.AgentRefused`` (its SQLSTATE), other failures as ``StoreError``s.
+    """
+
+    backend: DataBackend
+
+    async def create_pairing(self, tenant_id: str, *, uid: str, code_hash: bytes) -> Pairing: ...
+
+    async def register(
+        self,
+        *,
+        code_hash: bytes,
+        credential_hash: bytes,
+        name: str,
+        version: str,
+        capabilities: tuple[str, ...],
+    ) -> RegisteredAgent: ...
+
+    async def list_agents(self, tenant_id: str, *, uid: str, online_within_s: int) -> list[AgentInfo]: ...
+
+    async def revoke(self, tenant_id: str, *, uid: str, agent_id: uuid.UUID) -> Revocation: ...
+
+    async def enqueue_command(
+        self,
+        tenant_id: str,
+        *,
+        uid: str,
+        agent_id: uuid.UUID,
+        kind: str,
+        params: JsonObject,
+        deadline_s: int,
+        online_within_s: int,
+    ) -> AgentCommand: ...
+
+    async def read_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def _agents_not_configured() -> AgentStore:
+    return UnconfiguredAgentStore("supabase", AGENTS_MISSING)
+
+
 @dataclass(frozen=True, slots=True)
 class StoreSet:
     settings: SettingsStore
@@ -146,6 +200,9 @@ class StoreSet:
     shadow: StoragePolicyStore | None = None
     """With ``STORAGE_POLICY_SHADOW=on``: the other backend's storage-policy store, which shadow
     reads compare ``storage_policy``'s answers with (``shadow_reads.py``); ``None`` otherwise."""
+    agents: AgentStore = field(default_factory=_agents_not_configured)
+    """Agents and their commands: Supabase over SQL, sharing the ``supabase`` store's pool; a
+    stand-in answering 503 ``SUPABASE_CONFIG_ERROR`` without ``SUPABASE_DB_URL``."""
 
     async def check_supabase(self) -> Readiness:
         return await self.supabase.check_ready()
@@ -161,3 +218,4 @@ class StoreSet:
                 stores.append(policy_store)
         for store in stores:
             await store.aclose()
+        await self.agents.aclose()

@@ -367,11 +367,13 @@ class SqlStoragePolicyStore:
                     raise self._no_connection(f"{type(error).__name__}: {error}") from error
                 await asyncio.sleep(pause)
 
-    async def _fetch(
+    async def fetch(
         self, tenant_id: str | None, uid: str | None, query: str, *args: object
     ) -> list[asyncpg.Record]:
         """One statement on a pooled connection: the claims first, then ``args``. No claims for
-        ``tenant_id=None``: an administrator's statement (the backfill functions take none)."""
+        ``tenant_id=None``: an administrator's statement (the backfill functions take none) or an
+        agent's (authenticated by its digests). Public because the agents store
+        (``agents_sql.SqlAgentStore``) sends its statements through this very pool and turns."""
         claims = None if tenant_id is None else claims_text(self._declared_tenant(tenant_id), uid)
         deadline = asyncio.get_running_loop().time() + self._pool_timeout_s
         await self._take_turn(deadline)
@@ -390,10 +392,10 @@ class SqlStoragePolicyStore:
 
     async def read(self, tenant_id: str, *, uid: str | None = None) -> StoragePolicy | None:
         try:
-            rows = await self._fetch(tenant_id, uid, READ_SQL, tenant_id)
+            rows = await self.fetch(tenant_id, uid, READ_SQL, tenant_id)
             return policy_from_row(rows[0]) if rows else None
         except Exception as error:
-            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
 
     async def replace(
         self,
@@ -425,7 +427,7 @@ class SqlStoragePolicyStore:
     ) -> StoragePolicy:
         versions, if_exists = if_match_arguments(if_match)
         try:
-            rows = await self._fetch(
+            rows = await self.fetch(
                 tenant_id,
                 updated_by,
                 query,
@@ -444,9 +446,9 @@ class SqlStoragePolicyStore:
                     lambda tenant: self.read(tenant, uid=updated_by), tenant_id, error.detail
                 )
                 raise VersionConflict("supabase", current) from error
-            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
         except Exception as error:
-            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
 
     # --- The backfill seam (``StoragePolicyBackfillStore``): an administrator's DSN, no claims.
 
@@ -455,9 +457,9 @@ class SqlStoragePolicyStore:
             raise ValueError("batch_size must be at least 1")
         while True:
             try:
-                rows = await self._fetch(None, None, BACKFILL_TENANTS_SQL, after, batch_size)
+                rows = await self.fetch(None, None, BACKFILL_TENANTS_SQL, after, batch_size)
             except Exception as error:
-                raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+                raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
             batch = [str(row["tenant_id"]) for row in rows]
             if batch:
                 yield batch
@@ -469,9 +471,9 @@ class SqlStoragePolicyStore:
         if not tenant_ids:
             return {}
         try:
-            rows = await self._fetch(None, None, BACKFILL_READ_SQL, list(tenant_ids))
+            rows = await self.fetch(None, None, BACKFILL_READ_SQL, list(tenant_ids))
         except Exception as error:
-            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "read", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
         stored: dict[str, StoragePolicy | InvalidStoredPolicy] = {}
         for row in rows:
             stored[str(row["tenant_id"])] = stored_policy_from_row(row)
@@ -481,7 +483,7 @@ class SqlStoragePolicyStore:
         self, tenant_id: str, policy: StoragePolicy, *, expected_version: int | None
     ) -> None:
         try:
-            rows = await self._fetch(
+            rows = await self.fetch(
                 None,
                 None,
                 BACKFILL_WRITE_SQL,
@@ -499,15 +501,16 @@ class SqlStoragePolicyStore:
             if error.sqlstate == VERSION_CONFLICT_SQLSTATE:
                 current = await version_at_conflict(self._stored_version, tenant_id, error.detail)
                 raise VersionConflict("supabase", current) from error
-            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
         except Exception as error:
-            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self._reason(error)) from error
+            raise query_failed("supabase", "write", STORAGE_POLICY_SUBJECT, self.reason(error)) from error
 
     async def _stored_version(self, tenant_id: str) -> StoragePolicy | None:
         stored = (await self.read_stored([tenant_id])).get(tenant_id)
         return stored if isinstance(stored, StoragePolicy) else None
 
-    def _reason(self, error: BaseException) -> str:
+    def reason(self, error: BaseException) -> str:
+        """Why a call failed, in words free of the DSN; the agents store reports with it too."""
         # The readiness connection reports a failed connect in the pool's words: one reason, whichever
         # connection found the database unreachable.
         if isinstance(error, ConnectionUnavailable | ReadinessConnectFailed):
@@ -536,7 +539,7 @@ class SqlStoragePolicyStore:
         try:
             rows = await self._readiness.check_schema()
         except Exception as error:
-            return Readiness(False, self._reason(error))
+            return Readiness(False, self.reason(error))
         return readiness_from_rows(rows)
 
     async def aclose(self) -> None:

@@ -4,8 +4,11 @@ start, and keep serving every path the configured backend owns, when one backend
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
+from typing import Final
 
+from botmox_api.agents import AgentCommand, AgentInfo, Pairing, RegisteredAgent, Revocation
 from botmox_api.model import (
     DataBackend,
     IfMatch,
@@ -73,4 +76,48 @@ class UnconfiguredSettingsStore(_Unconfigured):
     async def write(
         self, tenant_id: str, path: tuple[str, ...], body: JsonValue, *, updated_at: int
     ) -> JsonValue:
+        raise self._error()
+
+
+AGENTS_MISSING: Final = ("SUPABASE_DB_URL",)
+"""Agents need Supabase over SQL: the REST settings alone do not serve them."""
+
+
+class UnconfiguredAgentStore(_Unconfigured):
+    async def create_pairing(self, tenant_id: str, *, uid: str, code_hash: bytes) -> Pairing:
+        raise self._error()
+
+    async def register(
+        self,
+        *,
+        code_hash: bytes,
+        credential_hash: bytes,
+        name: str,
+        version: str,
+        capabilities: tuple[str, ...],
+    ) -> RegisteredAgent:
+        raise self._error()
+
+    async def list_agents(self, tenant_id: str, *, uid: str, online_within_s: int) -> list[AgentInfo]:
+        raise self._error()
+
+    async def revoke(self, tenant_id: str, *, uid: str, agent_id: uuid.UUID) -> Revocation:
+        raise self._error()
+
+    async def enqueue_command(
+        self,
+        tenant_id: str,
+        *,
+        uid: str,
+        agent_id: uuid.UUID,
+        kind: str,
+        params: JsonObject,
+        deadline_s: int,
+        online_within_s: int,
+    ) -> AgentCommand:
+        raise self._error()
+
+    async def read_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand | None:
         raise self._error()
