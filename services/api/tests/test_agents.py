@@ -395,3 +395,10 @@ async def test_a_store_failure_is_a_502(client: httpx.AsyncClient, agents: Memor
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "SUPABASE_QUERY_FAILED"
     assert response.json()["error"]["message"] == "Failed to read agents from Supabase"
+
+
+async def test_registration_is_public_but_counted_per_client_address(stores: StoreSet) -> None:
+    """No token is needed (the code is the credential), so guessing codes is throttled per address."""
+    async with client_for(make_settings(api_rate_limit_max=3), stores) as client:
+        answers = [(await register(client, f"guess-{n}")).status_code for n in range(4)]
+    assert answers == [401, 401, 401, 429]
