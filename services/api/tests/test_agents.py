@@ -22,6 +22,8 @@ from api_support import (
     user,
 )
 
+from botmox_api.agents import AgentRefused
+from botmox_api.errors import from_agent_refusal
 from botmox_api.model import StoreQueryFailed
 from botmox_api.stores.protocols import StoreSet
 
@@ -402,3 +404,35 @@ async def test_registration_is_public_but_counted_per_client_address(stores: Sto
     async with client_for(make_settings(api_rate_limit_max=3), stores) as client:
         answers = [(await register(client, f"guess-{n}")).status_code for n in range(4)]
     assert answers == [401, 401, 401, 429]
+
+
+@pytest.mark.parametrize(
+    ("sqlstate", "message", "detail", "status", "code"),
+    [
+        ("BM401", "agent pairing code refused", "unknown, expired or already used", 401, "UNAUTHORIZED"),
+        ("BM403", "agent credential refused", None, 401, "UNAUTHORIZED"),
+        ("BM404", "agent not found", "no such agent in this tenant", 404, "NOT_FOUND"),
+        ("BM404", "command not found", "no such command in this tenant", 404, "NOT_FOUND"),
+        ("BM409", "command status transition refused", "status=succeeded,to=cancelled", 409, "CONFLICT"),
+        ("BM410", "agent revoked", None, 409, "AGENT_REVOKED"),
+        ("BM422", "unknown command kind", None, 400, "BAD_REQUEST"),
+        ("BM503", "agent offline", "last_seen_at=2026-12-06 11:00:00+00", 409, "AGENT_OFFLINE"),
+        ("42501", "agent call without a tenant", None, 403, "FORBIDDEN"),
+        ("22023", "connection id required", None, 400, "BAD_REQUEST"),
+        ("23505", "duplicate key value violates unique constraint", None, 400, "BAD_REQUEST"),
+        ("23514", "new row violates check constraint", None, 400, "BAD_REQUEST"),
+    ],
+)
+def test_every_refusal_of_the_agents_sql_is_one_envelope_error(
+    sqlstate: str, message: str, detail: str | None, status: int, code: str
+) -> None:
+    error = from_agent_refusal(AgentRefused(sqlstate, message, detail))
+    assert (error.status, error.envelope_code) == (status, code)
+    assert error.message[0].isupper()
+
+
+def test_an_offline_refusal_carries_when_the_agent_was_last_seen() -> None:
+    seen = from_agent_refusal(AgentRefused("BM503", "agent offline", "last_seen_at=2026-12-06 12:00:00.5+01"))
+    never = from_agent_refusal(AgentRefused("BM503", "agent offline", "last_seen_at=never"))
+    assert seen.details == {"last_seen_at": "2026-12-06T11:00:00.500000Z"}
+    assert never.details == {"last_seen_at": None}

@@ -15,6 +15,7 @@ carries the request's correlation id, and the logger redacts credentials in it.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import ClassVar, Final
 
 from fastapi import FastAPI
@@ -24,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from structlog.typing import FilteringBoundLogger
 
-from botmox_api.agents import AgentRefused
+from botmox_api.agents import AgentRefused, rfc3339
 from botmox_api.envelope import error_response
 from botmox_api.model import (
     Action,
@@ -219,6 +220,17 @@ AGENT_REVOKED: Final = "AGENT_REVOKED"
 _REFUSALS_AS_BAD_REQUEST: Final = frozenset({"BM422", "22023", "23505", "23514"})
 
 
+def _last_seen(detail: str | None) -> str | None:
+    """``last_seen_at=<timestamptz as text, or never>`` (the offline refusal's detail) in RFC 3339."""
+    text = (detail or "").removeprefix("last_seen_at=")
+    if text in ("", "never"):
+        return None
+    try:
+        return rfc3339(datetime.fromisoformat(text).astimezone(UTC))
+    except ValueError:
+        return text
+
+
 def from_agent_refusal(refusal: AgentRefused) -> ApiError:
     """Map a refusal of the agent functions (``docs/contracts/agents-sql.md``) to its envelope error:
     the one home of that mapping. Messages are the API's; a validation refusal carries the
@@ -240,11 +252,10 @@ def from_agent_refusal(refusal: AgentRefused) -> ApiError:
     if state == "BM410":
         return Conflict(AGENT_REVOKED, "The agent is revoked")
     if state == "BM503":
-        last_seen = (refusal.detail or "").removeprefix("last_seen_at=")
         return Conflict(
             AGENT_OFFLINE,
             "The agent is not connected; nothing was queued",
-            details={"last_seen_at": None if last_seen in ("", "never") else last_seen},
+            details={"last_seen_at": _last_seen(refusal.detail)},
         )
     if state == "42501":
         return Forbidden("Token has no tenant or subject")
