@@ -115,10 +115,6 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-class _NoRow(Exception):
-    """A function that returns one row returned none."""
-
-
 class SqlAgentStore:
     backend: DataBackend = "supabase"
 
@@ -131,12 +127,10 @@ class SqlAgentStore:
     ) -> list[asyncpg.Record]:
         try:
             return await self._sql.fetch(tenant_id, uid, query, *args)
-        except asyncpg.PostgresError as error:
-            refusal = _refusal(error)
+        except Exception as error:
+            refusal = _refusal(error) if isinstance(error, asyncpg.PostgresError) else None
             if refusal is not None:
                 raise refusal from error
-            raise query_failed("supabase", action, AGENTS_SUBJECT, self._sql.reason(error)) from error
-        except Exception as error:
             raise query_failed("supabase", action, AGENTS_SUBJECT, self._sql.reason(error)) from error
 
     async def _one(
