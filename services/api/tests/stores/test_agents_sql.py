@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable
 import asyncpg
 import pytest
 
-from botmox_api.agents import ONLINE_WITHIN_S, AgentRefused, new_secret, secret_digest
+from botmox_api.agents import ONLINE_WITHIN_S, AgentCommand, AgentRefused, new_secret, secret_digest
 from botmox_api.model import JsonObject, StoreQueryFailed
 from botmox_api.stores.agents_sql import SqlAgentStore
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
@@ -55,6 +55,19 @@ async def connect(pg_database: PgDatabase, agent_id: str, credential: bytes) -> 
         )
     finally:
         await conn.close()
+
+
+def status_command(store: SqlAgentStore, tenant: str, agent: uuid.UUID) -> Awaitable[AgentCommand]:
+    """``syncthing.status`` for ``agent`` as user ``u`` of ``tenant``: the command most tests send."""
+    return store.enqueue_command(
+        tenant,
+        uid="u",
+        agent_id=agent,
+        kind="syncthing.status",
+        params={},
+        deadline_s=60,
+        online_within_s=ONLINE_WITHIN_S,
+    )
 
 
 async def refusal(call: Awaitable[object]) -> AgentRefused:
@@ -130,26 +143,10 @@ async def test_another_tenant_cannot_list_revoke_command_or_read(
     agent_id, credential = await registered(store, "tenant-a")
     await connect(pg_database, agent_id, credential)
     agent = uuid.UUID(agent_id)
-    command = await store.enqueue_command(
-        "tenant-a",
-        uid="u",
-        agent_id=agent,
-        kind="syncthing.status",
-        params={},
-        deadline_s=60,
-        online_within_s=ONLINE_WITHIN_S,
-    )
+    command = await status_command(store, "tenant-a", agent)
     assert await store.list_agents("tenant-b", uid="u", online_within_s=ONLINE_WITHIN_S) == []
     assert (await refusal(store.revoke("tenant-b", uid="u", agent_id=agent))).sqlstate == "BM404"
-    enqueue = store.enqueue_command(
-        "tenant-b",
-        uid="u",
-        agent_id=agent,
-        kind="syncthing.status",
-        params={},
-        deadline_s=60,
-        online_within_s=ONLINE_WITHIN_S,
-    )
+    enqueue = status_command(store, "tenant-b", agent)
     assert (await refusal(enqueue)).sqlstate == "BM404"
     read = await store.read_command(
         "tenant-b", uid="u", agent_id=agent, command_id=uuid.UUID(command.command_id)
@@ -165,15 +162,7 @@ async def test_revoke_cancels_open_commands_once_and_refuses_new_ones(
     agent_id, credential = await registered(store, "tenant-a")
     await connect(pg_database, agent_id, credential)
     agent = uuid.UUID(agent_id)
-    command = await store.enqueue_command(
-        "tenant-a",
-        uid="u",
-        agent_id=agent,
-        kind="syncthing.status",
-        params={},
-        deadline_s=60,
-        online_within_s=ONLINE_WITHIN_S,
-    )
+    command = await status_command(store, "tenant-a", agent)
     revocation = await store.revoke("tenant-a", uid="admin-1", agent_id=agent)
     assert revocation.cancelled_commands == 1
     assert revocation.revoked_by == "admin-1"
@@ -186,15 +175,7 @@ async def test_revoke_cancels_open_commands_once_and_refuses_new_ones(
     assert cancelled is not None
     assert cancelled.status == "cancelled"
     assert cancelled.error_code == "AGENT_REVOKED"
-    enqueue = store.enqueue_command(
-        "tenant-a",
-        uid="u",
-        agent_id=agent,
-        kind="syncthing.status",
-        params={},
-        deadline_s=60,
-        online_within_s=ONLINE_WITHIN_S,
-    )
+    enqueue = status_command(store, "tenant-a", agent)
     assert (await refusal(enqueue)).sqlstate == "BM410"
 
 
