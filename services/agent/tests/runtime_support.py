@@ -95,6 +95,7 @@ async def running_agent(
     settings: AgentSettings,
     executors: FakeExecutors | None = None,
     pairing_transport: httpx.BaseTransport | None = None,
+    open_timeout_s: float = 10.0,
 ) -> AsyncIterator[RunningAgent]:
     """Runs the agent in this event loop (reconnect delays of 10 ms, recorded); stops it at the end."""
     running = RunningAgent(
@@ -122,6 +123,7 @@ async def running_agent(
                 shutdown_grace_s=2.0,
                 on_http_ready=http_ready,
                 pairing_transport=pairing_transport,
+                open_timeout_s=open_timeout_s,
             ),
         )
     )
@@ -153,6 +155,8 @@ class FakeControlPlane:
         self.attempts = 0
         # Close codes for the next connections, one each, before any frame.
         self.refuse_next: list[int] = []
+        # How many of the next connections read frames but never answer (no welcome).
+        self.silent_next = 0
         self._server: Server | None = None
 
     async def __aenter__(self) -> FakeControlPlane:
@@ -224,6 +228,12 @@ class FakeControlPlane:
             return
         if self.refuse_next:
             await ws.close(self.refuse_next.pop(0), "refused by the test")
+            return
+        if self.silent_next:
+            self.silent_next -= 1
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for _ in ws:
+                    pass
             return
         connection = Connection(ws, ServerSession(agent_id=self.agent_id, terms=self.terms))
         self.connections.append(connection)

@@ -164,6 +164,17 @@ async def test_reconnects_back_off_and_reset_at_welcome(tmp_path: Path) -> None:
             assert status["last_close_code"] == 1001
 
 
+async def test_a_server_that_never_welcomes_is_left_and_retried(tmp_path: Path) -> None:
+    async with FakeControlPlane() as plane:
+        plane.silent_next = 1
+        settings = paired_agent(tmp_path, plane.url)
+        async with running_agent(settings, open_timeout_s=0.3) as running:
+            await plane.wait_welcomed()
+            assert plane.attempts == 2
+            assert running.attempts == [0]
+            assert "agent.no_welcome" in running.event_names()
+
+
 @pytest.mark.parametrize(("code", "word"), [(4401, "credential"), (4403, "revoked"), (4400, "protocol")])
 async def test_final_close_codes_stop_the_agent(tmp_path: Path, code: int, word: str) -> None:
     async with FakeControlPlane() as plane:
