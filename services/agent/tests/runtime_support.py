@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 
 import httpx
@@ -20,6 +21,7 @@ import websockets
 from pydantic import BaseModel, JsonValue
 from vault_support import CHEAP_COST, PASSPHRASE
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from botmox_agent.executors import CommandFailed, Progress
 from botmox_agent.runtime import (
@@ -157,10 +159,14 @@ class FakeControlPlane:
         self.refuse_next: list[int] = []
         # How many of the next connections read frames but never answer (no welcome).
         self.silent_next = 0
+        # An HTTP status refusing every upgrade (a gate in front of the tunnel).
+        self.http_refusal: int | None = None
         self._server: Server | None = None
 
     async def __aenter__(self) -> FakeControlPlane:
-        self._server = await serve(self._handle, "127.0.0.1", 0, ssl=self.tls, compression=None)
+        self._server = await serve(
+            self._handle, "127.0.0.1", 0, ssl=self.tls, compression=None, process_request=self._gate
+        )
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -216,6 +222,12 @@ class FakeControlPlane:
 
     async def drop(self, code: int = 1011) -> None:
         await self.current.ws.close(code, "test drop")
+
+    def _gate(self, ws: ServerConnection, request: Request) -> Response | None:
+        if self.http_refusal is None:
+            return None
+        self.attempts += 1
+        return ws.respond(HTTPStatus(self.http_refusal), "refused\n")
 
     async def _handle(self, ws: ServerConnection) -> None:
         self.attempts += 1

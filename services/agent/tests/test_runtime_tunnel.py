@@ -188,6 +188,29 @@ async def test_final_close_codes_stop_the_agent(tmp_path: Path, code: int, word:
         assert running.attempts == []
 
 
+@pytest.mark.parametrize(("status", "code"), [(401, 4401), (403, 4403)])
+async def test_an_http_refusal_of_the_upgrade_is_final(tmp_path: Path, status: int, code: int) -> None:
+    async with FakeControlPlane() as plane:
+        plane.http_refusal = status
+        settings = paired_agent(tmp_path, plane.url)
+        async with running_agent(settings) as running:
+            ended = await asyncio.wait_for(asyncio.shield(running.task), 10)
+        assert ended.final_close_code == code
+        assert plane.attempts == 1
+
+
+async def test_an_http_error_of_the_upgrade_is_retried(tmp_path: Path) -> None:
+    async with FakeControlPlane() as plane:
+        plane.http_refusal = 502
+        settings = paired_agent(tmp_path, plane.url)
+        async with running_agent(settings) as running:
+            await eventually(lambda: plane.attempts >= 3)
+            plane.http_refusal = None
+            await plane.wait_welcomed()
+            assert running.attempts[:2] == [0, 1]
+            assert "agent.connect_refused" in running.event_names()
+
+
 async def test_a_refused_credential_is_final(tmp_path: Path) -> None:
     async with FakeControlPlane(credential="another-credential-entirely-0123456789") as plane:
         settings = paired_agent(tmp_path, plane.url)
