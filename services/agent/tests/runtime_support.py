@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -335,3 +336,16 @@ def agent_settings(root: Path, **overrides: object) -> AgentSettings:
     }
     values.update(overrides)
     return AgentSettings(**values)  # type: ignore[arg-type]
+
+
+def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
+    """The environment of an agent process (or CliRunner) with these settings, no other BOTMOX_AGENT_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMOX_AGENT_")}
+    env.update(
+        BOTMOX_AGENT_STATE_DIR=str(settings.state_dir),
+        BOTMOX_AGENT_VAULT=str(settings.vault),
+        BOTMOX_AGENT_VAULT_PASSPHRASE=PASSPHRASE,
+        BOTMOX_AGENT_NAME="test-agent",
+        **extra,
+    )
+    return env

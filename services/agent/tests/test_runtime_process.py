@@ -5,31 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-from runtime_support import CREDENTIAL, FakeControlPlane, eventually, paired_agent, running_agent
+from runtime_support import CREDENTIAL, FakeControlPlane, agent_env, eventually, paired_agent, running_agent
 from typer.testing import CliRunner
-from vault_support import PASSPHRASE
 
 from botmox_agent.__main__ import app
 from botmox_agent.runtime import AgentSettings
 
 TESTS = Path(__file__).parent
-
-
-def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMOX_AGENT_")}
-    env.update(
-        BOTMOX_AGENT_STATE_DIR=str(settings.state_dir),
-        BOTMOX_AGENT_VAULT=str(settings.vault),
-        BOTMOX_AGENT_VAULT_PASSPHRASE=PASSPHRASE,
-        BOTMOX_AGENT_NAME="test-agent",
-        **extra,
-    )
-    return env
 
 
 async def test_an_agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it(tmp_path: Path) -> None:
