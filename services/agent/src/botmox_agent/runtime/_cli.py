@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from botmox_agent.runtime import _exit_codes as exit_codes
 from botmox_agent.runtime._executors_wiring import ExecutorsFactory
+from botmox_agent.runtime._http import HttpServerError
 from botmox_agent.runtime._journal import read_recent
 from botmox_agent.runtime._logging import agent_logger
 from botmox_agent.runtime._pairing import (
@@ -244,6 +245,8 @@ def _guarded(action: Callable[[], None]) -> None:
         _fail(exit_codes.USAGE, str(error))
     except StateError as error:
         _fail(exit_codes.STATE_PROBLEM, str(error))
+    except HttpServerError as error:
+        _fail(exit_codes.UNEXPECTED, str(error))
 
 
 def _fail(code: int, message: str) -> NoReturn:
