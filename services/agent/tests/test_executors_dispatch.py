@@ -6,13 +6,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from botmox_protocol import COMMAND_KINDS
-from botmox_protocol.kinds import NoParams, ProxmoxParams
 from executors_support import ProgressLog
 
 from botmox_agent.executors import CommandFailed, ExecutorSettings, build_executors, command_deadline
 from botmox_agent.executors._deadline import remaining_seconds
 from botmox_agent.vault import SecretNotFound, SecretRef, SecretValue
+from botmox_protocol import COMMAND_KINDS
+from botmox_protocol.kinds import NoParams, ProxmoxParams
 
 
 def no_secrets(ref: SecretRef) -> SecretValue:
@@ -71,7 +71,7 @@ async def test_a_missing_vault_entry_is_secret_not_found() -> None:
     ],
 )
 def test_settings_are_checked(settings: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must"):
         ExecutorSettings(**settings)  # type: ignore[arg-type]
 
 
@@ -90,5 +90,5 @@ def test_the_command_deadline_bounds_waits() -> None:
     with command_deadline(datetime.now(UTC) - timedelta(seconds=1)):
         assert remaining_seconds(30.0) == 0
     assert remaining_seconds(30.0) == 30.0
-    with pytest.raises(ValueError), command_deadline(datetime(2030, 1, 1)):  # noqa: DTZ001
+    with pytest.raises(ValueError, match="timezone-aware"), command_deadline(datetime(2030, 1, 1)):
         pass
