@@ -126,8 +126,8 @@ class SyncthingExecutor:
         if status in (401, 403):
             raise CommandFailed(
                 "SYNCTHING_AUTH_FAILED",
-                f"SyncThing at {self._url} refused the API key in {self._api_key} ({status}); "
-                "set the key of its GUI settings there",
+                f"SyncThing at {self._url} refused the API key in {self._api_key} ({status}); store the key "
+                f"of its GUI settings with `botmox-agent vault set {self._api_key.name}`",
             )
         text = response.text.replace(key.reveal(), str(key)) if key else response.text
         if not_found is not None and (status == 404 or "no such folder" in text.lower()):
