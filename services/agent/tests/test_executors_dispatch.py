@@ -34,7 +34,7 @@ async def test_without_a_syncthing_url_the_syncthing_kinds_are_not_offered() -> 
         assert executors.kinds() == {kind for kind in COMMAND_KINDS.names() if kind.startswith("proxmox.")}
         with pytest.raises(CommandFailed) as failure:
             await executors.run("syncthing.status", NoParams(), ProgressLog())
-        assert failure.value.code == "KIND_NOT_SUPPORTED"
+        assert failure.value.code == "UNSUPPORTED_KIND"
     finally:
         await executors.aclose()
 

@@ -16,6 +16,7 @@ from botmox_agent.executors._proxmox import ProxmoxExecutor
 from botmox_agent.executors._settings import ExecutorSettings
 from botmox_agent.executors._syncthing import SyncthingExecutor
 from botmox_protocol import COMMAND_KINDS
+from botmox_protocol.journal import UNSUPPORTED_KIND
 
 logger: Final = logging.getLogger("botmox_agent.executors")
 
@@ -61,7 +62,8 @@ class _Dispatcher:
     async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
         handler = self._handlers.get(kind)
         if handler is None:
-            raise CommandFailed("KIND_NOT_SUPPORTED", f"this agent does not run {kind} commands")
+            # The protocol's session refuses such a command before it gets here; this is the same answer.
+            raise CommandFailed(UNSUPPORTED_KIND, f"this agent does not run {kind}")
         expected = COMMAND_KINDS.get(kind).params
         if not isinstance(params, expected):
             raise TypeError(f"{kind} takes {expected.__name__} params, got {type(params).__name__}")
