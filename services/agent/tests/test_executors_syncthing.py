@@ -105,7 +105,9 @@ async def test_status(agent: Agent, syncthing: Syncthing) -> None:
 async def test_folders_list(agent: Agent, syncthing: Syncthing) -> None:
     result = await agent.run("syncthing.folders.list")
     assert isinstance(result, dict)
-    [folder] = result["folders"]  # type: ignore[misc]
+    folders = result["folders"]
+    assert isinstance(folders, list)
+    [folder] = folders
     assert isinstance(folder, dict)
     state = folder.pop("state")
     assert folder == {
