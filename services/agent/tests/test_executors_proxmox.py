@@ -208,6 +208,20 @@ async def test_a_vm_that_does_not_exist_is_not_found(agent: Agent) -> None:
     agent.replay.assert_done()
 
 
+async def test_a_node_the_cluster_does_not_have_is_not_found(agent: Agent) -> None:
+    agent.replay.load("node_not_found")
+    failure = await agent.fails("proxmox.vms.list", "PROXMOX_NOT_FOUND", node="pve9")
+    assert "no node pve9" in failure.message
+    agent.replay.assert_done()
+
+
+async def test_a_node_that_is_down_is_unreachable(agent: Agent) -> None:
+    agent.replay.load("node_offline")
+    failure = await agent.fails("proxmox.vms.list", "PROXMOX_UNREACHABLE", node="pve2")
+    assert "No route to host" in failure.message
+    agent.replay.assert_done()
+
+
 async def test_a_refused_token_is_auth_failed(agent: Agent) -> None:
     agent.replay.load("auth_failed")
     failure = await agent.fails("proxmox.nodes.list", "PROXMOX_AUTH_FAILED")
