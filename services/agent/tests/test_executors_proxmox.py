@@ -338,3 +338,39 @@ async def test_an_unreadable_ca_file_is_credential_invalid(tmp_path: Path) -> No
     failure = await nodes_list_failure(tmp_path, entry, Replay(TOKEN_SECRET).transport())
     assert failure.code == "CREDENTIAL_INVALID"
     assert "missing.pem" in failure.message
+
+
+async def test_polling_waits_out_a_network_blip_but_not_an_outage(tmp_path: Path) -> None:
+    replay = Replay(TOKEN_SECRET)
+    replay.load("vm_start")
+    answers = replay.transport()
+    polls = 0
+    outage = False
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal polls
+        if "/tasks/" in request.url.path:
+            polls += 1
+            if outage or polls in (1, 3, 4):
+                raise httpx.ConnectError("[Errno 113] No route to host", request=request)
+        return await answers.handle_async_request(request)
+
+    vault = vault_with(tmp_path / "vault.json", {PROXMOX_REF: proxmox_entry(TOKEN_SECRET)})
+    executors = build_executors(SETTINGS, resolver(vault), transport=httpx.MockTransport(flaky))
+    params = COMMAND_KINDS.validate(
+        "proxmox.vm.start", {"credential": PROXMOX_REF, "node": "pve1", "vmid": 101}
+    )
+    try:
+        result = await executors.run("proxmox.vm.start", params, ProgressLog())
+        assert isinstance(result, dict)
+        assert result["exitstatus"] == "OK"
+        replay.assert_done()
+
+        replay.load("vm_start")
+        outage = True
+        with pytest.raises(CommandFailed) as failure:
+            await executors.run("proxmox.vm.start", params, ProgressLog())
+    finally:
+        await executors.aclose()
+    assert failure.value.code == "PROXMOX_UNREACHABLE"
+    assert "may still run on the host" in failure.value.message

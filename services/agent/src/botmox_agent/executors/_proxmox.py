@@ -40,6 +40,8 @@ API_PATH: Final = "/api2/json"
 _UPID: Final = re.compile(
     r"^UPID:(?P<node>[A-Za-z0-9](?:[A-Za-z0-9-]*)):(?:[0-9A-Fa-f]+:){3}(?P<type>[^:/?#\s]*):[^/?#\s]*$"
 )
+# Consecutive polls of a task that may fail to reach Proxmox before the command fails.
+_POLLS_LOST_AT_MOST: Final = 3
 # How PVE words a 500 for something missing: a VM's config file, a node of the cluster.
 _MISSING: Final = ("does not exist", "no such cluster node", "no such node")
 _NODE_FIELDS: Final = ("node", "status", "cpu", "maxcpu", "mem", "maxmem", "uptime")
@@ -160,8 +162,19 @@ class ProxmoxExecutor:
         ends = started + remaining_seconds(self._settings.proxmox_task_timeout)
         await progress(None, f"Proxmox task {task_type} started on {task_node}")
         reported = started
+        lost = 0
         while True:
-            task = await self._call(host, "GET", path, missing=f"task {upid}")
+            try:
+                task = await self._call(host, "GET", path, missing=f"task {upid}")
+                lost = 0
+            except CommandFailed as failure:
+                # The task runs on regardless: a blip of the network is waited out, a few in a row are not.
+                lost += 1
+                if failure.code != "PROXMOX_UNREACHABLE" or lost >= _POLLS_LOST_AT_MOST:
+                    raise CommandFailed(
+                        failure.code, f"{failure.message}; task {upid} may still run on the host"
+                    ) from None
+                task = {"status": "running"}
             if not isinstance(task, dict):
                 raise _unexpected(path)
             if task.get("status") == "stopped":
