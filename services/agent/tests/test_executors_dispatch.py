@@ -9,9 +9,10 @@ from executors_support import ProgressLog
 
 from botmox_agent.executors import CommandFailed, ExecutorSettings, build_executors, command_deadline
 from botmox_agent.executors._deadline import ANSWER_MARGIN_S, remaining_seconds
-from botmox_agent.vault import SecretNotFound, SecretRef, SecretValue
+from botmox_agent.vault import SecretNotFound, SecretRef, SecretValue, VaultCorrupted
 from botmox_protocol import COMMAND_KINDS
-from botmox_protocol.kinds import NoParams, ProxmoxParams
+from botmox_protocol.kinds import FolderParams, NoParams, ProxmoxParams
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
 
 
 def no_secrets(ref: SecretRef) -> SecretValue:
@@ -90,3 +91,20 @@ def test_the_command_deadline_bounds_waits_short_of_the_limit() -> None:
             assert remaining_seconds(30.0) == 0
         assert remaining_seconds(30.0) > 5.0
     assert remaining_seconds(30.0) == 30.0
+
+
+def corrupted_vault(ref: SecretRef) -> SecretValue:
+    raise VaultCorrupted("the vault is corrupted: " + "x" * 2000)
+
+
+async def test_a_long_failure_message_is_cut_to_the_protocols_limit() -> None:
+    folder = "f" * 255
+    executors = build_executors(ExecutorSettings(syncthing_url="http://127.0.0.1:9"), corrupted_vault)
+    try:
+        with pytest.raises(CommandFailed) as failure:
+            await executors.run("syncthing.folder.rescan", FolderParams(folder_id=folder), ProgressLog())
+    finally:
+        await executors.aclose()
+    assert failure.value.code == "VAULT_ERROR"
+    assert len(failure.value.message) == MAX_MESSAGE_CHARS
+    assert failure.value.message.endswith("...")
