@@ -51,7 +51,7 @@ from botmox_protocol import (
     reconnect_delay,
     should_reconnect,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED
+from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, INVALID_RESULT
 from botmox_protocol.sources import utc_now
 
 WS_PATH: Final = "/api/v1/agents/ws"
@@ -304,7 +304,9 @@ class Tunnel:
         log = self._log.bind(command_id=frame.command_id, kind=frame.kind)
         if execute is not None:
             log.info("command.accepted")
-            self._running[frame.command_id] = asyncio.create_task(self._execute(link.session, execute))
+            task = asyncio.create_task(self._execute(link.session, execute))
+            task.add_done_callback(self._command_task_done)
+            self._running[frame.command_id] = task
             return
         entry = self._journal.get(frame.command_id)
         if entry is None:  # refused by the session before the journal (out of order)
@@ -316,6 +318,12 @@ class Tunnel:
         code = entry.outcome.error.code if entry.outcome and entry.outcome.error else None
         self._metrics.commands.labels(frame.kind, _metrics.REFUSED).inc()
         log.info("command.refused", code=code)
+
+    def _command_task_done(self, task: asyncio.Task[None]) -> None:
+        # Every outcome is caught inside the task; what escapes is the runtime's own failure (the
+        # journal's disk), logged here rather than lost with the task.
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("command.task_failed", error=type(task.exception()).__name__)
 
     async def _execute(self, origin: AgentSession, frame: CommandFrame) -> None:
         started = time.monotonic()
@@ -347,7 +355,10 @@ class Tunnel:
                 async with asyncio.timeout(seconds_left):
                     data = await self._executors.run(frame.kind, params, progress)
         except CommandFailed as failure:
-            return Outcome.failure(failure.code, failure.message)
+            try:
+                return Outcome.failure(failure.code, failure.message)
+            except ValidationError:
+                return Outcome.failure(INVALID_RESULT, "the executor failed with a code off the protocol")
         except TimeoutError:
             return Outcome.failure(
                 DEADLINE_EXCEEDED, "the command did not finish before its deadline; its effect is unknown"
