@@ -424,7 +424,7 @@ class Tunnel:
 
 def _final_reason(code: int) -> str:
     if code == CloseCode.BAD_CREDENTIAL:
-        return "the server refused this agent's credential (4401): pair the agent again"
+        return "the server refused this agent's credential (4401: unknown or revoked): pair the agent again"
     if code == CloseCode.REVOKED:
         return "this agent was revoked (4403): pair it again with a new code if it should come back"
     if code == CloseCode.PROTOCOL_VIOLATION:
