@@ -2,7 +2,7 @@
 -- behaviour of every botmox.api_agent* function as the API calls them (as botmox_api, one call per
 -- statement). Tenant isolation: 61_agents_isolation.sql. Races and NOTIFY: test_agents.py.
 begin;
-select plan(121);
+select plan(126);
 
 create function pg_temp.claims(p_tenant text, p_sub text) returns text language sql as $$
   select json_build_object('sub', p_sub, 'app_metadata', json_build_object('tenant_id', p_tenant))::text
@@ -297,7 +297,18 @@ select results_eq(
 select is(pg_temp.refusal($$select botmox.api_agent_command_ack(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'))$$),
   'BM409 status=acked,to=acked', 'a second ack is refused');
 select is((select count(*) from botmox.api_agent_commands_pending(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'))),
-  2::bigint, 'an acknowledged command is not re-sent');
+  3::bigint, 'an acknowledged command without a result is still pending (re-sent after a reconnect)');
+select results_eq(
+  $$select status, deliveries, sent_at = now(), acked_at = now() from botmox.api_agent_command_sent(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'))$$,
+  $$values ('acked'::text, 3, true, true)$$, 'sent again while acked: the delivery is counted, the status stays acked');
+select is(pg_temp.refusal($$select botmox.api_agent_command_ack(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'))$$),
+  'BM409 status=acked,to=acked', 'an ack after the re-delivery is still refused (the API does not store it twice)');
+reset role;
+select is(pg_temp.refusal($$update public.agent_commands set status = 'acked' where id = pg_temp.cmd('c1')$$),
+  'BM409 status=acked,to=acked', 'the status machine: acked -> acked only as a re-delivery (deliveries + 1)');
+select is(pg_temp.refusal($$update public.agent_commands set deliveries = deliveries + 1, progress = '{"percent": 1}' where id = pg_temp.cmd('c1')$$),
+  'BM409 status=acked,to=acked', 'the status machine: a re-delivery changes nothing else');
+set local role botmox_api;
 select throws_ok($$select botmox.api_agent_command_progress(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'), '[5]')$$,
   'BM422', 'command progress must be a JSON object of at most 4 KiB', 'progress that is no object is refused');
 select results_eq(
@@ -313,7 +324,10 @@ select throws_ok($$select botmox.api_agent_command_result(pg_temp.agent('pve-1')
   'BM422', 'command result must be ok with data, or an error code and message', 'ok with an error is refused');
 select throws_ok($$select botmox.api_agent_command_result(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'), false, null, 'E', null)$$,
   'BM422', null, 'an error without a message is refused');
-select is(pg_temp.command_state(pg_temp.cmd('c1')), 'running/2/{"percent": 90}/-/-', 'the refusals changed nothing');
+select is(pg_temp.command_state(pg_temp.cmd('c1')), 'running/3/{"percent": 90}/-/-', 'the refusals changed nothing');
+select results_eq(
+  $$select status, deliveries, progress from botmox.api_agent_command_sent(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'))$$,
+  $$values ('running'::text, 4, '{"percent": 90}'::jsonb)$$, 'sent again while running: counted, status and progress kept');
 select results_eq(
   $$select status, result_data, finished_at = now()
     from botmox.api_agent_command_result(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'), true, '{"state": "running"}', null, null)$$,
@@ -324,7 +338,7 @@ select is(pg_temp.refusal($$select botmox.api_agent_command_progress(pg_temp.age
   'BM409 status=succeeded,to=running', 'progress after the result is refused');
 select is(pg_temp.refusal($$select botmox.api_agent_command_sent(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), pg_temp.cmd('c1'))$$),
   'BM409 status=succeeded,to=sent', 'a terminal command is never sent again');
-select is(pg_temp.command_state(pg_temp.cmd('c1')), 'succeeded/2/{"percent": 90}/{"state": "running"}/-',
+select is(pg_temp.command_state(pg_temp.cmd('c1')), 'succeeded/4/{"percent": 90}/{"state": "running"}/-',
   'the result is stored once');
 
 select results_eq(
@@ -414,7 +428,7 @@ select results_eq(
     from botmox.api_agent_revoke(pg_temp.claims('tenant-a', 'alice'), pg_temp.agent('pve-1'))$$,
   $$values (pg_temp.agent('pve-1'), true, 'alice'::text, 3)$$, 'revoke: recorded, and its three open commands cancelled');
 select is(pg_temp.command_state(pg_temp.cmd('open-2')), 'cancelled/0/-/-/AGENT_REVOKED', 'an open command of a revoked agent is cancelled');
-select is(pg_temp.command_state(pg_temp.cmd('c1')), 'succeeded/2/{"percent": 90}/{"state": "running"}/-', 'a finished one is kept as it was');
+select is(pg_temp.command_state(pg_temp.cmd('c1')), 'succeeded/4/{"percent": 90}/{"state": "running"}/-', 'a finished one is kept as it was');
 select throws_ok($$select botmox.api_agent_heartbeat(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), '00000000-0000-4000-8000-000000000002')$$,
   'BM403', 'agent credential refused', 'the revoked agent''s heartbeat is refused (the tunnel closes)');
 select throws_ok($$select botmox.api_agent_connect(pg_temp.agent('pve-1'), pg_temp.digest('cred-1'), gen_random_uuid(), null, null)$$,
