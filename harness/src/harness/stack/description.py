@@ -372,7 +372,9 @@ SYNCTHING = ServiceSpec(
     # No default folder, no upgrades, no restarts, no monitor process (the PID held is SyncThing's):
     # harness.syncthing's rules; the image's command reads its home from SYNCTHING_HOME.
     environment=_env({**syncthing.ENVIRONMENT, "SYNCTHING_HOME": "${data_dir}/syncthing"}),
-    health=HealthCheck("http", path="/rest/noauth/health", timeout_s=60.0),
+    # The GUI's page: served once the GUI/REST listener is up (1.19's /rest/noauth/health answers a
+    # request without a CSRF token or an API key 403, and a health check carries neither).
+    health=HealthCheck("http", path="/", timeout_s=60.0),
     state_dir="${data_dir}/syncthing",
 )
 
