@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
@@ -118,3 +119,52 @@ def test_the_stack_s_syncthing_answers_with_its_key_on_loopback_only(tmp_path: P
         runtime.down(state)
     assert not processes.is_running(state.processes["syncthing"])
     assert not port_is_listening(state.ports["syncthing"])
+
+
+_SYNCTHING_IMAGE = Path(__file__).resolve().parents[1] / "docker" / "syncthing"
+
+
+def test_the_syncthing_image_s_entrypoint_serves_the_home_the_harness_wrote(tmp_path: Path) -> None:
+    """harness/docker/syncthing/entrypoint.sh run as the image runs it (its ENV), without Docker: it
+    refuses a home without config.xml, and serves one harness.syncthing wrote on $HOST:$PORT."""
+    entrypoint = str(_SYNCTHING_IMAGE / "entrypoint.sh")
+    port = processes.free_port()
+    home = tmp_path / "syncthing"
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SYNCTHING_HOME": str(home),
+        **syncthing.ENVIRONMENT,
+    }
+    refused = subprocess.run(["sh", entrypoint], env=environment, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 64, refused.stderr
+    assert "no config.xml" in refused.stderr
+
+    key = syncthing.new_api_key()
+    syncthing.configure_home(home, gui_port=processes.free_port(), api_key=key)
+    identity, child = processes.spawn(
+        ["sh", entrypoint], log_path=tmp_path / "st.log", environment=environment
+    )
+    try:
+
+        def answers() -> bool | None:
+            try:
+                status = httpx.get(
+                    f"http://127.0.0.1:{port}/rest/system/status", headers={"X-API-Key": key}, trust_env=False
+                )
+            except httpx.TransportError:
+                return None
+            return True if status.status_code == 200 else None
+
+        processes.wait_ready(
+            "syncthing",
+            answers,
+            alive=lambda: child.poll() is None,
+            timeout_s=30,
+            log_path=tmp_path / "st.log",
+        )
+    finally:
+        processes.stop(identity, child=child)
+    assert not port_is_listening(port)

@@ -125,6 +125,9 @@ def status_table(description: StackDescription, state: StackState) -> tuple[Tabl
     all_healthy = True
     values = values_of(state)
     for spec in description.start_order():
+        if spec.name not in state.ports:
+            # A stack started before the description had this service.
+            continue
         component = component_of(spec)
         identity = state.processes.get(spec.name)
         running = identity is not None and is_running(identity)
