@@ -284,3 +284,23 @@ def test_the_syncthing_image_runs_with_the_harness_s_syncthing_rules() -> None:
     for name, value in syncthing.ENVIRONMENT.items():
         assert re.search(rf"^\s+{name}={value} \\$", dockerfile, re.MULTILINE), name
     assert "apt-get install -y --no-install-recommends syncthing" in dockerfile
+
+
+def test_the_agent_context_carries_its_own_uv_lock_pins() -> None:
+    root = find_project_root()
+    spec = STACK.service("agent")
+    inputs = inputs_of(spec, root, spec.image.base_image, "sha256:x")
+    generated = dict(inputs.generated)
+    requirements = generated[LOCKED_REQUIREMENTS].decode()
+    pins = {
+        match.group(1): match.group(2)
+        for match in re.finditer(r"^([A-Za-z0-9_.-]+)==([^\s;]+)", requirements, re.MULTILINE)
+    }
+    locked = _locked_versions(root)
+    for direct in ("websockets", "pynacl", "keyring", "pydantic-settings", "prometheus-client", "httpx"):
+        assert pins[direct] == locked[direct], direct
+    # The workspace packages come from the context's workspace/ copies, never from an index.
+    assert not {"botmox-agent", "botmox-protocol", "botmox-api", "botmox-harness", "pytest"} & set(pins)
+    dockerfile = inputs.dockerfile.read_text()
+    assert "--require-hashes --no-deps -r /src/requirements.lock.txt" in dockerfile
+    assert 'CMD ["python", "-m", "botmox_agent", "run"]' in dockerfile
