@@ -105,7 +105,9 @@ async def test_status(agent: Agent, syncthing: Syncthing) -> None:
 async def test_folders_list(agent: Agent, syncthing: Syncthing) -> None:
     result = await agent.run("syncthing.folders.list")
     assert isinstance(result, dict)
-    [folder] = result["folders"]  # type: ignore[misc]
+    folders = result["folders"]
+    assert isinstance(folders, list)
+    [folder] = folders
     assert isinstance(folder, dict)
     state = folder.pop("state")
     assert folder == {
@@ -180,6 +182,16 @@ async def test_no_key_in_the_vault_is_secret_not_found(tmp_path: Path, syncthing
     agent = await agent_for(tmp_path, syncthing.process.url, {})
     try:
         failure = await agent.fails("syncthing.folders.list", "SECRET_NOT_FOUND")
+        assert "secret://syncthing/api-key" in failure.message
+    finally:
+        await agent.executors.aclose()
+
+
+@pytest.mark.parametrize("key", ["two words", "line\nbreak", " "])
+async def test_a_key_no_header_can_carry_is_credential_invalid(tmp_path: Path, key: str) -> None:
+    agent = await agent_for(tmp_path, "http://127.0.0.1:9", {"syncthing/api-key": key})
+    try:
+        failure = await agent.fails("syncthing.status", "CREDENTIAL_INVALID")
         assert "secret://syncthing/api-key" in failure.message
     finally:
         await agent.executors.aclose()
