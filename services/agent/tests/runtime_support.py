@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from botmox_agent.executors import CommandFailed, Progress
+from botmox_agent.executors._deadline import remaining_seconds
 from botmox_agent.runtime import (
     CREDENTIAL_REF,
     AgentSettings,
@@ -278,7 +280,11 @@ class FakeExecutors:
 
     def __init__(self, *, block: bool = False) -> None:
         self.calls: list[tuple[str, BaseModel]] = []
+        # What each call saw of its command's deadline (executors bound their waits by it).
+        self.seconds_left: list[float] = []
         self.block = block
+        # Replaces the answer of syncthing.status when set (a test's odd executor).
+        self.answer: Callable[[], JsonValue] | None = None
         self.release = asyncio.Event()
         self.closed = False
 
@@ -287,11 +293,14 @@ class FakeExecutors:
 
     async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
         self.calls.append((kind, params))
+        self.seconds_left.append(remaining_seconds(default=1e9))
         await progress(50, "half way")
         if self.block:
             await self.release.wait()
         if kind == "proxmox.vm.start":
             raise CommandFailed("PROXMOX_UNREACHABLE", "pve1: connection refused")
+        if self.answer is not None:
+            return self.answer()
         return {"version": "v1.19.0", "calls": len(self.calls)}
 
     async def aclose(self) -> None:
@@ -335,3 +344,16 @@ def agent_settings(root: Path, **overrides: object) -> AgentSettings:
     }
     values.update(overrides)
     return AgentSettings(**values)  # type: ignore[arg-type]
+
+
+def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
+    """The environment of an agent process (or CliRunner) with these settings, no other BOTMOX_AGENT_*."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMOX_AGENT_")}
+    env.update(
+        BOTMOX_AGENT_STATE_DIR=str(settings.state_dir),
+        BOTMOX_AGENT_VAULT=str(settings.vault),
+        BOTMOX_AGENT_VAULT_PASSPHRASE=PASSPHRASE,
+        BOTMOX_AGENT_NAME="test-agent",
+        **extra,
+    )
+    return env

@@ -4,6 +4,7 @@ BOTMOX_AGENT_PAIRING_CODE; the credential lands in the vault only, and no output
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +20,7 @@ from runtime_support import (
     FakeControlPlane,
     agent_settings,
     make_vault,
+    paired_agent,
     running_agent,
 )
 from typer.testing import CliRunner, Result
@@ -193,6 +195,8 @@ def test_a_vault_problem_exits_15(settings: AgentSettings, register: RegisterSer
     assert result.exit_code == 15
     assert result.stderr.startswith("botmox-agent: vault:")
     assert not (settings.state_dir / "identity.json").exists()
+    # Found before the code was spent.
+    assert register.bodies == []
 
 
 @pytest.mark.parametrize(
@@ -207,6 +211,29 @@ def test_pair_usage_errors_exit_2(settings: AgentSettings, args: list[str], mess
     result = cli(settings, *args)
     assert result.exit_code == 2
     assert message in result.stderr
+
+
+def test_a_passphrase_vault_without_its_passphrase_exits_15_before_spending_the_code(
+    settings: AgentSettings, register: RegisterServer
+) -> None:
+    result = cli(
+        settings, "pair", "--server", register.url, "--code", PAIRING_CODE, BOTMOX_AGENT_VAULT_PASSPHRASE=""
+    )
+    assert result.exit_code == 15
+    assert "BOTMOX_AGENT_VAULT_PASSPHRASE" in result.stderr
+    assert register.bodies == []
+    assert not settings.vault.exists()
+
+
+def test_run_exits_1_when_its_http_address_is_taken(settings: AgentSettings) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        paired = paired_agent(settings.state_dir.parent / "p", "http://127.0.0.1:9")
+        result = cli(paired, "run", BOTMOX_AGENT_HTTP_ADDRESS=f"127.0.0.1:{port}")
+    assert result.exit_code == 1
+    assert "cannot listen on 127.0.0.1" in result.stderr
 
 
 def test_invalid_settings_exit_2_naming_the_variable(settings: AgentSettings) -> None:

@@ -5,31 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
-from runtime_support import CREDENTIAL, FakeControlPlane, eventually, paired_agent, running_agent
+from runtime_support import CREDENTIAL, FakeControlPlane, agent_env, eventually, paired_agent, running_agent
 from typer.testing import CliRunner
-from vault_support import PASSPHRASE
+from vault_support import SECRET
 
 from botmox_agent.__main__ import app
 from botmox_agent.runtime import AgentSettings
+from botmox_agent.runtime._credential import open_vault
+from botmox_agent.vault import SecretValue
 
 TESTS = Path(__file__).parent
-
-
-def agent_env(settings: AgentSettings, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BOTMOX_AGENT_")}
-    env.update(
-        BOTMOX_AGENT_STATE_DIR=str(settings.state_dir),
-        BOTMOX_AGENT_VAULT=str(settings.vault),
-        BOTMOX_AGENT_VAULT_PASSPHRASE=PASSPHRASE,
-        BOTMOX_AGENT_NAME="test-agent",
-        **extra,
-    )
-    return env
 
 
 async def test_an_agent_killed_mid_command_reports_it_interrupted_and_never_reruns_it(tmp_path: Path) -> None:
@@ -64,6 +53,8 @@ async def test_an_agent_killed_mid_command_reports_it_interrupted_and_never_reru
 async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp_path: Path) -> None:
     async with FakeControlPlane() as plane:
         settings = paired_agent(tmp_path, plane.url)
+        pve1 = {"url": "https://127.0.0.1:9", "token_id": "user@pam!botmox", "token_secret": SECRET}
+        open_vault(settings).set("proxmox/pve1", SecretValue(json.dumps(pve1)))
         env = agent_env(settings)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -76,10 +67,19 @@ async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp
         )
         try:
             await plane.wait_welcomed()
-            # The production executors declare what they run (none until the executors land: see the wiring).
-            assert plane.hello().agent_id == settings_agent_id(settings)
+            # The production executors: Proxmox VE's kinds, and SyncThing's with its default URL.
+            hello = plane.hello()
+            assert hello.agent_id == settings_agent_id(settings)
+            assert {"proxmox.vm.clone", "syncthing.status"} <= set(hello.capabilities)
             state = settings.state_dir / "status.json"
             await eventually(lambda: state.exists() and json.loads(state.read_text())["state"] == "connected")
+            # Through the production executors and the vault: a Proxmox host that does not answer.
+            await plane.send_command("pve-1", "proxmox.nodes.list", {"credential": "secret://proxmox/pve1"})
+            await eventually(lambda: len(plane.results("pve-1")) == 1, within_s=30)
+            (result,) = plane.results("pve-1")
+            assert result.error is not None
+            assert result.error.code == "PROXMOX_UNREACHABLE"
+            assert SECRET not in result.model_dump_json()
             status = await asyncio.to_thread(CliRunner().invoke, app, ["status", "--json"], env=env)
             assert status.exit_code == 0, status.stderr
             report = json.loads(status.stdout)
@@ -96,6 +96,7 @@ async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp
         events = [json.loads(line)["event"] for line in stderr.decode().splitlines()]
         assert {"agent.started", "agent.connected", "agent.stopped"} <= set(events)
         assert CREDENTIAL not in stdout.decode() + stderr.decode()
+        assert SECRET not in stdout.decode() + stderr.decode()
         after = CliRunner().invoke(app, ["status"], env=env)
         assert after.exit_code == 3
         assert "not running" in after.stdout
