@@ -7,46 +7,29 @@ returns the result's JSON data, or raises :class:`CommandFailed` with a code and
 result frame. Neither a code nor a message ever holds a secret's value (they reach the control plane).
 
 Public API: :class:`Executors` (the protocol), :class:`CommandFailed`, :data:`Progress`,
-:data:`SecretResolver`.
+:data:`SecretResolver`; :class:`ExecutorSettings` and :func:`build_executors` (the SyncThing and
+Proxmox VE executors: docs/agent-executors.md), :func:`command_deadline`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from botmox_agent.executors._contract import CommandFailed, Executors, Progress, SecretResolver
+from botmox_agent.executors._deadline import command_deadline
+from botmox_agent.executors._dispatch import build_executors
+from botmox_agent.executors._settings import (
+    DEFAULT_SYNCTHING_URL,
+    SYNCTHING_API_KEY_REF,
+    ExecutorSettings,
+)
 
-from pydantic import BaseModel, JsonValue
-
-from botmox_agent.vault import SecretRef, SecretValue
-
-Progress = Callable[[int | None, str | None], Awaitable[None]]
-"""Report progress on the running command: a percent (0 to 100) and/or a short message, no secrets."""
-
-SecretResolver = Callable[[SecretRef], SecretValue]
-"""Read a vault entry by reference (``secret://proxmox/pve1``); raises the vault's errors."""
-
-
-class CommandFailed(Exception):
-    """The command ran (or tried to) and failed: ``code`` (``^[A-Z][A-Z0-9_]{0,63}$``) and a message
-    for the tenant, both free of secrets."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-
-
-class Executors(Protocol):
-    """The command kinds this agent can run, and running them."""
-
-    def kinds(self) -> frozenset[str]:
-        """The kinds declared as capabilities in ``hello`` (a subset of ``COMMAND_KINDS``)."""
-        ...
-
-    async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
-        """Run one command of ``kind`` with its validated params; its JSON data, or ``CommandFailed``."""
-        ...
-
-    async def aclose(self) -> None:
-        """Release connections; called once when the agent stops."""
-        ...
+__all__ = [
+    "DEFAULT_SYNCTHING_URL",
+    "SYNCTHING_API_KEY_REF",
+    "CommandFailed",
+    "ExecutorSettings",
+    "Executors",
+    "Progress",
+    "SecretResolver",
+    "build_executors",
+    "command_deadline",
+]
