@@ -336,6 +336,30 @@ class MemoryAgentStore:
             return None
         return found[1]
 
+    async def cancel_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand:
+        self._check("cancel_command")
+        found = await self.read_command(tenant_id, uid=uid, agent_id=agent_id, command_id=command_id)
+        if found is None:
+            raise AgentRefused("BM404", "command not found", "no such command in this tenant")
+        if found.status in ("succeeded", "failed", "expired", "cancelled"):
+            raise AgentRefused(
+                "BM409", "command status transition refused", f"status={found.status},to=cancelled"
+            )
+        cancelled = replace(
+            found,
+            status="cancelled",
+            error_code="CANCELLED",
+            error_message=f"cancelled by {uid}",
+            finished_at=NOW,
+        )
+        self.commands[cancelled.command_id] = (tenant_id, cancelled)
+        return cancelled
+
+    async def check_ready(self) -> Readiness:
+        return UP
+
     async def aclose(self) -> None:
         return None
 

@@ -22,15 +22,20 @@ from botmox_api.config import ApiSettings
 from botmox_api.errors import install_exception_handlers
 from botmox_api.gate import ClientAddresses, CorsPolicy, FixedWindowRateLimiter, RequestGate
 from botmox_api.logs import AccessLog, build_logger
+from botmox_api.metrics import ApiMetrics
 from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
 from botmox_api.routes import agents as agents_routes
 from botmox_api.routes import auth, health
+from botmox_api.routes import metrics as metrics_routes
 from botmox_api.routes import settings as settings_routes
 from botmox_api.routes.storage_policy_direct import StoragePolicyRoute
 from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.factory import stores_for
 from botmox_api.stores.protocols import StoreSet
+from botmox_api.tunnel import WorkerTunnel
+from botmox_api.tunnel import router as tunnel_router
+from botmox_protocol import SessionTerms
 
 # The URLs. The gate, the exception handlers and the OpenAPI document get them from create_app: this
 # module imports them, so their importing it back would be a cycle.
@@ -43,7 +48,9 @@ SETTINGS_PATH: Final = f"{API_PREFIX}{settings_routes.TREE_ROUTE}"
 STORAGE_POLICY_PATH: Final = f"{API_PREFIX}{settings_routes.STORAGE_POLICY_ROUTE}"
 AGENT_REGISTER_PATH: Final = f"{API_PREFIX}{agents_routes.REGISTER_ROUTE}"
 PUBLIC_PATHS: Final = frozenset({OPENAPI_PATH, AGENT_REGISTER_PATH})
-"""No token: the document, and an agent's registration (its pairing code is the credential)."""
+"""No token: the document, and an agent's registration (its pairing code is the credential). The
+agents' WebSocket (``tunnel.endpoint``) needs no user token either: the gate gates HTTP only, and the
+tunnel authenticates the agent's own credential."""
 
 DESCRIPTION = (
     "Bot-Mox control-plane API v1: settings, storage policy, auth and health. Every response is an "
@@ -70,6 +77,24 @@ def _shadow_reads(
     )
 
 
+def _tunnel(
+    settings: ApiSettings, stores: StoreSet, metrics: ApiMetrics, logger: FilteringBoundLogger
+) -> WorkerTunnel | None:
+    if stores.agent_link is None:
+        return None
+    terms = SessionTerms(
+        heartbeat_interval_s=settings.agent_heartbeat_interval_s,
+        heartbeat_timeout_s=settings.agent_heartbeat_timeout_s,
+    )
+    return WorkerTunnel(
+        stores.agent_link,
+        terms=terms,
+        sweep_interval_s=settings.agent_sweep_interval_s,
+        metrics=metrics,
+        logger=logger,
+    )
+
+
 def create_app(
     settings: ApiSettings, *, stores: StoreSet | None = None, log_stream: TextIO | None = None
 ) -> FastAPI:
@@ -79,6 +104,9 @@ def create_app(
     readiness = ReadinessCache(store_set, ttl_s=settings.health_cache_ttl_s)
     firebase = FirebaseTokenVerifier(settings.firebase_project_id) if settings.firebase_project_id else None
     shadow = _shadow_reads(settings, store_set, logger)
+    metrics = ApiMetrics()
+    tunnel = _tunnel(settings, store_set, metrics, logger)
+    authenticator = Authenticator(settings, firebase)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -91,9 +119,13 @@ def create_app(
         logger.info("started", data_backend=settings.data_backend, app_env=settings.app_env)
         if shadow is not None:
             shadow.start()
+        if tunnel is not None:
+            tunnel.start()
         try:
             yield
         finally:
+            if tunnel is not None:
+                await tunnel.aclose()  # before the stores its calls use
             if shadow is not None:
                 await shadow.aclose()  # before the stores its reads use
             await readiness.aclose()
@@ -119,9 +151,13 @@ def create_app(
     app.state.readiness = readiness
     app.state.shadow_reads = shadow
     app.state.logger = logger
+    app.state.metrics = metrics
+    app.state.tunnel = tunnel
     settings_path.register_convertor()  # before the settings routes that use it are built
     for router in (health.router, auth.router, settings_routes.build_router(), agents_routes.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(tunnel_router, prefix=API_PREFIX)
+    app.include_router(metrics_routes.build_router(authenticator, metrics))
     install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
     # Added first, so it runs inside the gate: authenticated, rate limited and logged like any route.
     app.add_middleware(
@@ -134,7 +170,7 @@ def create_app(
     )
     app.add_middleware(
         RequestGate,
-        authenticator=Authenticator(settings, firebase),
+        authenticator=authenticator,
         rate_limiter=FixedWindowRateLimiter(settings.api_rate_limit_max, settings.api_rate_limit_window_s),
         cors=CorsPolicy(settings.cors_origins),
         client_addresses=ClientAddresses(settings.forwarded_allow_ips),

@@ -103,6 +103,12 @@ class ApiSettings(BaseSettings):
     storage_policy_shadow_workers: int = Field(default=4, ge=1, le=MAX_SHADOW_WORKERS)
     storage_policy_shadow_rate: float = Field(default=100, gt=0, le=MAX_SHADOW_RATE)
 
+    # The agent tunnel (docs/agent-protocol.md): the heartbeat terms its welcome announces (the server
+    # closes 4408 after the timeout without a heartbeat) and the sweep of commands past their deadline.
+    agent_heartbeat_interval_s: int = Field(default=15, ge=1, le=3600)
+    agent_heartbeat_timeout_s: int = Field(default=45, ge=2, le=7200)
+    agent_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
+
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65_535)
     # Each worker counts the rate limit on its own (docs/api.md, "Workers").
@@ -232,6 +238,8 @@ class ApiSettings(BaseSettings):
     def _production_rules(self) -> ApiSettings:
         if self.app_env == "production" and self.allow_insecure_dev_tokens:
             raise ValueError("ALLOW_INSECURE_DEV_TOKENS=true is refused when APP_ENV=production")
+        if self.agent_heartbeat_timeout_s <= self.agent_heartbeat_interval_s:
+            raise ValueError("AGENT_HEARTBEAT_TIMEOUT_S must exceed AGENT_HEARTBEAT_INTERVAL_S")
         return self
 
     # Plain accessors, so callers never handle SecretStr themselves.

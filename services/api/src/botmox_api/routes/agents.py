@@ -8,8 +8,10 @@ them commands (``docs/contracts/api-v1.md``; the data rules are the SQL's, ``doc
 - ``GET /agents``: the tenant's agents, online or not.
 - ``POST /agents/{agent_id}/revoke`` (an admin): refused from then on; its open commands cancelled.
 - ``POST /agents/{agent_id}/commands``: queue a command for a connected agent, or 409
-  ``AGENT_OFFLINE`` at once (no silent queue). Delivery is the tunnel's (not built here).
+  ``AGENT_OFFLINE`` at once (no silent queue). Delivery is the tunnel's (``botmox_api.tunnel``).
 - ``GET /agents/{agent_id}/commands/{command_id}``: its status, progress and result.
+- ``POST /agents/{agent_id}/commands/{command_id}/cancel``: close a command that has not finished
+  (any principal of the tenant, like sending it); 409 ``CONFLICT`` once it has.
 
 Agents live in Supabase whatever ``DATA_BACKEND`` says; without ``SUPABASE_DB_URL`` every route but
 the body checks answers 503 ``SUPABASE_CONFIG_ERROR``. Secrets are generated here and only their
@@ -190,3 +192,21 @@ async def read_command(
     if command is None:
         raise NotFound("Command not found")
     return success_response(command.to_json())
+
+
+@router.post(
+    "/{agent_id}/commands/{command_id}/cancel",
+    summary="Cancel a command that has not finished (its agent is not told: a late result is refused)",
+    response_model=CommandEnvelope,
+    responses=errors(*AUTHENTICATED_ERRORS, 400, 404, 409, *_STORE_ERRORS),
+)
+async def cancel_command(
+    agent_id: uuid.UUID, command_id: uuid.UUID, principal: CurrentPrincipal, store: AgentStoreDep
+) -> Response:
+    cancelled = await _call(
+        "write",
+        store.cancel_command(
+            principal.tenant_id, uid=principal.uid, agent_id=agent_id, command_id=command_id
+        ),
+    )
+    return success_response(cancelled.to_json())

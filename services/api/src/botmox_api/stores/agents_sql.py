@@ -65,6 +65,40 @@ READ_COMMAND_SQL: Final = (
     " error_message, created_by, created_at, finished_at"
     " from botmox.api_agent_command_read($1, $2, $3)"
 )
+CANCEL_SQL: Final = (
+    "select id, agent_id, kind, params, status, deadline, deliveries, progress, result_data, error_code,"
+    " error_message, created_by, created_at, finished_at"
+    " from botmox.api_agent_command_cancel($1, $2, $3)"
+)
+
+# What "ready" adds for agents: the migration's sixteen functions exist and botmox_api may call them
+# (run on the readiness connection, like the storage policy's ``CHECK_SCHEMA``).
+AGENT_FUNCTIONS: Final = (
+    "api_agent_pairing_create(text,bytea)",
+    "api_agents_list(text,integer)",
+    "api_agent_revoke(text,uuid)",
+    "api_agent_command_enqueue(text,uuid,text,jsonb,integer,integer)",
+    "api_agent_command_read(text,uuid,uuid)",
+    "api_agent_command_cancel(text,uuid,uuid)",
+    "api_agent_register(bytea,bytea,text,text,jsonb)",
+    "api_agent_connect(uuid,bytea,uuid,text,jsonb)",
+    "api_agent_heartbeat(uuid,bytea,uuid)",
+    "api_agent_disconnected(uuid,uuid)",
+    "api_agent_commands_pending(uuid,bytea)",
+    "api_agent_command_sent(uuid,bytea,uuid)",
+    "api_agent_command_ack(uuid,bytea,uuid)",
+    "api_agent_command_progress(uuid,bytea,uuid,jsonb)",
+    "api_agent_command_result(uuid,bytea,uuid,boolean,jsonb,text,text)",
+    "api_agent_commands_expire(integer)",
+)
+CHECK_AGENT_SCHEMA: Final = (
+    "select name, object is not null as present,"
+    " coalesce(has_function_privilege(object, 'execute'), false) as allowed"
+    " from (select position, 'botmox.' || split_part(signature, '(', 1) as name,"
+    " to_regprocedure('botmox.' || signature)::oid as object"
+    " from unnest($1::text[]) with ordinality as f(signature, position)) as functions"
+    " order by position"
+)
 
 
 def _json(value: object) -> JsonValue:
@@ -128,7 +162,7 @@ class SqlAgentStore:
         try:
             return await self._sql.fetch(tenant_id, uid, query, *args)
         except Exception as error:
-            refusal = _refusal(error) if isinstance(error, asyncpg.PostgresError) else None
+            refusal = agent_refusal(error) if isinstance(error, asyncpg.PostgresError) else None
             if refusal is not None:
                 raise refusal from error
             raise query_failed("supabase", action, AGENTS_SUBJECT, self._sql.reason(error)) from error
@@ -230,14 +264,27 @@ class SqlAgentStore:
         rows = await self._call("read", tenant_id, uid, READ_COMMAND_SQL, agent_id, command_id)
         return _command(rows[0]) if rows else None
 
+    async def cancel_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand:
+        row = await self._one("write", tenant_id, uid, CANCEL_SQL, agent_id, command_id)
+        return _command(row)
+
     async def check_ready(self) -> Readiness:
-        return await self._sql.check_ready()
+        """Ready when the storage policy's schema is (one connection works) and every agent function
+        exists and may be called: a database without the agents migration says which is missing."""
+        ready = await self._sql.check_ready()
+        if not ready.ready:
+            return ready
+        return await self._sql.check_ready(CHECK_AGENT_SCHEMA, list(AGENT_FUNCTIONS))
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the pool is the storage-policy store's."""
 
 
-def _refusal(error: asyncpg.PostgresError) -> AgentRefused | None:
+def agent_refusal(error: asyncpg.PostgresError) -> AgentRefused | None:
+    """The contract's refusal ``error`` stands for, else ``None`` (a failure); the agent link's
+    store maps with it too."""
     sqlstate = error.sqlstate or ""
     if sqlstate not in REFUSAL_SQLSTATES:
         return None

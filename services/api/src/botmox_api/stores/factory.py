@@ -30,6 +30,7 @@ from botmox_api.config import ApiSettings
 from botmox_api.model import BACKEND_TITLES, DataBackend
 from botmox_api.stores._rtdb import resolve_rtdb_target
 from botmox_api.stores._rtdb_rest import DEFAULT_MAX_CONNECTIONS
+from botmox_api.stores.agent_link_sql import SqlAgentLinkStore
 from botmox_api.stores.agents_sql import SqlAgentStore
 from botmox_api.stores.protocols import AgentStore, SettingsStore, StoragePolicyStore, StoreSet
 from botmox_api.stores.rtdb_settings import RtdbSettingsStore
@@ -140,6 +141,7 @@ def build_stores(
         rtdb_configured=target is not None,
         shadow=shadow,
         agents=agents,
+        agent_link=SqlAgentLinkStore(supabase) if isinstance(supabase, SqlStoragePolicyStore) else None,
     )
 
 

@@ -12,10 +12,11 @@ substitute a store the way httpx tests substitute a ``MockTransport``. A future 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from botmox_api.agent_link import ExpiredCommand, LinkCommand, LinkedAgent, NoticeSubscription, StoredResult
 from botmox_api.agents import AgentCommand, AgentInfo, Pairing, RegisteredAgent, Revocation
 from botmox_api.model import (
     DataBackend,
@@ -180,7 +181,79 @@ class AgentStore(Protocol):
         self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
     ) -> AgentCommand | None: ...
 
+    async def cancel_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand: ...
+
+    async def check_ready(self) -> Readiness:
+        """Whether the agents migration's functions exist and the API's role may call them."""
+        ...
+
     async def aclose(self) -> None: ...
+
+
+class AgentLinkStore(Protocol):
+    """The agent's own calls of ``docs/contracts/agents-sql.md``, as the tunnel drives them: each one
+    authenticated by the agent id and the digest of the credential the tunnel was opened with (no
+    claims), refused as ``agents.AgentRefused`` with the contract's SQLSTATE, other failures as
+    ``StoreError``s. ``connection_id`` is the tunnel's own (never sent to the agent)."""
+
+    async def connect(
+        self,
+        agent_id: uuid.UUID,
+        credential_hash: bytes,
+        *,
+        connection_id: uuid.UUID,
+        version: str,
+        capabilities: tuple[str, ...],
+    ) -> LinkedAgent: ...
+
+    async def heartbeat(
+        self, agent_id: uuid.UUID, credential_hash: bytes, *, connection_id: uuid.UUID
+    ) -> None:
+        """Last seen now; ``BM403`` when revoked or when another connection took over."""
+        ...
+
+    async def disconnected(self, agent_id: uuid.UUID, *, connection_id: uuid.UUID) -> bool:
+        """Clear the presence if ``connection_id`` is still the agent's; no credential needed."""
+        ...
+
+    async def pending_commands(self, agent_id: uuid.UUID, credential_hash: bytes) -> list[LinkCommand]:
+        """Queued and sent commands within their deadline, oldest first."""
+        ...
+
+    async def command_sent(
+        self, agent_id: uuid.UUID, credential_hash: bytes, command_id: uuid.UUID
+    ) -> LinkCommand: ...
+
+    async def command_acked(
+        self, agent_id: uuid.UUID, credential_hash: bytes, command_id: uuid.UUID
+    ) -> None: ...
+
+    async def command_progress(
+        self, agent_id: uuid.UUID, credential_hash: bytes, command_id: uuid.UUID, progress: JsonObject
+    ) -> None: ...
+
+    async def command_result(
+        self,
+        agent_id: uuid.UUID,
+        credential_hash: bytes,
+        command_id: uuid.UUID,
+        *,
+        ok: bool,
+        data: JsonValue,
+        error_code: str | None,
+        error_message: str | None,
+    ) -> StoredResult: ...
+
+    async def expire_commands(self, limit: int) -> list[ExpiredCommand]:
+        """Mark at most ``limit`` open commands past their deadline expired (any tenant's)."""
+        ...
+
+    async def listen(self, on_notice: Callable[[str], None]) -> NoticeSubscription:
+        """A session of its own (not pooled) listening to ``agent_link.NOTIFY_CHANNEL``; each payload
+        is handed to ``on_notice`` on the event loop."""
+        ...
 
 
 def _agents_not_configured() -> AgentStore:
@@ -203,9 +276,16 @@ class StoreSet:
     agents: AgentStore = field(default_factory=_agents_not_configured)
     """Agents and their commands: Supabase over SQL, sharing the ``supabase`` store's pool; a
     stand-in answering 503 ``SUPABASE_CONFIG_ERROR`` without ``SUPABASE_DB_URL``."""
+    agent_link: AgentLinkStore | None = None
+    """The agent tunnel's calls on that same pool; ``None`` without ``SUPABASE_DB_URL`` (the tunnel
+    then refuses every connection)."""
 
     async def check_supabase(self) -> Readiness:
-        return await self.supabase.check_ready()
+        ready = await self.supabase.check_ready()
+        if not ready.ready or self.agent_link is None:
+            return ready
+        # With SUPABASE_DB_URL the agents live there too: their migration is part of "ready".
+        return await self.agents.check_ready()
 
     async def check_rtdb(self) -> Readiness:
         return await self.settings.check_ready()

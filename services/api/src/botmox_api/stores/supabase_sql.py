@@ -197,15 +197,17 @@ class ReadinessConnection:
         self._conn: asyncpg.Connection | None = None
         self._closed = False
 
-    async def check_schema(self) -> list[asyncpg.Record]:
-        """The rows of ``CHECK_SCHEMA``; raises ``ReadinessConnectFailed`` or an asyncpg error."""
+    async def check_schema(self, query: str = "", *args: object) -> list[asyncpg.Record]:
+        """The rows of ``query`` (``CHECK_SCHEMA`` by default), one row per object with ``name``,
+        ``present``, ``allowed``; raises ``ReadinessConnectFailed`` or an asyncpg error."""
+        query = query or CHECK_SCHEMA
         async with self._lock:
             if self._closed:
                 raise asyncpg.InterfaceError("the store is closed")
             conn = self._conn
             if conn is not None and not conn.is_closed():
                 try:
-                    return await self._query(conn)
+                    return await self._query(conn, query, *args)
                 except Exception:
                     if not conn.is_closed():
                         raise
@@ -213,7 +215,7 @@ class ReadinessConnection:
                     # only notice now): try once on a new one.
             self._drop()
             self._conn = await self._connect()
-            return await self._query(self._conn)
+            return await self._query(self._conn, query, *args)
 
     async def _connect(self) -> asyncpg.Connection:
         try:
@@ -221,9 +223,9 @@ class ReadinessConnection:
         except Exception as error:
             raise ReadinessConnectFailed from error
 
-    async def _query(self, conn: asyncpg.Connection) -> list[asyncpg.Record]:
+    async def _query(self, conn: asyncpg.Connection, query: str, *args: object) -> list[asyncpg.Record]:
         try:
-            rows: list[asyncpg.Record] = await conn.fetch(CHECK_SCHEMA)
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
         except asyncio.CancelledError:
             # A check cut short by its timeout leaves the connection mid-statement.
             self._drop()
@@ -303,10 +305,15 @@ class SqlStoragePolicyStore:
         return tenant_id
 
     async def _connect_readiness(self) -> asyncpg.Connection:
-        # Named apart so an operator can tell the probe from user traffic in pg_stat_activity.
+        return await self.open_connection("readiness")
+
+    async def open_connection(self, purpose: str) -> asyncpg.Connection:
+        """A connection of its own, outside the pool (the readiness probe's, the agent tunnel's
+        listening session), named ``<application_name>-<purpose>`` so an operator can tell it from
+        user traffic in pg_stat_activity. The caller closes it."""
         server_settings = {
             **self._connect_kwargs["server_settings"],
-            "application_name": f"{self._application_name}-readiness",
+            "application_name": f"{self._application_name}-{purpose}",
         }
         return await asyncpg.connect(
             asyncpg_dsn(self._dsn), **{**self._connect_kwargs, "server_settings": server_settings}
@@ -533,11 +540,12 @@ class SqlStoragePolicyStore:
             return f"Unexpected value in column {error}"
         return f"Unexpected error ({type(error).__name__})"
 
-    async def check_ready(self) -> Readiness:
+    async def check_ready(self, schema: str = CHECK_SCHEMA, *args: object) -> Readiness:
         """Ready when a connection works, the migrations' table and functions exist, and this
-        role may use them. Runs on the readiness connection, never on the pool's."""
+        role may use them. Runs on the readiness connection, never on the pool's. ``schema``: another
+        check of the same shape (``name``, ``present``, ``allowed``), the agents store's."""
         try:
-            rows = await self._readiness.check_schema()
+            rows = await self._readiness.check_schema(schema, *args)
         except Exception as error:
             return Readiness(False, self.reason(error))
         return readiness_from_rows(rows)

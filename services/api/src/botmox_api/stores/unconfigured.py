@@ -121,3 +121,8 @@ class UnconfiguredAgentStore(_Unconfigured):
         self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
     ) -> AgentCommand | None:
         raise self._error()
+
+    async def cancel_command(
+        self, tenant_id: str, *, uid: str, agent_id: uuid.UUID, command_id: uuid.UUID
+    ) -> AgentCommand:
+        raise self._error()
