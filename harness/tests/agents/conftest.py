@@ -12,6 +12,7 @@ tests never see each other's agents; ``restart_api`` restarts the API process th
 from __future__ import annotations
 
 import itertools
+import re
 import sys
 import time
 import uuid
@@ -100,7 +101,8 @@ def admin_token(stack: StackUnderTest, tenant_id: str) -> str:
 @pytest.fixture
 def tenant(agent_stack: StackUnderTest, request: pytest.FixtureRequest) -> Callable[[], Tenant]:
     """``tenant()``: a fresh tenant of this test, with an admin token."""
-    stem = request.node.name.removeprefix("test_").replace("_", "-")[:30].strip("-").lower()
+    # A tenant id is ^[a-z0-9][a-z0-9_-]{0,62}$ (a parametrized test's name has brackets).
+    stem = re.sub(r"[^a-z0-9-]+", "-", request.node.name.removeprefix("test_").lower())[:30].strip("-")
     numbers = itertools.count()
 
     def make() -> Tenant:
