@@ -63,9 +63,12 @@ class Served:
 
 
 @asynccontextmanager
-async def served(database: PgDatabase, **overrides: Any) -> AsyncIterator[Served]:
-    """The API on a port of its own until the block ends (then shut down as uvicorn does on SIGTERM)."""
-    settings = make_settings(supabase_db_url=database.api_dsn, **overrides)
+async def served(database: PgDatabase | None, **overrides: Any) -> AsyncIterator[Served]:
+    """The API on a port of its own until the block ends (then shut down as uvicorn does on SIGTERM);
+    without a database, the API without ``SUPABASE_DB_URL``."""
+    if database is not None:
+        overrides["supabase_db_url"] = database.api_dsn
+    settings = make_settings(**overrides)
     app = create_app(settings)
     config = uvicorn.Config(
         app,
@@ -88,7 +91,8 @@ async def served(database: PgDatabase, **overrides: Any) -> AsyncIterator[Served
                     task.result()
                 await asyncio.sleep(0.02)
         tunnel = app.state.tunnel
-        await asyncio.wait_for(tunnel.listener.listening.wait(), WAIT_S)
+        if tunnel is not None:
+            await asyncio.wait_for(tunnel.listener.listening.wait(), WAIT_S)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
             yield Served(app, port, http)
     finally:

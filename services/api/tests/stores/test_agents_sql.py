@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator, Awaitable
 
 import asyncpg
 import pytest
+from api_support import make_settings
 
 from botmox_api.agents import ONLINE_WITHIN_S, AgentCommand, AgentRefused, new_secret, secret_digest
 from botmox_api.model import JsonObject, StoreQueryFailed
 from botmox_api.stores.agents_sql import SqlAgentStore
+from botmox_api.stores.factory import stores_for
 from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 from harness.postgres.migrated import PgDatabase
 
@@ -254,3 +256,39 @@ async def test_an_unreachable_database_is_a_query_failure() -> None:
         assert "x@" not in str(caught.value.details)
     finally:
         await sql.aclose()
+
+
+async def test_readiness_names_a_missing_agent_function(pg_database: PgDatabase) -> None:
+    sql = SqlStoragePolicyStore(pg_database.api_dsn)
+    try:
+        store = SqlAgentStore(sql)
+        assert (await store.check_ready()).ready is True
+        admin = await asyncpg.connect(pg_database.admin_dsn)
+        try:
+            await admin.execute("drop function botmox.api_agent_connect(uuid, bytea, uuid, text, jsonb)")
+        finally:
+            await admin.close()
+        ready = await store.check_ready()
+        assert ready.ready is False
+        assert ready.reason == "Migration not applied: missing botmox.api_agent_connect"
+    finally:
+        await sql.aclose()
+
+
+async def test_with_supabase_db_url_the_supabase_check_includes_the_agents_migration(
+    pg_database: PgDatabase,
+) -> None:
+    stores = stores_for(make_settings(supabase_db_url=pg_database.api_dsn))
+    try:
+        admin = await asyncpg.connect(pg_database.admin_dsn)
+        try:
+            await admin.execute(
+                "revoke execute on function botmox.api_agent_commands_expire(integer) from botmox_api"
+            )
+        finally:
+            await admin.close()
+        ready = await stores.check_supabase()
+        assert ready.ready is False
+        assert ready.reason == "The API's database role may not use botmox.api_agent_commands_expire"
+    finally:
+        await stores.aclose()
