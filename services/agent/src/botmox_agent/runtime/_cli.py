@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from botmox_agent.runtime import _exit_codes as exit_codes
 from botmox_agent.runtime._executors_wiring import ExecutorsFactory
-from botmox_agent.runtime._journal import SqliteJournal
+from botmox_agent.runtime._http import HttpServerError
+from botmox_agent.runtime._journal import read_recent
 from botmox_agent.runtime._logging import agent_logger
 from botmox_agent.runtime._pairing import (
     AlreadyPaired,
@@ -160,23 +161,17 @@ def _status_report(settings: AgentSettings, last: int) -> dict[str, object]:
     status = state.read_status() or {}
     pid = status.get("pid")
     running = isinstance(pid, int) and status.get("state") != "stopped" and _alive(pid)
-    commands: list[dict[str, object]] = []
-    if state.journal_path.exists():
-        journal = SqliteJournal(state.journal_path)
-        try:
-            commands = [
-                {
-                    "command_id": c.command_id,
-                    "kind": c.kind,
-                    "outcome": c.outcome,
-                    "error_code": c.error_code,
-                    "accepted_at": c.accepted_at,
-                    "finished_at": c.finished_at,
-                }
-                for c in journal.recent(last)
-            ]
-        finally:
-            journal.close()
+    commands = [
+        {
+            "command_id": c.command_id,
+            "kind": c.kind,
+            "outcome": c.outcome,
+            "error_code": c.error_code,
+            "accepted_at": c.accepted_at,
+            "finished_at": c.finished_at,
+        }
+        for c in read_recent(state.journal_path, last)
+    ]
     return {
         "paired": identity is not None,
         "identity": None if identity is None else identity.model_dump(),
@@ -250,6 +245,8 @@ def _guarded(action: Callable[[], None]) -> None:
         _fail(exit_codes.USAGE, str(error))
     except StateError as error:
         _fail(exit_codes.STATE_PROBLEM, str(error))
+    except HttpServerError as error:
+        _fail(exit_codes.UNEXPECTED, str(error))
 
 
 def _fail(code: int, message: str) -> NoReturn:

@@ -37,10 +37,6 @@ def open_or_create_vault(settings: AgentSettings) -> Vault:
         return Vault.create(settings.vault, _key_source(settings, settings.key_source))
 
 
-def store_credential(settings: AgentSettings, credential: SecretValue) -> None:
-    open_or_create_vault(settings).set(CREDENTIAL_REF, credential)
-
-
 def load_credential(vault: Vault) -> SecretValue:
     return vault.get(CREDENTIAL_REF)
 

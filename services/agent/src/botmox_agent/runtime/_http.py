@@ -30,6 +30,10 @@ Health = Callable[[], tuple[bool, dict[str, object]]]
 """Whether the agent is healthy, and the state to show."""
 
 
+class HttpServerError(Exception):
+    """The server cannot listen at its address (in use, not an address of this machine)."""
+
+
 class LocalHttpServer:
     def __init__(self, host: str, port: int, *, metrics: AgentMetrics, health: Health) -> None:
         self._host = host
@@ -45,7 +49,12 @@ class LocalHttpServer:
         return int(self._server.sockets[0].getsockname()[1])
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        try:
+            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+        except OSError as error:
+            raise HttpServerError(
+                f"cannot listen on {self._host}:{self._port} (BOTMOX_AGENT_HTTP_ADDRESS): {error.strerror}"
+            ) from None
 
     async def aclose(self) -> None:
         if self._server is not None:

@@ -125,22 +125,7 @@ class SqliteJournal:
 
     def recent(self, limit: int) -> list[RecentCommand]:
         """The latest `limit` commands, newest first."""
-        rows = self._db.execute(
-            "SELECT command_id, kind, accepted_at, finished_at, ok, error_code FROM commands"
-            " ORDER BY accepted_at DESC, rowid DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [
-            RecentCommand(
-                command_id=command_id,
-                kind=kind,
-                accepted_at=accepted_at,
-                finished_at=finished_at,
-                outcome="running" if finished_at is None else ("succeeded" if ok else "failed"),
-                error_code=code,
-            )
-            for command_id, kind, accepted_at, finished_at, ok, code in rows
-        ]
+        return _recent(self._db, limit)
 
     def prune(self) -> int:
         """Drops finished entries past retention (module docstring); how many went."""
@@ -163,3 +148,37 @@ class SqliteJournal:
 def _text(moment: datetime) -> str:
     """UTC, fixed width: text order is time order."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def read_recent(path: Path, limit: int) -> list[RecentCommand]:
+    """The latest commands of the journal at `path`, read-only (for `status`, which may run while `run`
+    writes, and must create or change nothing); empty when there is no readable journal."""
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return []
+    try:
+        return _recent(db, limit)
+    except sqlite3.Error:
+        return []
+    finally:
+        db.close()
+
+
+def _recent(db: sqlite3.Connection, limit: int) -> list[RecentCommand]:
+    rows = db.execute(
+        "SELECT command_id, kind, accepted_at, finished_at, ok, error_code FROM commands"
+        " ORDER BY accepted_at DESC, rowid DESC LIMIT ?",
+        (limit,),
+    ).fetchall()
+    return [
+        RecentCommand(
+            command_id=command_id,
+            kind=kind,
+            accepted_at=accepted_at,
+            finished_at=finished_at,
+            outcome="running" if finished_at is None else ("succeeded" if ok else "failed"),
+            error_code=code,
+        )
+        for command_id, kind, accepted_at, finished_at, ok, code in rows
+    ]

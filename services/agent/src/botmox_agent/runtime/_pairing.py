@@ -16,7 +16,7 @@ from typing import Final
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from botmox_agent.runtime._credential import store_credential
+from botmox_agent.runtime._credential import CREDENTIAL_REF, open_or_create_vault
 from botmox_agent.runtime._settings import AgentSettings, check_server_url
 from botmox_agent.runtime._state import Identity, StateDir
 from botmox_agent.vault import SecretValue
@@ -79,7 +79,7 @@ def pair(
     transport: httpx.BaseTransport | None = None,
 ) -> Identity:
     """Registers this agent and keeps what it got: the credential in the vault first (an identity
-    without its credential would be useless), then identity.json."""
+    without its credential would be useless), then identity.json. The vault's errors pass through."""
     state = StateDir(settings.state_dir)
     if not force and state.read_identity() is not None:
         raise AlreadyPaired(
@@ -87,8 +87,10 @@ def pair(
             "(the old agent stays registered until an admin revokes it)"
         )
     server_url = check_server_url(request.server_url)
+    # The vault opens (or is created) before the code is spent: a wrong passphrase must not cost it.
+    vault = open_or_create_vault(settings)
     registration = _register(server_url, request, tls=tls, transport=transport)
-    store_credential(settings, SecretValue(registration.credential))
+    vault.set(CREDENTIAL_REF, SecretValue(registration.credential))
     identity = Identity(
         server_url=server_url,
         agent_id=registration.agent_id,

@@ -38,12 +38,14 @@ class NotPaired(Exception):
 
 @dataclass(frozen=True)
 class RunOptions:
-    """What tests (and only they) tune: the reconnect delay, the shutdown grace, pings, a pairing
-    transport, and a callback once the local HTTP server listens (its port)."""
+    """What tests (and only they) tune: the reconnect delay, the shutdown grace, pings, the wait for
+    the connection and its welcome, a pairing transport, and a callback once the local HTTP server
+    listens (its port)."""
 
     delay: Callable[[int], float] = reconnect_delay
     shutdown_grace_s: float = 20.0
     ping_interval_s: float = 20.0
+    open_timeout_s: float = 10.0
     pairing_transport: httpx.BaseTransport | None = None
     on_http_ready: Callable[[int], None] | None = None
 
@@ -133,6 +135,7 @@ async def _serve(
             tls=tls,
             ping_interval_s=options.ping_interval_s,
             ping_timeout_s=options.ping_interval_s,
+            open_timeout_s=options.open_timeout_s,
             shutdown_grace_s=options.shutdown_grace_s,
         ),
         executors=executors,

@@ -32,7 +32,7 @@ class StatusRecorder:
         self._change(state=CONNECTING, reconnects=self.current.reconnects + int(reconnect))
 
     def connected(self) -> None:
-        self._change(state=CONNECTED, last_connected_at=_now(), last_close_code=None)
+        self._change(state=CONNECTED, last_connected_at=_now())
 
     def disconnected(self, close_code: int | None) -> None:
         self._change(state=DISCONNECTED, last_disconnected_at=_now(), last_close_code=close_code)

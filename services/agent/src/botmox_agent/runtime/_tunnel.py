@@ -96,6 +96,7 @@ class _Link:
     ws: ClientConnection
     session: AgentSession
     welcomed: bool = False
+    # Until the welcome, the wait for it; then the heartbeats.
     heartbeat: asyncio.Task[None] | None = None
 
     async def send(self, frame: Frame) -> None:
@@ -222,10 +223,11 @@ class Tunnel:
         )
 
     async def _converse(self, link: _Link, stop: asyncio.Event) -> None:
-        self._log.info("agent.connecting_session", capabilities=len(self._capabilities))
         await link.send(link.session.hello())
         reader = asyncio.create_task(self._read(link))
         stopping = asyncio.create_task(stop.wait())
+        # A server that opens the WebSocket but never welcomes is as good as down: try again later.
+        link.heartbeat = asyncio.create_task(self._await_welcome(link))
         try:
             done, _ = await asyncio.wait({reader, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if reader in done:
@@ -280,7 +282,15 @@ class Tunnel:
             heartbeat_interval_s=welcome.heartbeat_interval_s,
             capabilities=len(self._capabilities),
         )
+        if link.heartbeat is not None:
+            link.heartbeat.cancel()
         link.heartbeat = asyncio.create_task(self._heartbeat(link, welcome.heartbeat_interval_s))
+
+    async def _await_welcome(self, link: _Link) -> None:
+        await asyncio.sleep(self._config.open_timeout_s)
+        if not link.welcomed:
+            self._log.warning("agent.no_welcome", waited_s=self._config.open_timeout_s)
+            await link.ws.close(CloseCode.NORMAL, "no welcome")
 
     async def _heartbeat(self, link: _Link, interval_s: int) -> None:
         while True:
