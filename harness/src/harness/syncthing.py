@@ -46,12 +46,14 @@ LOOPBACK_OPTIONS: Final[Mapping[str, str]] = {
     "startBrowser": "false",
     "announceLANAddresses": "false",
 }
-# Variables of its environment: no default folder, no upgrades, no monitor process that restarts it
-# (so the PID we hold is SyncThing itself).
+# Variables of its environment: no default folder, no upgrades, no restarts. STMONITORED says "already
+# under the monitor": without it SyncThing forks its worker into another process group under a monitor
+# process, and the PID we hold would not be SyncThing's.
 ENVIRONMENT: Final[Mapping[str, str]] = {
     "STNODEFAULTFOLDER": "1",
     "STNOUPGRADE": "1",
     "STNORESTART": "1",
+    "STMONITORED": "1",
 }
 
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from executors_support import ProgressLog
 
 from botmox_agent.executors import CommandFailed, ExecutorSettings, build_executors, command_deadline
-from botmox_agent.executors._deadline import remaining_seconds
-from botmox_agent.vault import SecretNotFound, SecretRef, SecretValue
+from botmox_agent.executors._deadline import ANSWER_MARGIN_S, remaining_seconds
+from botmox_agent.vault import SecretNotFound, SecretRef, SecretValue, VaultCorrupted
 from botmox_protocol import COMMAND_KINDS
-from botmox_protocol.kinds import NoParams, ProxmoxParams
+from botmox_protocol.kinds import FolderParams, NoParams, ProxmoxParams
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
 
 
 def no_secrets(ref: SecretRef) -> SecretValue:
@@ -34,7 +34,7 @@ async def test_without_a_syncthing_url_the_syncthing_kinds_are_not_offered() -> 
         assert executors.kinds() == {kind for kind in COMMAND_KINDS.names() if kind.startswith("proxmox.")}
         with pytest.raises(CommandFailed) as failure:
             await executors.run("syncthing.status", NoParams(), ProgressLog())
-        assert failure.value.code == "KIND_NOT_SUPPORTED"
+        assert failure.value.code == "UNSUPPORTED_KIND"
     finally:
         await executors.aclose()
 
@@ -82,13 +82,29 @@ def test_settings_defaults_follow_the_seams() -> None:
     assert settings.ca_file is None or isinstance(settings.ca_file, Path)
 
 
-def test_the_command_deadline_bounds_waits() -> None:
+def test_the_command_deadline_bounds_waits_short_of_the_limit() -> None:
     assert remaining_seconds(30.0) == 30.0
-    with command_deadline(datetime.now(UTC) + timedelta(seconds=10)):
-        assert 0 < remaining_seconds(30.0) <= 10
+    with command_deadline(10.0):
+        assert 10.0 - ANSWER_MARGIN_S - 1 < remaining_seconds(30.0) <= 10.0 - ANSWER_MARGIN_S
         assert remaining_seconds(5.0) == 5.0
-    with command_deadline(datetime.now(UTC) - timedelta(seconds=1)):
-        assert remaining_seconds(30.0) == 0
+        with command_deadline(0.5):
+            assert remaining_seconds(30.0) == 0
+        assert remaining_seconds(30.0) > 5.0
     assert remaining_seconds(30.0) == 30.0
-    with pytest.raises(ValueError, match="timezone-aware"), command_deadline(datetime(2030, 1, 1)):
-        pass
+
+
+def corrupted_vault(ref: SecretRef) -> SecretValue:
+    raise VaultCorrupted("the vault is corrupted: " + "x" * 2000)
+
+
+async def test_a_long_failure_message_is_cut_to_the_protocols_limit() -> None:
+    folder = "f" * 255
+    executors = build_executors(ExecutorSettings(syncthing_url="http://127.0.0.1:9"), corrupted_vault)
+    try:
+        with pytest.raises(CommandFailed) as failure:
+            await executors.run("syncthing.folder.rescan", FolderParams(folder_id=folder), ProgressLog())
+    finally:
+        await executors.aclose()
+    assert failure.value.code == "VAULT_ERROR"
+    assert len(failure.value.message) == MAX_MESSAGE_CHARS
+    assert failure.value.message.endswith("...")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +159,7 @@ async def test_a_failed_task_is_proxmox_task_failed(agent: Agent) -> None:
 
 async def test_a_task_running_at_the_deadline_is_a_timeout(agent: Agent) -> None:
     agent.replay.load("vm_start_still_running")
-    with command_deadline(datetime.now(UTC) - timedelta(seconds=1)):
+    with command_deadline(0):
         failure = await agent.fails("proxmox.vm.start", "PROXMOX_TASK_TIMEOUT", node="pve1", vmid=101)
     assert "goes on on the host" in failure.message
     agent.replay.assert_done()
@@ -205,6 +204,20 @@ async def test_a_vm_that_does_not_exist_is_not_found(agent: Agent) -> None:
     failure = await agent.fails("proxmox.vm.status", "PROXMOX_NOT_FOUND", node="pve1", vmid=999)
     assert "VM 999 on node pve1" in failure.message
     assert "999.conf' does not exist" in failure.message
+    agent.replay.assert_done()
+
+
+async def test_a_node_the_cluster_does_not_have_is_not_found(agent: Agent) -> None:
+    agent.replay.load("node_not_found")
+    failure = await agent.fails("proxmox.vms.list", "PROXMOX_NOT_FOUND", node="pve9")
+    assert "no node pve9" in failure.message
+    agent.replay.assert_done()
+
+
+async def test_a_node_that_is_down_is_unreachable(agent: Agent) -> None:
+    agent.replay.load("node_offline")
+    failure = await agent.fails("proxmox.vms.list", "PROXMOX_UNREACHABLE", node="pve2")
+    assert "No route to host" in failure.message
     agent.replay.assert_done()
 
 
@@ -324,3 +337,39 @@ async def test_an_unreadable_ca_file_is_credential_invalid(tmp_path: Path) -> No
     failure = await nodes_list_failure(tmp_path, entry, Replay(TOKEN_SECRET).transport())
     assert failure.code == "CREDENTIAL_INVALID"
     assert "missing.pem" in failure.message
+
+
+async def test_polling_waits_out_a_network_blip_but_not_an_outage(tmp_path: Path) -> None:
+    replay = Replay(TOKEN_SECRET)
+    replay.load("vm_start")
+    answers = replay.transport()
+    polls = 0
+    outage = False
+
+    async def flaky(request: httpx.Request) -> httpx.Response:
+        nonlocal polls
+        if "/tasks/" in request.url.path:
+            polls += 1
+            if outage or polls in (1, 3, 4):
+                raise httpx.ConnectError("[Errno 113] No route to host", request=request)
+        return await answers.handle_async_request(request)
+
+    vault = vault_with(tmp_path / "vault.json", {PROXMOX_REF: proxmox_entry(TOKEN_SECRET)})
+    executors = build_executors(SETTINGS, resolver(vault), transport=httpx.MockTransport(flaky))
+    params = COMMAND_KINDS.validate(
+        "proxmox.vm.start", {"credential": PROXMOX_REF, "node": "pve1", "vmid": 101}
+    )
+    try:
+        result = await executors.run("proxmox.vm.start", params, ProgressLog())
+        assert isinstance(result, dict)
+        assert result["exitstatus"] == "OK"
+        replay.assert_done()
+
+        replay.load("vm_start")
+        outage = True
+        with pytest.raises(CommandFailed) as failure:
+            await executors.run("proxmox.vm.start", params, ProgressLog())
+    finally:
+        await executors.aclose()
+    assert failure.value.code == "PROXMOX_UNREACHABLE"
+    assert "may still run on the host" in failure.value.message

@@ -1,35 +1,40 @@
-"""The running command's deadline, for executors that wait (a Proxmox task).
+"""The running command's time limit, for executors that wait (a Proxmox task).
 
-The runtime sets it around :meth:`Executors.run` with :func:`command_deadline` (the ``command`` frame's
-``deadline``); a context variable, so concurrent commands each see their own. An executor that waits
-stops waiting at the deadline and says so in its error, rather than being cancelled without a word.
+The runtime sets it around :meth:`Executors.run` with :func:`command_deadline`, from the seconds left
+before the ``command`` frame's ``deadline`` (the same figure it gives ``asyncio.timeout``). A context
+variable on the monotonic clock, so concurrent commands each see their own and a change of the wall
+clock does not move it. An executor that waits stops :data:`ANSWER_MARGIN_S` before the limit and
+says what it was waiting for (a task's id), so its answer, not the runtime's bare timeout, is the
+command's result.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from datetime import UTC, datetime
+from typing import Final
 
-_deadline: ContextVar[datetime | None] = ContextVar("botmox_command_deadline", default=None)
+ANSWER_MARGIN_S: Final = 1.0
+
+_ends: ContextVar[float | None] = ContextVar("botmox_command_ends", default=None)
 
 
 @contextmanager
-def command_deadline(deadline: datetime) -> Iterator[None]:
-    """Within this block, executors bound their waits by ``deadline`` (a timezone-aware datetime)."""
-    if deadline.tzinfo is None:
-        raise ValueError("a command deadline is timezone-aware")
-    token = _deadline.set(deadline)
+def command_deadline(seconds_left: float) -> Iterator[None]:
+    """Within this block, executors bound their waits by ``seconds_left`` from now."""
+    token = _ends.set(time.monotonic() + seconds_left)
     try:
         yield
     finally:
-        _deadline.reset(token)
+        _ends.reset(token)
 
 
 def remaining_seconds(default: float) -> float:
-    """Seconds left before the running command's deadline (at most ``default``; 0 when past)."""
-    deadline = _deadline.get()
-    if deadline is None:
+    """How long an executor may still wait: at most ``default``, and ``ANSWER_MARGIN_S`` short of the
+    command's limit when one is set (0 when that is past)."""
+    ends = _ends.get()
+    if ends is None:
         return default
-    return max(0.0, min(default, (deadline - datetime.now(UTC)).total_seconds()))
+    return max(0.0, min(default, ends - ANSWER_MARGIN_S - time.monotonic()))

@@ -16,6 +16,8 @@ from botmox_agent.executors._proxmox import ProxmoxExecutor
 from botmox_agent.executors._settings import ExecutorSettings
 from botmox_agent.executors._syncthing import SyncthingExecutor
 from botmox_protocol import COMMAND_KINDS
+from botmox_protocol.journal import UNSUPPORTED_KIND
+from botmox_protocol.limits import MAX_MESSAGE_CHARS
 
 logger: Final = logging.getLogger("botmox_agent.executors")
 
@@ -61,12 +63,19 @@ class _Dispatcher:
     async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
         handler = self._handlers.get(kind)
         if handler is None:
-            raise CommandFailed("KIND_NOT_SUPPORTED", f"this agent does not run {kind} commands")
+            # The protocol's session refuses such a command before it gets here; this is the same answer.
+            raise CommandFailed(UNSUPPORTED_KIND, f"this agent does not run {kind}")
         expected = COMMAND_KINDS.get(kind).params
         if not isinstance(params, expected):
             raise TypeError(f"{kind} takes {expected.__name__} params, got {type(params).__name__}")
         logger.debug("running a command", extra={"kind": kind})
-        return await handler(params, progress)
+        try:
+            return await handler(params, progress)
+        except CommandFailed as failure:
+            if len(failure.message) <= MAX_MESSAGE_CHARS:
+                raise
+            # A result frame's message has a size limit; a peer's long error text must not void it.
+            raise CommandFailed(failure.code, _http.short(failure.message, MAX_MESSAGE_CHARS)) from None
 
     async def aclose(self) -> None:
         await self._proxmox.aclose()

@@ -5,7 +5,8 @@ token goes only into the ``Authorization`` header. Start, stop and clone answer 
 at once; the command then follows the task until it stops, reporting progress, for at most the
 command's remaining time (``_deadline``). Proxmox VE puts its error text in the HTTP reason phrase
 (and, in recent versions, in a ``message`` field): 401 is a refused token, 403 a missing privilege,
-404 or 500 "... does not exist" a missing node or VM, 595 a node of the cluster it cannot reach.
+404 or 500 "... does not exist" / "no such cluster node" a missing VM or node, 595 a node of the
+cluster it cannot reach.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ API_PATH: Final = "/api2/json"
 _UPID: Final = re.compile(
     r"^UPID:(?P<node>[A-Za-z0-9](?:[A-Za-z0-9-]*)):(?:[0-9A-Fa-f]+:){3}(?P<type>[^:/?#\s]*):[^/?#\s]*$"
 )
+# Consecutive polls of a task that may fail to reach Proxmox before the command fails.
+_POLLS_LOST_AT_MOST: Final = 3
+# How PVE words a 500 for something missing: a VM's config file, a node of the cluster.
+_MISSING: Final = ("does not exist", "no such cluster node", "no such node")
 _NODE_FIELDS: Final = ("node", "status", "cpu", "maxcpu", "mem", "maxmem", "uptime")
 _VM_FIELDS: Final = ("vmid", "name", "status", "cpus", "maxmem", "uptime")
 _STATUS_FIELDS: Final = ("vmid", "name", "status", "qmpstatus", "uptime", "cpus", "maxmem", "mem", "lock")
@@ -157,8 +162,19 @@ class ProxmoxExecutor:
         ends = started + remaining_seconds(self._settings.proxmox_task_timeout)
         await progress(None, f"Proxmox task {task_type} started on {task_node}")
         reported = started
+        lost = 0
         while True:
-            task = await self._call(host, "GET", path, missing=f"task {upid}")
+            try:
+                task = await self._call(host, "GET", path, missing=f"task {upid}")
+                lost = 0
+            except CommandFailed as failure:
+                # The task runs on regardless: a blip of the network is waited out, a few in a row are not.
+                lost += 1
+                if failure.code != "PROXMOX_UNREACHABLE" or lost >= _POLLS_LOST_AT_MOST:
+                    raise CommandFailed(
+                        failure.code, f"{failure.message}; task {upid} may still run on the host"
+                    ) from None
+                task = {"status": "running"}
             if not isinstance(task, dict):
                 raise _unexpected(path)
             if task.get("status") == "stopped":
@@ -248,7 +264,7 @@ class ProxmoxExecutor:
             raise CommandFailed(
                 "PROXMOX_PERMISSION_DENIED", f"the API token {host.token_id} may not do this: {problem}"
             )
-        if status == 404 or (status == 500 and "does not exist" in problem):
+        if status == 404 or (status == 500 and any(words in problem for words in _MISSING)):
             raise CommandFailed("PROXMOX_NOT_FOUND", f"no {missing} on {host.url}: {problem}")
         if status == 595:
             raise CommandFailed(

@@ -18,7 +18,7 @@ from botmox_agent.executors import _http
 from botmox_agent.executors._contract import CommandFailed, Progress, SecretResolver
 from botmox_agent.executors._handlers import Handlers, handler
 from botmox_agent.executors._secrets import resolve
-from botmox_agent.vault import SecretRef
+from botmox_agent.vault import SecretRef, SecretValue
 from botmox_protocol.kinds import DeviceParams, FolderParams, NoParams
 
 logger: Final = logging.getLogger("botmox_agent.executors.syncthing")
@@ -48,8 +48,9 @@ class SyncthingExecutor:
         await self._client.aclose()
 
     async def status(self, params: NoParams, progress: Progress) -> JsonValue:
-        system = _object(await self._call("GET", "/rest/system/status"), "/rest/system/status")
-        version = _object(await self._call("GET", "/rest/system/version"), "/rest/system/version")
+        key = self._key()
+        system = _object(await self._call(key, "GET", "/rest/system/status"), "/rest/system/status")
+        version = _object(await self._call(key, "GET", "/rest/system/version"), "/rest/system/version")
         return {
             "device_id": system.get("myID"),
             "version": version.get("version"),
@@ -60,7 +61,8 @@ class SyncthingExecutor:
         }
 
     async def folders(self, params: NoParams, progress: Progress) -> JsonValue:
-        configured = await self._call("GET", "/rest/config/folders")
+        key = self._key()
+        configured = await self._call(key, "GET", "/rest/config/folders")
         if not isinstance(configured, list):
             raise _unexpected("/rest/config/folders")
         folders: list[JsonValue] = []
@@ -68,7 +70,7 @@ class SyncthingExecutor:
             folder = _object(entry, "/rest/config/folders")
             folder_id = folder.get("id")
             try:
-                answer = await self._call("GET", "/rest/db/status", {"folder": folder_id}, not_found="")
+                answer = await self._call(key, "GET", "/rest/db/status", {"folder": folder_id}, not_found="")
                 state = _object(answer, "/rest/db/status").get("state")
             except CommandFailed as failure:
                 if failure.code != "SYNCTHING_NOT_FOUND":
@@ -91,7 +93,11 @@ class SyncthingExecutor:
         if params.sub_path is not None:
             query["sub"] = params.sub_path
         await self._call(
-            "POST", "/rest/db/scan", query, not_found=f"SyncThing has no folder {params.folder_id!r}"
+            self._key(),
+            "POST",
+            "/rest/db/scan",
+            query,
+            not_found=f"SyncThing has no folder {params.folder_id!r}",
         )
         return {"folder_id": params.folder_id, "sub_path": params.sub_path, "rescan": "requested"}
 
@@ -104,15 +110,28 @@ class SyncthingExecutor:
     async def _set_paused(self, device_id: str, *, paused: bool) -> JsonValue:
         path = "/rest/system/pause" if paused else "/rest/system/resume"
         await self._call(
-            "POST", path, {"device": device_id}, not_found=f"SyncThing knows no device {device_id}"
+            self._key(),
+            "POST",
+            path,
+            {"device": device_id},
+            not_found=f"SyncThing knows no device {device_id}",
         )
         return {"device_id": device_id, "paused": paused}
 
+    def _key(self) -> SecretValue:
+        """The API key as the vault holds it now: read once per command."""
+        return resolve(self._secrets, self._api_key)
+
     async def _call(
-        self, method: str, path: str, query: dict[str, Any] | None = None, *, not_found: str | None = None
+        self,
+        key: SecretValue,
+        method: str,
+        path: str,
+        query: dict[str, Any] | None = None,
+        *,
+        not_found: str | None = None,
     ) -> Any:
-        """One request with the current API key; the decoded JSON body (``None`` when empty)."""
-        key = resolve(self._secrets, self._api_key)
+        """One request with ``key``; the decoded JSON body (``None`` when empty)."""
         try:
             response = await self._client.request(
                 method, path, params=query, headers={"X-API-Key": key.reveal()}
@@ -126,8 +145,8 @@ class SyncthingExecutor:
         if status in (401, 403):
             raise CommandFailed(
                 "SYNCTHING_AUTH_FAILED",
-                f"SyncThing at {self._url} refused the API key in {self._api_key} ({status}); "
-                "set the key of its GUI settings there",
+                f"SyncThing at {self._url} refused the API key in {self._api_key} ({status}); store the key "
+                f"of its GUI settings with `botmox-agent vault set {self._api_key.name}`",
             )
         text = response.text.replace(key.reveal(), str(key)) if key else response.text
         if not_found is not None and (status == 404 or "no such folder" in text.lower()):
