@@ -7,9 +7,11 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import httpx
+import pytest
 
 from harness import processes
-from harness.syncthing import LOOPBACK_OPTIONS, SyncthingProcess, configure_home
+from harness import syncthing as syncthing_module
+from harness.syncthing import LOOPBACK_OPTIONS, SyncthingProcess, SyncthingStartError, configure_home
 
 # /proc/net/* state of a listening TCP socket; UDP sockets have no listening state.
 TCP_LISTEN = "0A"
@@ -85,3 +87,12 @@ def _session_of(pid: int) -> int | None:
     except OSError:
         return None
     return int(raw[raw.rfind(")") + 2 :].split()[3])
+
+
+def test_a_failed_start_leaves_no_process_and_no_home_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(syncthing_module, "PROGRAM", "false")  # `generate` fails at once
+    process = SyncthingProcess()
+    with pytest.raises(SyncthingStartError, match="generate"):
+        process.start()
+    assert process.pid is None
+    assert not process.home.exists()

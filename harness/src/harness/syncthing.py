@@ -157,17 +157,17 @@ class SyncthingProcess:
     def start(self) -> None:
         if self._process is not None and self._process.poll() is None:
             raise RuntimeError(f"SyncThing is already running (pid {self._process.pid})")
-        self.device_id = configure_home(self.home, gui_port=self.gui_port, api_key=self.api_key)
         try:
-            _identity, self._process = processes.spawn(
-                self.command(), log_path=self.log_path, environment=_environment(self.home)
-            )
-        except processes.ProcessNotReady as error:
-            raise SyncthingStartError(str(error)) from None
-        try:
+            self.device_id = configure_home(self.home, gui_port=self.gui_port, api_key=self.api_key)
+            try:
+                _identity, self._process = processes.spawn(
+                    self.command(), log_path=self.log_path, environment=_environment(self.home)
+                )
+            except processes.ProcessNotReady as error:
+                raise SyncthingStartError(str(error)) from None
             self._wait_until_ready(self._process)
         except BaseException:
-            self.stop()
+            self.stop()  # and a home of our own goes with it
             raise
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:

@@ -187,6 +187,16 @@ async def test_no_key_in_the_vault_is_secret_not_found(tmp_path: Path, syncthing
         await agent.executors.aclose()
 
 
+@pytest.mark.parametrize("key", ["two words", "line\nbreak", " "])
+async def test_a_key_no_header_can_carry_is_credential_invalid(tmp_path: Path, key: str) -> None:
+    agent = await agent_for(tmp_path, "http://127.0.0.1:9", {"syncthing/api-key": key})
+    try:
+        failure = await agent.fails("syncthing.status", "CREDENTIAL_INVALID")
+        assert "secret://syncthing/api-key" in failure.message
+    finally:
+        await agent.executors.aclose()
+
+
 async def test_nothing_listening_is_unreachable(tmp_path: Path) -> None:
     url = f"http://127.0.0.1:{processes.free_port()}"
     agent = await agent_for(tmp_path, url, {"syncthing/api-key": new_api_key()})

@@ -9,6 +9,7 @@ folder with 404 or with 500 "no such folder" depending on the endpoint.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Final
 
 import httpx
@@ -22,6 +23,8 @@ from botmox_agent.vault import SecretRef, SecretValue
 from botmox_protocol.kinds import DeviceParams, FolderParams, NoParams
 
 logger: Final = logging.getLogger("botmox_agent.executors.syncthing")
+# Printable ASCII without spaces: what a header value may carry as it is.
+_API_KEY: Final = re.compile(r"[\x21-\x7e]+")
 
 
 class SyncthingExecutor:
@@ -120,7 +123,15 @@ class SyncthingExecutor:
 
     def _key(self) -> SecretValue:
         """The API key as the vault holds it now: read once per command."""
-        return resolve(self._secrets, self._api_key)
+        key = resolve(self._secrets, self._api_key)
+        # Checked here: an HTTP library refusing it as a header would quote it in its error.
+        if not _API_KEY.fullmatch(key.reveal()):
+            raise CommandFailed(
+                "CREDENTIAL_INVALID",
+                f"the vault entry {self._api_key} is not a SyncThing API key (empty, or it holds spaces "
+                "or control characters)",
+            )
+        return key
 
     async def _call(
         self,
