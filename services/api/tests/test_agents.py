@@ -364,6 +364,29 @@ async def test_another_tenant_can_neither_command_nor_read(
     assert unknown.status_code == 404
 
 
+async def test_any_principal_of_the_tenant_cancels_an_unfinished_command_once(
+    client: httpx.AsyncClient, agents: MemoryAgentStore
+) -> None:
+    agent = await new_agent(client)
+    agents.connect(agent["agent_id"])
+    base = f"/api/v1/agents/{agent['agent_id']}/commands"
+    command = data(await client.post(base, headers=user(), json={"kind": "syncthing.status"}))
+    foreign = await client.post(f"{base}/{command['id']}/cancel", headers=user("tenant-b"))
+    assert foreign.status_code == 404
+    assert foreign.json()["error"] == {"code": "NOT_FOUND", "message": "Command not found"}
+    cancelled = await client.post(f"{base}/{command['id']}/cancel", headers=user())
+    assert cancelled.status_code == 200
+    assert data(cancelled)["status"] == "cancelled"
+    assert data(cancelled)["error"] == {"code": "CANCELLED", "message": "cancelled by user-1"}
+    again = await client.post(f"{base}/{command['id']}/cancel", headers=user())
+    assert again.status_code == 409
+    assert again.json()["error"]["code"] == "CONFLICT"
+    unknown = await client.post(f"{base}/{uuid.uuid4()}/cancel", headers=user())
+    assert unknown.status_code == 404
+    anonymous = await client.post(f"{base}/{command['id']}/cancel")
+    assert anonymous.status_code == 401
+
+
 # --- Backends.
 
 
@@ -377,6 +400,7 @@ async def test_every_agent_endpoint_answers_503_without_supabase_sql() -> None:
         ("POST", f"/api/v1/agents/{agent_id}/revoke", admin(), None),
         ("POST", f"/api/v1/agents/{agent_id}/commands", user(), {"kind": "syncthing.status"}),
         ("GET", f"/api/v1/agents/{agent_id}/commands/{uuid.uuid4()}", user(), None),
+        ("POST", f"/api/v1/agents/{agent_id}/commands/{uuid.uuid4()}/cancel", user(), None),
     ]
     for settings in (
         make_settings(),

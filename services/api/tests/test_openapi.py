@@ -41,7 +41,8 @@ async def test_openapi_document(fake_api: httpx.AsyncClient) -> None:
 
 async def test_openapi_declares_the_agent_operations(fake_api: httpx.AsyncClient) -> None:
     """Every agent operation declares 503 (agents need Supabase over SQL whatever DATA_BACKEND says),
-    the command operation its 409 (AGENT_OFFLINE) and the register body its schema."""
+    the command operation its 409 (AGENT_OFFLINE), cancel its 404 and 409, and the register body its
+    schema. The agents' WebSocket is no HTTP operation and stays out of the document."""
     document = (await fake_api.get("/api/v1/openapi.json")).json()
     paths = document["paths"]
     agent_operations = [
@@ -50,7 +51,10 @@ async def test_openapi_declares_the_agent_operations(fake_api: httpx.AsyncClient
         if path.startswith("/api/v1/agents")
         for operation in operations.values()
     ]
-    assert len(agent_operations) == 6
+    assert len(agent_operations) == 7
+    assert "/api/v1/agents/ws" not in paths
+    cancel = paths["/api/v1/agents/{agent_id}/commands/{command_id}/cancel"]["post"]
+    assert {"404", "409"} <= set(cancel["responses"])
     for operation in agent_operations:
         assert {"429", "500", "502", "503"} <= set(operation["responses"])
     enqueue = paths["/api/v1/agents/{agent_id}/commands"]["post"]

@@ -76,6 +76,7 @@ AGENT_OPERATIONS: Final = (
     "POST /api/v1/agents/{agent_id}/revoke",
     "POST /api/v1/agents/{agent_id}/commands",
     "GET /api/v1/agents/{agent_id}/commands/{command_id}",
+    "POST /api/v1/agents/{agent_id}/commands/{command_id}/cancel",
 )
 ALL_OPERATIONS: Final = (
     "GET /api/v1/health",
@@ -171,7 +172,7 @@ PLANS_WITHOUT_INPUTS: Final = (
 )
 
 
-# Agent operations: 6 x (user 15 + admin 10 + anonymous 5 positive, user 10 negative) = 240.
+# Agent operations: 7 x (user 15 + admin 10 + anonymous 5 positive, user 10 negative) = 280.
 AGENT_PLANS: Final = (
     Plan("user", GenerationMode.POSITIVE, 15),
     Plan("admin", GenerationMode.POSITIVE, 10),

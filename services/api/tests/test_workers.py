@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from api_support import API_TOKEN, JWT_SECRET, clean_env, server_process, user, wait_for
+from api_support import API_TOKEN, INFRA_TOKEN, JWT_SECRET, clean_env, server_process, user, wait_for
 
 from harness.processes import ProcessIdentity, free_port, identify, is_running
 
@@ -100,3 +100,41 @@ def test_each_worker_counts_the_rate_limit_apart(tmp_path: Path) -> None:
     # The documented bound: at most API_WORKERS x API_RATE_LIMIT_MAX successes in a window.
     assert RATE_LIMIT_MAX <= statuses[200] <= WORKERS * RATE_LIMIT_MAX, statuses
     assert statuses[429] == attempts - statuses[200]
+
+
+def _environ_of(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode().split("=", 1) for entry in entries if b"=" in entry)
+
+
+def test_metrics_are_summed_across_workers_through_a_directory_of_this_start(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(port, INTERNAL_INFRA_TOKEN=INFRA_TOKEN)
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with server_process(env, tmp_path) as process:
+        children = _children_up(process, port)
+        workers = [child for child in children if _is_worker(child)]
+        directory = Path(_environ_of(workers[0].pid)["PROMETHEUS_MULTIPROC_DIR"])
+        assert {_environ_of(worker.pid)["PROMETHEUS_MULTIPROC_DIR"] for worker in workers} == {str(directory)}
+        answers = []
+        for _ in range(6):
+            response = httpx.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"Authorization": f"Bearer {INFRA_TOKEN}"},
+                timeout=5,
+            )
+            assert response.status_code == 200
+            answers.append(response.text)
+        # Every worker answers with the sum over all of them: each wrote its own files.
+        assert "botmox_api_agents_connected 0.0" in answers[0]
+        assert "botmox_api_agent_connections_total 0.0" in answers[0]
+        # Each worker writes its values to files of its own once its app is built (the second may
+        # still be starting when the first answers).
+        expected = {str(worker.pid) for worker in workers}
+        deadline = time.monotonic() + 30
+        while {path.stem.rsplit("_", 1)[-1] for path in directory.glob("*.db")} != expected:
+            assert time.monotonic() < deadline, "a worker wrote no metrics files"
+            time.sleep(0.1)
+        os.kill(process.pid, signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    assert not directory.exists()
