@@ -25,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.http11 import Request, Response
 
 from botmox_agent.executors import CommandFailed, Progress
+from botmox_agent.executors._deadline import remaining_seconds
 from botmox_agent.runtime import (
     CREDENTIAL_REF,
     AgentSettings,
@@ -279,6 +280,8 @@ class FakeExecutors:
 
     def __init__(self, *, block: bool = False) -> None:
         self.calls: list[tuple[str, BaseModel]] = []
+        # What each call saw of its command's deadline (executors bound their waits by it).
+        self.seconds_left: list[float] = []
         self.block = block
         self.release = asyncio.Event()
         self.closed = False
@@ -288,6 +291,7 @@ class FakeExecutors:
 
     async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
         self.calls.append((kind, params))
+        self.seconds_left.append(remaining_seconds(default=1e9))
         await progress(50, "half way")
         if self.block:
             await self.release.wait()

@@ -144,6 +144,7 @@ def test_settings_read_the_botmox_agent_variables(tmp_path: Path, monkeypatch: p
         ("server_url", "https://host/?q=1"),
         ("http_address", "9465"),
         ("http_address", "127.0.0.1:99999"),
+        ("syncthing_url", "127.0.0.1:8384"),
     ],
 )
 def test_settings_refuse_bad_values(tmp_path: Path, name: str, value: str) -> None:

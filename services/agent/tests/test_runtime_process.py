@@ -62,8 +62,10 @@ async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp
         )
         try:
             await plane.wait_welcomed()
-            # The production executors declare what they run (none until the executors land: see the wiring).
-            assert plane.hello().agent_id == settings_agent_id(settings)
+            # The production executors: Proxmox VE's kinds, and SyncThing's with its default URL.
+            hello = plane.hello()
+            assert hello.agent_id == settings_agent_id(settings)
+            assert {"proxmox.vm.clone", "syncthing.status"} <= set(hello.capabilities)
             state = settings.state_dir / "status.json"
             await eventually(lambda: state.exists() and json.loads(state.read_text())["state"] == "connected")
             status = await asyncio.to_thread(CliRunner().invoke, app, ["status", "--json"], env=env)

@@ -263,6 +263,21 @@ async def test_a_command_past_its_deadline_is_refused_without_running(tmp_path: 
             assert "command.refused" in running.event_names()
 
 
+async def test_executors_see_the_deadline_and_a_late_command_is_cut_at_it(tmp_path: Path) -> None:
+    executors = FakeExecutors(block=True)
+    async with FakeControlPlane() as plane:
+        settings = paired_agent(tmp_path, plane.url)
+        async with running_agent(settings, executors):
+            await plane.wait_welcomed()
+            await plane.send_command("slow", deadline=datetime.now(UTC) + timedelta(seconds=2))
+            await eventually(lambda: len(plane.results("slow")) == 1)
+        (result,) = plane.results("slow")
+        assert result.error is not None
+        assert result.error.code == "DEADLINE_EXCEEDED"
+        # Seen through command_deadline: below the 2 s left, less the executors' answer margin.
+        assert 0 <= executors.seconds_left[0] < 2
+
+
 async def test_sigterm_like_stop_lets_a_running_command_finish_and_closes_1001(tmp_path: Path) -> None:
     executors = FakeExecutors(block=True)
     async with FakeControlPlane() as plane:

@@ -1,4 +1,4 @@
-"""Which executors the agent runs: the one place that maps ``AgentSettings`` onto the executors.
+"""Which executors the agent runs: the one place that maps ``AgentSettings`` onto ``ExecutorSettings``.
 
 ``run`` and ``pair`` take an ``ExecutorsFactory``; the command line passes ``production_executors``,
 tests their own.
@@ -8,26 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, JsonValue
-
-from botmox_agent.executors import CommandFailed, Executors, Progress, SecretResolver
+from botmox_agent.executors import Executors, ExecutorSettings, SecretResolver, build_executors
 from botmox_agent.runtime._settings import AgentSettings
 
 ExecutorsFactory = Callable[[AgentSettings, SecretResolver], Executors]
 
 
-class NoExecutors:
-    """Runs nothing and declares no kind: the agent connects, and the server sends it no command."""
-
-    def kinds(self) -> frozenset[str]:
-        return frozenset()
-
-    async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
-        raise CommandFailed("UNSUPPORTED_KIND", f"this agent does not run {kind}")
-
-    async def aclose(self) -> None:
-        return None
+def executor_settings(settings: AgentSettings) -> ExecutorSettings:
+    # An empty BOTMOX_AGENT_SYNCTHING_URL leaves the SyncThing kinds out; the CA file is trusted for
+    # SyncThing and for every Proxmox host whose vault entry names none of its own.
+    return ExecutorSettings(syncthing_url=settings.syncthing_url or None, ca_file=settings.ca_file)
 
 
 def production_executors(settings: AgentSettings, secrets: SecretResolver) -> Executors:
-    return NoExecutors()
+    """The SyncThing and Proxmox VE executors (docs/agent-executors.md)."""
+    return build_executors(executor_settings(settings), secrets)

@@ -57,6 +57,13 @@ class AgentSettings(BaseSettings):
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_server_url(value)
 
+    @field_validator("syncthing_url")
+    @classmethod
+    def _syncthing_url(cls, value: str) -> str:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("the SyncThing URL is http(s)://host:port, or empty for no SyncThing")
+        return value
+
     @field_validator("http_address")
     @classmethod
     def _host_port(cls, value: str | None) -> str | None:

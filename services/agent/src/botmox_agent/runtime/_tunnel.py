@@ -27,7 +27,7 @@ import websockets
 from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 
-from botmox_agent.executors import CommandFailed, Executors
+from botmox_agent.executors import CommandFailed, Executors, command_deadline
 from botmox_agent.runtime import _metrics
 from botmox_agent.runtime._logging import AgentLog
 from botmox_agent.runtime._metrics import AgentMetrics
@@ -340,9 +340,13 @@ class Tunnel:
         async def progress(percent: int | None, message: str | None) -> None:
             await self._progress(frame.command_id, percent, message)
 
+        seconds_left = max(remaining_s, 0.0)
         try:
-            async with asyncio.timeout(max(remaining_s, 0.0)):
-                data = await self._executors.run(frame.kind, params, progress)
+            # The executors bound their own waits by the same figure (and answer a little before it,
+            # naming what they waited for); the timeout is the backstop.
+            with command_deadline(seconds_left):
+                async with asyncio.timeout(seconds_left):
+                    data = await self._executors.run(frame.kind, params, progress)
         except CommandFailed as failure:
             return Outcome.failure(failure.code, failure.message)
         except TimeoutError:
