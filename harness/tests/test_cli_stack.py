@@ -29,6 +29,8 @@ pytestmark = pytest.mark.integration
 
 CLI_TIMEOUT_S = 180
 READY_TIMEOUT_S = 120.0
+# The agent's reconnect backoff tops out at 30 s (with jitter), plus its handshake.
+AGENT_RECONNECT_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,34 @@ def harness(tmp_path: Path) -> Iterator[Harness]:
                 NativeRuntime(paths).down(leftover)
 
 
+def _assert_one_agent_online(state: StackState, token: str) -> None:
+    """GET /api/v1/agents with ``token`` lists one agent, online (the one `up` paired)."""
+    answer = httpx.get(
+        f"{state.api_url}/api/v1/agents",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+        trust_env=False,
+    )
+    assert answer.status_code == 200, answer.text
+    agents = answer.json()["data"]
+    assert len(agents) == 1, agents
+    assert agents[0]["online"] is True, agents
+    assert agents[0]["name"] == "local-stack"
+    assert agents[0]["revoked_at"] is None
+
+
+def _wait_agent_online(state: StackState, token: str) -> None:
+    deadline = time.monotonic() + AGENT_RECONNECT_S
+    while True:
+        try:
+            _assert_one_agent_online(state, token)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
+        time.sleep(0.5)
+
+
 def _printed_token(output: str) -> str:
     lines = output.splitlines()
     for index, line in enumerate(lines):
@@ -112,10 +142,14 @@ def _wait_ready(harness: Harness, child: subprocess.Popen[str]) -> StackState:
     raise AssertionError("the foreground stack did not come up")
 
 
-def _api_environment(state: StackState) -> dict[str, str]:
-    """The environment the API's process was started with (as the kernel keeps it)."""
-    raw = Path(f"/proc/{state.processes['api'].pid}/environ").read_bytes()
+def _environment_of(state: StackState, service: str) -> dict[str, str]:
+    """The environment a service's process was started with (as the kernel keeps it)."""
+    raw = Path(f"/proc/{state.processes[service].pid}/environ").read_bytes()
     return dict(entry.split("=", 1) for entry in raw.decode().split("\0") if "=" in entry)
+
+
+def _api_environment(state: StackState) -> dict[str, str]:
+    return _environment_of(state, "api")
 
 
 def test_up_status_flip_down(harness: Harness) -> None:
@@ -129,9 +163,19 @@ def test_up_status_flip_down(harness: Harness) -> None:
     assert state.runtime == "native"
     assert state.data_backend == "rtdb"
     assert state.supervisor is None
-    assert set(state.processes) == {"postgres", "rtdb", "api", "frontend"}
-    assert all(processes.is_running(identity) for identity in state.processes.values())
+    assert set(state.processes) == {"postgres", "rtdb", "syncthing", "api", "agent", "frontend"}
+    gone = [name for name, identity in state.processes.items() if not processes.is_running(identity)]
+    assert not gone, f"not running after up: {gone}\n" + "\n".join(
+        harness.run("logs", name, "-n", "15").stdout for name in gone
+    )
     assert state.extra_environment == {"api": {"HARNESS_EXAMPLE": "up"}}
+    # The agent `up` paired is online for the demo tenant and for the infra token's (the same one).
+    _assert_one_agent_online(state, token)
+    _assert_one_agent_online(state, state.internal_infra_token)
+    # The pairing code was the agent's start's alone: in its environment, never in the state file.
+    code = _environment_of(state, "agent")["BOTMOX_AGENT_PAIRING_CODE"]
+    assert code
+    assert code not in harness.paths.state_file.read_text()
     assert _api_environment(state)["HARNESS_EXAMPLE"] == "up"
 
     status = harness.run("status")
@@ -153,8 +197,20 @@ def test_up_status_flip_down(harness: Harness) -> None:
     assert exported["FIREBASE_DATABASE_EMULATOR_HOST"] == f"127.0.0.1:{state.ports['rtdb']}"
     assert exported["DEFAULT_TENANT_ID"] == state.default_tenant_id
     assert exported["APP_ENV"] == "development"
-    for name in ("postgres", "rtdb", "api", "frontend"):
+    for name in ("postgres", "rtdb", "syncthing", "api", "agent", "frontend"):
         assert name in status.stdout
+    # What the agent's own command line needs to act on the stack's agent.
+    assert exported["BOTMOX_AGENT_STATE_DIR"] == f"{state.data_dir}/agent"
+    assert "BOTMOX_AGENT_PAIRING_CODE" not in exported
+    agent_status = subprocess.run(
+        [sys.executable, "-m", "botmox_agent", "status", "--json"],
+        env={**harness.environment, **{k: v for k, v in exported.items() if k.startswith("BOTMOX_AGENT_")}},
+        capture_output=True,
+        text=True,
+        timeout=CLI_TIMEOUT_S,
+        check=False,
+    )
+    assert agent_status.returncode == 0, agent_status.stdout + agent_status.stderr
 
     with httpx.Client(base_url=state.frontend_url, timeout=10, trust_env=False) as frontend:
         assert frontend.get("/").status_code == 200
@@ -195,8 +251,10 @@ def test_up_status_flip_down(harness: Harness) -> None:
         assert "HARNESS_EXAMPLE" not in _api_environment(after)
         assert _api_environment(after)["HARNESS_OTHER"] == "1"
         assert after.processes["api"] != state.processes["api"]
-        for store in ("postgres", "rtdb", "frontend"):
+        for store in ("postgres", "rtdb", "syncthing", "agent", "frontend"):
             assert after.processes[store] == state.processes[store]
+        # The agent reconnects to the restarted API by itself (its backoff is at most 30 s).
+        _wait_agent_online(after, token)
         assert not processes.is_running(state.processes["api"])
 
         policy = {"operational": "local", "sync": {"enabled": True}}
@@ -254,7 +312,7 @@ def test_foreground_up_stops_everything_on_ctrl_c(harness: Harness) -> None:
             child.kill()
             child.communicate(timeout=30)
     assert child.returncode == 0, output
-    assert "stopped: frontend, api, rtdb, postgres" in output
+    assert "stopped: frontend, agent, api, syncthing, rtdb, postgres" in output
     assert not harness.paths.state_file.exists()
     _assert_nothing_left(state)
 

@@ -28,9 +28,15 @@ def test_the_committed_file_is_the_rendered_description() -> None:
 def test_every_service_is_built_and_runs_on_the_host_network() -> None:
     services = _rendered()["services"]
     assert isinstance(services, dict)
-    assert list(services) == [spec.name for spec in STACK.start_order()]
+    # The services whose state the harness writes before each start are `up --runtime docker`'s only.
+    assert list(services) == [spec.name for spec in STACK.start_order() if spec.state_dir is None]
+    assert "agent" not in services
+    assert "syncthing" not in services
+    assert "Not here: syncthing, agent" in render_compose()
     root = find_project_root()
     for spec in STACK.services:
+        if spec.state_dir is not None:
+            continue
         service = services[spec.name]
         assert service["network_mode"] == "host"
         assert service["environment"]["HOST"] == "127.0.0.1"
@@ -52,6 +58,13 @@ def test_secrets_are_required_variables_never_values() -> None:
     # Host paths mean nothing in a container: no checkout path leaks into the file.
     assert str(find_project_root()) not in text
     assert "FRONTEND_ROOT" not in text
+
+
+def test_workspace_packages_are_copied_into_the_context_by_hand() -> None:
+    assert (
+        "#   mkdir -p services/api/workspace/protocol && cp -r services/protocol/pyproject.toml "
+        "services/protocol/src services/api/workspace/protocol/"
+    ) in render_compose()
 
 
 def test_rendering_is_deterministic() -> None:

@@ -1,7 +1,9 @@
 """``python -m harness up --runtime docker`` end to end: API answers with the printed token, the
-storage policy lands in PostgreSQL, and ``down`` leaves no container, process or port behind.
+storage policy lands in PostgreSQL, the agent (a container with its vault on the mounted state
+directory) is paired and online for the demo and infra tokens, and ``down`` leaves no container,
+process or port behind.
 
-Slow on a fresh machine (debootstrap and four image builds); later runs reuse the images.
+Slow on a fresh machine (debootstrap and six image builds); later runs reuse the images.
 """
 
 from __future__ import annotations
@@ -73,7 +75,7 @@ def _containers_of(paths: HarnessPaths, state: StackState) -> list[str]:
         return [str(container.name) for container in found]
 
 
-# A cold `up` (debootstrap plus four image builds) takes minutes: more than pytest's default timeout.
+# A cold `up` (debootstrap plus six image builds) takes minutes: more than pytest's default timeout.
 @pytest.mark.timeout(UP_TIMEOUT_S + 120)
 def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
     started = _harness(paths, "up", "--detach", "--backend", "supabase", "--runtime", "docker")
@@ -82,10 +84,26 @@ def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
     assert state is not None
     assert state.runtime == "docker"
     assert state.docker is not None
-    assert set(state.docker.containers) == {"postgres", "rtdb", "api", "frontend"}
+    assert set(state.docker.containers) == {"postgres", "rtdb", "syncthing", "api", "agent", "frontend"}
     assert all(processes.is_running(identity) for identity in state.processes.values())
 
     token = _printed_token(started.stdout)
+    # The agent `up` paired is online for the demo tenant and for the infra token's (the same one).
+    for bearer in (token, state.internal_infra_token):
+        agents = httpx.get(
+            f"{state.api_url}/api/v1/agents",
+            headers={"Authorization": f"Bearer {bearer}"},
+            timeout=10,
+            trust_env=False,
+        )
+        assert agents.status_code == 200, agents.text
+        assert [(agent["name"], agent["online"]) for agent in agents.json()["data"]] == [
+            ("local-stack", True)
+        ]
+    # Its vault is on the host, in the mounted state directory, owned by the harness's user.
+    vault = Path(state.data_dir) / "agent" / "vault.json"
+    assert vault.stat().st_uid == os.getuid()
+    assert vault.stat().st_mode & 0o077 == 0
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=state.api_url, headers=headers, timeout=10, trust_env=False) as api:
         assert api.get("/api/v1/settings").status_code == 200

@@ -9,11 +9,13 @@ import pytest
 
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import (
+    AGENT,
     API,
     FRONTEND,
     POSTGRES,
     RTDB,
     STACK,
+    SYNCTHING,
     DescriptionError,
     MigrationStep,
     StackDescription,
@@ -28,7 +30,14 @@ from harness.stack.values import StackValues, render_service
 def _values(backend: str = "rtdb") -> StackValues:
     return StackValues(
         backend="supabase" if backend == "supabase" else "rtdb",
-        ports={"postgres": 15432, "rtdb": 19000, "api": 18000, "frontend": 15173},
+        ports={
+            "postgres": 15432,
+            "rtdb": 19000,
+            "api": 18000,
+            "frontend": 15173,
+            "syncthing": 18384,
+            "agent": 18390,
+        },
         credentials=StackCredentials.generate(),
         project_root=Path("/project"),
         data_dir=Path("/project/.harness/data"),
@@ -38,7 +47,7 @@ def _values(backend: str = "rtdb") -> StackValues:
 
 def test_the_stack_is_consistent() -> None:
     check(STACK)
-    assert set(STACK.names()) == {"postgres", "rtdb", "api", "frontend"}
+    assert set(STACK.names()) == {"postgres", "rtdb", "api", "frontend", "syncthing", "agent"}
     ports = [port.default for service in STACK.services for port in service.ports]
     assert len(ports) == len(set(ports))
 
@@ -49,6 +58,9 @@ def test_start_order_puts_every_service_after_its_dependencies() -> None:
         for dependency in service.depends_on:
             assert order.index(dependency) < order.index(service.name)
     assert [service.name for service in STACK.stop_order()] == list(reversed(order))
+    # The agent pairs with the API and uses its SyncThing; the page opens on a stack whose agent is
+    # online; the agent stops before the API it is connected to.
+    assert order == ["postgres", "rtdb", "syncthing", "api", "agent", "frontend"]
 
 
 @pytest.mark.parametrize(
@@ -81,7 +93,7 @@ def test_migrations_must_target_a_service_of_the_stack() -> None:
         check(description)
 
 
-@pytest.mark.parametrize("name", ["postgres", "rtdb", "api", "frontend"])
+@pytest.mark.parametrize("name", ["postgres", "rtdb", "api", "frontend", "syncthing", "agent"])
 @pytest.mark.parametrize("backend", ["rtdb", "supabase"])
 def test_every_template_resolves(name: str, backend: str) -> None:
     rendered = render_service(STACK, name, _values(backend))
@@ -116,7 +128,9 @@ def test_no_secret_is_written_in_the_description() -> None:
     # Secret-looking variables must come from the generated values, never from a literal.
     for service in STACK.services:
         for variable, template in service.environment.items():
-            if any(word in variable for word in ("SECRET", "TOKEN", "PASSWORD", "DB_URL")):
+            if any(
+                word in variable for word in ("SECRET", "TOKEN", "PASSWORD", "PASSPHRASE", "CODE", "DB_URL")
+            ):
                 assert placeholders_in(template), f"{service.name}.{variable} is a literal"
 
 
@@ -150,7 +164,11 @@ def test_extra_variables_reach_their_service_only() -> None:
         ({"api": {"DATA_BACKEND": "supabase"}}, "DATA_BACKEND of api is set by the stack itself"),
         ({"api": {"PORT": "1"}}, "PORT of api is set by the stack itself"),
         ({"api": {"BAD-NAME": "1"}}, "'BAD-NAME' is no environment variable name"),
-        ({"agent": {"X": "1"}}, "unknown service 'agent'"),
+        ({"nosuch": {"X": "1"}}, "unknown service 'nosuch'"),
+        (
+            {"agent": {"BOTMOX_AGENT_PAIRING_CODE": "x"}},
+            "BOTMOX_AGENT_PAIRING_CODE of agent is set by the stack",
+        ),
     ],
 )
 def test_extra_variables_may_not_redo_what_the_stack_sets(
@@ -160,3 +178,69 @@ def test_extra_variables_may_not_redo_what_the_stack_sets(
         check_extra_environment(STACK, extra)
     with pytest.raises(DescriptionError, match=message):
         render_service(STACK, "api", dataclasses.replace(_values(), extra_environment=extra))
+
+
+def test_the_agent_environment_follows_the_agent_settings_contract() -> None:
+    """docs: seams of issue 16, section 2 (AgentSettings, BOTMOX_AGENT_*)."""
+    values = dataclasses.replace(_values(), start_values={"pairing_code": "one-time-code"})
+    environment = render_service(STACK, "agent", values).environment
+    assert environment == {
+        "BOTMOX_AGENT_SERVER_URL": "http://127.0.0.1:18000",
+        "BOTMOX_AGENT_STATE_DIR": "/project/.harness/data/agent",
+        "BOTMOX_AGENT_VAULT": "/project/.harness/data/agent/vault.json",
+        "BOTMOX_AGENT_KEY_SOURCE": "passphrase",
+        "BOTMOX_AGENT_VAULT_PASSPHRASE": values.credentials.agent_vault_passphrase,
+        "BOTMOX_AGENT_NAME": "local-stack",
+        "BOTMOX_AGENT_HTTP_ADDRESS": "127.0.0.1:18390",
+        "BOTMOX_AGENT_SYNCTHING_URL": "http://127.0.0.1:18384",
+        "BOTMOX_AGENT_PAIRING_CODE": "one-time-code",
+    }
+    assert render_service(STACK, "agent", values).health_url == "http://127.0.0.1:18390/healthz"
+    assert render_service(STACK, "agent", values).state_dir == Path("/project/.harness/data/agent")
+    # Outside a start (status, stack-env) the pairing code is unknown: empty, never another start's.
+    assert render_service(STACK, "agent", _values()).environment["BOTMOX_AGENT_PAIRING_CODE"] == ""
+    assert set(AGENT.depends_on) == {"api", "syncthing"}
+    assert AGENT.image.workspace_packages == ("services/protocol",)
+    assert API.image.workspace_packages == ("services/protocol",)
+
+
+def test_syncthing_keeps_its_key_off_the_command_line() -> None:
+    rendered = render_service(STACK, "syncthing", _values())
+    assert rendered.command[:2] == ("syncthing", "serve")
+    assert rendered.command[rendered.command.index("--home") + 1] == "/project/.harness/data/syncthing"
+    assert rendered.command[rendered.command.index("--gui-address") + 1] == "127.0.0.1:18384"
+    assert not any("apikey" in part for part in rendered.command)
+    assert _values().credentials.syncthing_api_key not in " ".join(rendered.command)
+    assert {"STNODEFAULTFOLDER": "1", "STNOUPGRADE": "1"}.items() <= rendered.environment.items()
+    assert rendered.state_dir == Path("/project/.harness/data/syncthing")
+    assert SYNCTHING.depends_on == ()
+
+
+def test_the_internal_tokens_act_in_the_demo_tenant() -> None:
+    """The agent the harness pairs with the infra token is the demo tenant's, so both see it."""
+    assert render_service(STACK, "api", _values()).environment["DEFAULT_TENANT_ID"] == "demo"
+
+
+@pytest.mark.parametrize(
+    ("service", "message"),
+    [
+        (
+            dataclasses.replace(AGENT, start_values=()),
+            r"start values it does not declare: \['pairing_code'\]",
+        ),
+        (dataclasses.replace(AGENT, state_dir="/var/lib/agent"), "must be under"),
+        (
+            dataclasses.replace(
+                AGENT,
+                image=dataclasses.replace(
+                    AGENT.image, workspace_packages=("services/protocol", "other/protocol")
+                ),
+            ),
+            "share a directory name",
+        ),
+    ],
+)
+def test_check_refuses_a_broken_service(service: object, message: str) -> None:
+    description = StackDescription(services=(POSTGRES, RTDB, SYNCTHING, API, service))  # type: ignore[arg-type]
+    with pytest.raises(DescriptionError, match=message):
+        check(description)

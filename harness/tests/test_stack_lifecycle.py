@@ -9,6 +9,7 @@ import pytest
 from harness.postgres.supabase import ToolFailed, ToolResult
 from harness.processes import ProcessIdentity
 from harness.stack import components, lifecycle
+from harness.stack.agent_setup import AgentSetupFailed
 from harness.stack.components import ProcessComponent
 from harness.stack.description import STACK, HealthCheck
 from harness.stack.health import ServiceUnhealthy
@@ -70,8 +71,24 @@ def events(monkeypatch: pytest.MonkeyPatch, failing: set[str]) -> list[tuple[str
             raise ToolFailed(["supabase", "migration", "up"], 1, "ERROR: syntax error at or near")
         return ToolResult(["supabase"], 0, "Applying migration 0001\n", "")
 
+    def configure_home(home: Path, *, gui_port: int, api_key: str) -> str:
+        recorded.append(("syncthing home", home.name))
+        return "DEVICE-ID"
+
+    def seed_vault(path: Path, *, passphrase: str, syncthing_api_key: str) -> None:
+        recorded.append(("vault", path.name))
+
+    def create_pairing_code(api_url: str, infra_token: str) -> str:
+        recorded.append(("pairing code",))
+        if "pairing" in failing:
+            raise AgentSetupFailed("POST /api/v1/agents/pairings answered 503: SUPABASE_CONFIG_ERROR")
+        return "code-of-this-start"
+
     monkeypatch.setattr(lifecycle, "wait_healthy", wait_healthy)
     monkeypatch.setattr(components, "migrate", migrate)
+    monkeypatch.setattr(components, "configure_home", configure_home)
+    monkeypatch.setattr(components, "seed_vault", seed_vault)
+    monkeypatch.setattr(components, "create_pairing_code", create_pairing_code)
     monkeypatch.setenv("SUPABASE_CLI", "/nonexistent/supabase")  # found, never run (migrate is faked)
     return recorded
 
@@ -87,13 +104,23 @@ def test_up_starts_in_order_each_healthy_then_migrates_after_the_database(
         ("migrate", "botmox"),
         ("launch", "rtdb", "rtdb"),
         ("healthy", "rtdb"),
+        ("syncthing home", "syncthing"),
+        ("launch", "syncthing", "rtdb"),
+        ("healthy", "syncthing"),
         ("launch", "api", "rtdb"),
         ("healthy", "api"),
+        # Once the API is healthy: the agent's vault and a pairing code, then the agent.
+        ("vault", "vault.json"),
+        ("pairing code",),
+        ("launch", "agent", "rtdb"),
+        ("healthy", "agent"),
         ("launch", "frontend", "rtdb"),
         ("healthy", "frontend"),
     ]
     assert load(runtime.paths) == state
-    assert set(state.processes) == {"postgres", "rtdb", "api", "frontend"}
+    assert set(state.processes) == {"postgres", "rtdb", "syncthing", "api", "agent", "frontend"}
+    assert (runtime.paths.data / "agent").is_dir()
+    assert (runtime.paths.data / "syncthing").is_dir()
     assert runtime.paths.log_file("migrations").read_text() == "Applying migration 0001\n"
 
 
@@ -104,11 +131,42 @@ def test_a_service_that_fails_its_check_rolls_back_in_reverse_order(
     runtime = FakeRuntime(HarnessPaths(tmp_path), events)
     with pytest.raises(ServiceUnhealthy, match="api exited"):
         runtime.up("rtdb")
-    assert events[-3:] == [("stop", "api"), ("stop", "rtdb"), ("stop", "postgres")]
+    assert events[-4:] == [("stop", "api"), ("stop", "syncthing"), ("stop", "rtdb"), ("stop", "postgres")]
     assert runtime.running == set()
     state = load(runtime.paths)
     assert state is not None  # left for the caller, naming what was stopped
-    assert set(state.processes) == {"postgres", "rtdb", "api"}
+    assert set(state.processes) == {"postgres", "rtdb", "syncthing", "api"}
+
+
+def test_the_pairing_code_is_a_value_of_the_agent_s_start_only(
+    tmp_path: Path, events: list[tuple[str, ...]]
+) -> None:
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    state = runtime.up("rtdb")
+    agent = runtime.launched[[event[1] for event in events if event[0] == "launch"].index("agent")]
+    assert agent.start_values == {"pairing_code": "code-of-this-start"}
+    assert all(not values.start_values for values in runtime.launched if values is not agent)
+    assert "code-of-this-start" not in runtime.paths.state_file.read_text()
+    assert state.syncthing_api_key
+    assert state.agent_vault_passphrase
+
+
+def test_a_refused_pairing_code_rolls_back_before_the_agent_starts(
+    tmp_path: Path, events: list[tuple[str, ...]], failing: set[str]
+) -> None:
+    failing.add("pairing")
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    with pytest.raises(StackStartError, match=r"agent could not be prepared: .*SUPABASE_CONFIG_ERROR"):
+        runtime.up("rtdb")
+    assert ("launch", "agent", "rtdb") not in events
+    assert events[-5:] == [
+        ("pairing code",),
+        ("stop", "api"),
+        ("stop", "syncthing"),
+        ("stop", "rtdb"),
+        ("stop", "postgres"),
+    ]
+    assert runtime.running == set()
 
 
 def test_a_failed_migration_is_logged_and_rolls_back(
@@ -137,7 +195,13 @@ def test_ctrl_c_during_up_rolls_back_too(
     monkeypatch.setattr(runtime, "_launch", interrupted)
     with pytest.raises(KeyboardInterrupt):
         runtime.up("rtdb")
-    assert events[-3:] == [("stop", "api"), ("stop", "rtdb"), ("stop", "postgres")]
+    assert events[-5:] == [
+        ("stop", "agent"),
+        ("stop", "api"),
+        ("stop", "syncthing"),
+        ("stop", "rtdb"),
+        ("stop", "postgres"),
+    ]
 
 
 def test_down_stops_what_the_state_names_in_reverse_order(
@@ -148,11 +212,13 @@ def test_down_stops_what_the_state_names_in_reverse_order(
     state.processes["leftover"] = ProcessIdentity(1, 1)  # a service this description no longer has
     runtime.running.discard("rtdb")  # it died on its own
     events.clear()
-    assert runtime.down(state) == ["frontend", "api", "postgres"]
+    assert runtime.down(state) == ["frontend", "agent", "api", "syncthing", "postgres"]
     assert events == [
         ("stop", "leftover"),
         ("stop", "frontend"),
+        ("stop", "agent"),
         ("stop", "api"),
+        ("stop", "syncthing"),
         ("stop", "rtdb"),
         ("stop", "postgres"),
     ]
@@ -199,7 +265,7 @@ def test_a_failed_catch_up_starts_the_api_again_in_its_old_mode(
     assert events == [("stop", "api"), ("launch", "api", "rtdb"), ("healthy", "api")]
     assert state.data_backend == "rtdb"
     assert load(runtime.paths) == state
-    assert runtime.running == {"postgres", "rtdb", "api", "frontend"}
+    assert runtime.running == {"postgres", "rtdb", "syncthing", "api", "agent", "frontend"}
 
 
 def test_a_failed_flip_starts_the_api_again_in_its_old_mode(
@@ -220,7 +286,7 @@ def test_a_failed_flip_starts_the_api_again_in_its_old_mode(
         ("healthy", "api"),
     ]
     assert state.data_backend == "rtdb"
-    assert runtime.running == {"postgres", "rtdb", "api", "frontend"}
+    assert runtime.running == {"postgres", "rtdb", "syncthing", "api", "agent", "frontend"}
 
 
 def test_extra_variables_are_recorded_and_flip_keeps_or_replaces_them(

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 from types import MappingProxyType
 
 import httpx
 import pytest
 
-from harness import processes
+from harness import processes, syncthing
 from harness.processes import port_is_listening
-from harness.stack.description import API, STACK, HealthCheck, StackDescription
+from harness.stack.description import API, STACK, SYNCTHING, HealthCheck, StackDescription
 from harness.stack.health import ServiceUnhealthy
 from harness.stack.native import NativeRuntime
 from harness.stack.state import HarnessPaths, load
@@ -86,3 +87,84 @@ def test_a_failed_flip_starts_the_api_again_in_its_old_mode(tmp_path: Path) -> N
         runtime.down(state)
     assert not processes.is_running(state.processes["api"])
     assert not port_is_listening(state.ports["api"])
+
+
+def test_the_stack_s_syncthing_answers_with_its_key_on_loopback_only(tmp_path: Path) -> None:
+    """The syncthing service as `up` runs it: its home written by the harness (loopback rules, the
+    stack's API key in config.xml), healthy, its REST API open to the key alone, the key on no
+    command line, and nothing of it left after `down`."""
+    paths = HarnessPaths(tmp_path / "home")
+    runtime = NativeRuntime(paths, description=StackDescription(services=(SYNCTHING,)))
+    state = runtime.up("rtdb")
+    try:
+        url = f"http://127.0.0.1:{state.ports['syncthing']}"
+        key = state.syncthing_api_key
+        with httpx.Client(base_url=url, timeout=5, trust_env=False) as client:
+            assert client.get("/rest/system/status").status_code == 403
+            answer = client.get("/rest/system/status", headers={"X-API-Key": key})
+            assert answer.status_code == 200, answer.text
+            options = client.get("/rest/config/options", headers={"X-API-Key": key}).json()
+        for name, value in syncthing.LOOPBACK_OPTIONS.items():
+            if name in options and not isinstance(options[name], list):
+                assert str(options[name]).lower() == value.lower(), name
+        assert options["globalAnnounceEnabled"] is False
+        assert options["relaysEnabled"] is False
+        assert options["natEnabled"] is False
+        identity = state.processes["syncthing"]
+        command_line = Path(f"/proc/{identity.pid}/cmdline").read_bytes()
+        assert key.encode() not in command_line
+        home = paths.data / "syncthing"
+        assert (home / "config.xml").stat().st_mode & 0o077 == 0
+    finally:
+        runtime.down(state)
+    assert not processes.is_running(state.processes["syncthing"])
+    assert not port_is_listening(state.ports["syncthing"])
+
+
+_SYNCTHING_IMAGE = Path(__file__).resolve().parents[1] / "docker" / "syncthing"
+
+
+def test_the_syncthing_image_s_entrypoint_serves_the_home_the_harness_wrote(tmp_path: Path) -> None:
+    """harness/docker/syncthing/entrypoint.sh run as the image runs it (its ENV), without Docker: it
+    refuses a home without config.xml, and serves one harness.syncthing wrote on $HOST:$PORT."""
+    entrypoint = str(_SYNCTHING_IMAGE / "entrypoint.sh")
+    port = processes.free_port()
+    home = tmp_path / "syncthing"
+    environment = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "SYNCTHING_HOME": str(home),
+        **syncthing.ENVIRONMENT,
+    }
+    refused = subprocess.run(["sh", entrypoint], env=environment, capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 64, refused.stderr
+    assert "no config.xml" in refused.stderr
+
+    key = syncthing.new_api_key()
+    syncthing.configure_home(home, gui_port=processes.free_port(), api_key=key)
+    identity, child = processes.spawn(
+        ["sh", entrypoint], log_path=tmp_path / "st.log", environment=environment
+    )
+    try:
+
+        def answers() -> bool | None:
+            try:
+                status = httpx.get(
+                    f"http://127.0.0.1:{port}/rest/system/status", headers={"X-API-Key": key}, trust_env=False
+                )
+            except httpx.TransportError:
+                return None
+            return True if status.status_code == 200 else None
+
+        processes.wait_ready(
+            "syncthing",
+            answers,
+            alive=lambda: child.poll() is None,
+            timeout_s=30,
+            log_path=tmp_path / "st.log",
+        )
+    finally:
+        processes.stop(identity, child=child)
+    assert not port_is_listening(port)

@@ -12,7 +12,9 @@ import pytest
 
 from harness import processes
 from harness.processes import ProcessIdentity
+from harness.stack.console import admin_environment, status_table
 from harness.stack.credentials import StackCredentials
+from harness.stack.description import STACK
 from harness.stack.lifecycle import initial_state, values_of
 from harness.stack.state import DockerState, HarnessPaths, StackState, StateError, load, remove, save
 from harness.stack.values import StackValues
@@ -202,3 +204,20 @@ def test_the_extra_variables_survive_the_state_file(tmp_path: Path) -> None:
     older = load(paths)
     assert older is not None
     assert older.extra_environment == {}
+
+
+def test_a_state_file_from_before_the_agent_is_still_read(tmp_path: Path) -> None:
+    """No agent secrets, no syncthing or agent port: read, with empty secrets; `status` shows the
+    services that stack has and `stack-env` exports no agent variable."""
+    paths = HarnessPaths(tmp_path)
+    state = initial_state(_values(tmp_path), supervisor=None, runtime="native")
+    data = state.to_json()
+    del data["syncthing_api_key"], data["agent_vault_passphrase"]
+    paths.state_file.write_text(json.dumps(data))
+    loaded = load(paths)
+    assert loaded is not None
+    assert (loaded.syncthing_api_key, loaded.agent_vault_passphrase) == ("", "")
+    table, healthy = status_table(STACK, loaded)
+    assert table.row_count == 4
+    assert not healthy  # nothing runs
+    assert not [name for name in admin_environment(loaded) if name.startswith("BOTMOX_AGENT_")]

@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 
 STORAGE_POLICY = "/api/v1/settings/storage_policy"
 ALERTS = "/api/v1/settings/alerts"
+AGENTS = "/api/v1/agents"
 PAGE_TIMEOUT_MS = 10_000
 
 _SETTLED = re.compile(r"^(ready|load-error)$")
@@ -52,7 +53,7 @@ def open_with_token(page: Page, frontend_url: str, token: str) -> None:
 
 
 def settle(page: Page) -> None:
-    for section in ("storage-policy", "alerts"):
+    for section in ("agents", "storage-policy", "alerts"):
         expect(page.get_by_test_id(section)).to_have_attribute("data-state", _SETTLED)
 
 
@@ -118,3 +119,39 @@ def misconfigured_policy_shows_the_error_while_alerts_work(
     expect(page.get_by_test_id("storage-policy-message")).to_have_text("Failed to save storage policy")
     expect(page.get_by_test_id("storage-policy-error-code")).to_have_text("SUPABASE_CONFIG_ERROR")
     expect(page.get_by_test_id("storage-policy-error-message")).not_to_be_empty()
+
+
+def agents_render_from_the_api(page: Page, api: SettingsApi, frontend_url: str) -> list[dict[str, object]]:
+    """The page lists the tenant's agents as ``GET /api/v1/agents`` answers (name, online or offline,
+    version), and a reload shows the list again; returns the agents the API gave."""
+    with api_client(api) as client:
+        answer = client.get(AGENTS)
+    assert answer.status_code == 200, answer.text
+    agents: list[dict[str, object]] = answer.json()["data"]
+    open_with_token(page, frontend_url, api.token)
+    expect(page.get_by_test_id("agents")).to_have_attribute("data-state", "ready")
+    _expect_agents(page, agents)
+    page.get_by_test_id("agents-reload").click()
+    expect(page.get_by_test_id("agents")).to_have_attribute("data-state", "ready")
+    _expect_agents(page, agents)
+    return agents
+
+
+def _expect_agents(page: Page, agents: list[dict[str, object]]) -> None:
+    rows = page.get_by_test_id("agent-row")
+    expect(rows).to_have_count(len(agents))
+    empty = expect(page.get_by_test_id("agents-empty"))
+    if agents:
+        empty.to_be_hidden()
+    else:
+        empty.to_be_visible()
+    for index, agent in enumerate(agents):
+        row = rows.nth(index)
+        state = "revoked" if agent.get("revoked_at") else ("online" if agent.get("online") else "offline")
+        expect(row).to_have_attribute("data-agent-id", str(agent["id"]))
+        expect(row.get_by_test_id("agent-name")).to_have_text(str(agent["name"]))
+        expect(row.get_by_test_id("agent-state")).to_have_text(state)
+        expect(row.get_by_test_id("agent-version")).to_have_text(str(agent["version"]))
+        expect(row.get_by_test_id("agent-last-seen")).to_have_text(
+            re.compile(r"^never$") if agent.get("last_seen_at") is None else re.compile(r"\d")
+        )

@@ -14,12 +14,13 @@ from pathlib import Path
 import httpx
 import pytest
 from misconfigured_api import misconfigured_api
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
 from harness.fixtures.cli_stack import StackUnderTest
 from harness.settings_page import (
     STORAGE_POLICY,
     SettingsApi,
+    agents_render_from_the_api,
     misconfigured_policy_shows_the_error_while_alerts_work,
     policy_round_trips_through_the_page,
 )
@@ -40,6 +41,17 @@ def test_the_page_loads_saves_and_reloads_the_policy(stack: StackUnderTest, page
         row = stack.policy_row()
         assert row is not None
         assert (row["operational"], row["sync_enabled"]) == ("local", True)
+
+
+def test_the_page_lists_the_stack_s_agent_online(stack: StackUnderTest, page: Page) -> None:
+    """`up` paired one agent with the stack (in either backend: agents live in PostgreSQL); the page
+    shows it online, as GET /api/v1/agents does."""
+    api = SettingsApi(stack.printed.api_url, stack.printed.token)
+    agents = agents_render_from_the_api(page, api, stack.printed.frontend_url)
+    assert [(agent["name"], agent["online"]) for agent in agents] == [("local-stack", True)]
+    row = page.get_by_test_id("agent-row")
+    expect(row).to_have_attribute("data-state", "online")
+    expect(row.get_by_test_id("agent-state")).to_have_text("online")
 
 
 def test_supabase_mode_without_supabase_settings_fails_only_the_policy(

@@ -36,6 +36,8 @@ DOCUMENTED_KEYS = frozenset(
         "default_tenant_id",
         "internal_api_token",
         "internal_infra_token",
+        "syncthing_api_key",
+        "agent_vault_passphrase",
         "processes",
     }
 )

@@ -1,5 +1,6 @@
-// Bot-Mox settings page: the tenant's storage policy (GET, merge, PUT of the whole object, as the
-// Bot-Mox frontend does) and one ordinary setting (alerts.warning_days, GET + PATCH).
+// Bot-Mox settings page: the tenant's agents (GET, read only), the tenant's storage policy (GET, merge,
+// PUT of the whole object, as the Bot-Mox frontend does) and one ordinary setting (alerts.warning_days,
+// GET + PATCH).
 // Vanilla JS, no build step. Configuration comes from /runtime-config.js, written at container start.
 "use strict";
 
@@ -10,6 +11,7 @@
   const TOKEN_KEY = "botmox.apiToken";
   const STORAGE_POLICY_PATH = "/api/v1/settings/storage_policy";
   const ALERTS_PATH = "/api/v1/settings/alerts";
+  const AGENTS_PATH = "/api/v1/agents";
   // What the API means by "nothing stored" (data: null), see docs/api.md.
   const DEFAULT_POLICY = Object.freeze({ secrets: "local-only", operational: "cloud", sync: { enabled: false } });
 
@@ -213,16 +215,78 @@
     }
   }
 
+  // --- agents: GET /api/v1/agents (name, online, last_seen_at, version), shown as the API answered
+  const agentRows = byTestId("agents-rows");
+  let agentsGeneration = 0;
+
+  function agentCell(testId, text) {
+    const cell = document.createElement("td");
+    cell.dataset.testid = testId;
+    cell.textContent = text; // never innerHTML: names come from the agents themselves
+    return cell;
+  }
+
+  function agentState(agent) {
+    if (agent.revoked_at) return "revoked";
+    return agent.online === true ? "online" : "offline";
+  }
+
+  function lastSeen(agent) {
+    if (typeof agent.last_seen_at !== "string") return "never";
+    const seen = new Date(agent.last_seen_at);
+    return Number.isNaN(seen.getTime()) ? agent.last_seen_at : seen.toLocaleString();
+  }
+
+  function renderAgents(agents) {
+    const rows = agents.map((agent) => {
+      const row = document.createElement("tr");
+      const state = agentState(agent);
+      row.dataset.testid = "agent-row";
+      row.dataset.agentId = typeof agent.id === "string" ? agent.id : "";
+      row.dataset.state = state;
+      const stateCell = agentCell("agent-state", state);
+      stateCell.className = `agent-state agent-${state}`;
+      row.append(
+        agentCell("agent-name", typeof agent.name === "string" ? agent.name : ""),
+        stateCell,
+        agentCell("agent-last-seen", lastSeen(agent)),
+        agentCell("agent-version", typeof agent.version === "string" ? agent.version : ""),
+      );
+      return row;
+    });
+    agentRows.replaceChildren(...rows);
+    byTestId("agents-empty").hidden = agents.length > 0;
+  }
+
+  async function loadAgents() {
+    const generation = ++agentsGeneration;
+    showStatus("agents", "agents", "loading", "Loading agents…", null);
+    try {
+      const data = await apiRequest("GET", AGENTS_PATH);
+      if (generation !== agentsGeneration) return;
+      const agents = Array.isArray(data) ? data.filter((agent) => agent && typeof agent === "object") : [];
+      renderAgents(agents);
+      const online = agents.filter((agent) => agentState(agent) === "online").length;
+      showStatus("agents", "agents", "ready", `${agents.length} agent(s), ${online} online`, null);
+    } catch (error) {
+      if (generation !== agentsGeneration) return;
+      renderAgents([]);
+      byTestId("agents-empty").hidden = true;
+      showStatus("agents", "agents", "load-error", "Failed to load agents", asApiError(error));
+    }
+  }
+
   // --- wiring
   function loadAll() {
     if (!currentToken()) {
       // Without a token every call would be a 401: ask for one instead.
       const message = "Paste a bearer token above to load the settings";
+      showStatus("agents", "agents", "needs-token", message, null);
       showStatus("storage-policy", "storage-policy", "needs-token", message, null);
       showStatus("alerts", "alerts", "needs-token", message, null);
       return Promise.resolve();
     }
-    return Promise.all([loadStoragePolicy(), loadAlerts()]);
+    return Promise.all([loadAgents(), loadStoragePolicy(), loadAlerts()]);
   }
 
   byTestId("api-base-url").textContent = apiBaseUrl || `${window.location.origin} (same origin)`;
@@ -238,6 +302,7 @@
     saveStoragePolicy();
   });
   byTestId("storage-policy-reload").addEventListener("click", () => loadStoragePolicy());
+  byTestId("agents-reload").addEventListener("click", () => loadAgents());
   document.getElementById("alerts-form").addEventListener("submit", (event) => {
     event.preventDefault();
     saveAlerts();

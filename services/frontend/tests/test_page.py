@@ -23,6 +23,7 @@ import socket
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -36,9 +37,11 @@ from playwright.sync_api import Page, expect
 
 from harness import processes
 from harness.settings_page import (
+    AGENTS,
     ALERTS,
     STORAGE_POLICY,
     SettingsApi,
+    agents_render_from_the_api,
     api_client,
     expect_policy,
     misconfigured_policy_shows_the_error_while_alerts_work,
@@ -105,6 +108,9 @@ class FakeSettingsApp:
     allowed_origins: frozenset[str]
     storage_policy: dict[str, object] | None = None
     alerts: dict[str, object] | None = None
+    # GET /api/v1/agents answers these (the API's list items).
+    agents: list[dict[str, object]] = field(default_factory=list)
+    agents_failure: Failure | None = None
     failure: Failure | None = None
     requests: list[RecordedRequest] = field(default_factory=list)
 
@@ -145,6 +151,11 @@ class FakeSettingsApp:
             return self._storage_policy(request)
         if request.path == ALERTS:
             return self._alerts(request)
+        if request.path == AGENTS and request.method == "GET":
+            failure = self.agents_failure
+            if failure is not None:
+                return _error(failure.status, failure.code, failure.message, failure.details)
+            return _ok(self.agents)
         return _error(404, "NOT_FOUND", f"Unknown API v1 endpoint: {request.method} {request.path}")
 
     def _preflight(self, origin: str | None) -> Reply:
@@ -367,6 +378,64 @@ def test_misconfigured_storage_policy_shows_the_error_while_alerts_work(
 
 
 # --- scenarios that need the fake (an empty tenant, recorded requests, injected failures) ---------
+
+
+def _agent(
+    name: str, *, online: bool, last_seen_at: str | None, revoked_at: str | None = None
+) -> dict[str, object]:
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, name)),
+        "name": name,
+        "version": "0.1.0",
+        "capabilities": ["syncthing.status"],
+        "created_by": "internal-infra",
+        "created_at": "2026-12-06T09:00:00Z",
+        "last_seen_at": last_seen_at,
+        "revoked_at": revoked_at,
+        "online": online,
+    }
+
+
+def test_the_agents_list_renders_from_the_api_and_updates_on_reload(
+    page: Page, fake_api: tuple[FakeSettingsApp, str], settings_api: SettingsApi, frontend_url: str
+) -> None:
+    app, _ = fake_api
+    app.agents = [
+        _agent("pve-gateway", online=True, last_seen_at="2026-12-06T09:41:28Z"),
+        _agent("<b>office</b>", online=False, last_seen_at=None),
+        _agent(
+            "retired", online=False, last_seen_at="2026-12-01T10:00:00Z", revoked_at="2026-12-02T10:00:00Z"
+        ),
+    ]
+    agents_render_from_the_api(page, settings_api, frontend_url)
+    expect(page.get_by_test_id("agents-message")).to_have_text("3 agent(s), 1 online")
+    # A name is text, never markup.
+    expect(page.locator("[data-testid=agent-name] b")).to_have_count(0)
+
+    # The list is what the API says at load time: a reload shows an agent going offline.
+    app.agents = [_agent("pve-gateway", online=False, last_seen_at="2026-12-06T09:42:00Z")]
+    page.reload()
+    settle(page)
+    expect(page.get_by_test_id("agent-row")).to_have_count(1)
+    expect(page.get_by_test_id("agent-state")).to_have_text("offline")
+    assert any(r.path == AGENTS and "origin" in r.headers for r in app.requests)
+
+
+def test_no_agent_yet_says_so(page: Page, settings_api: SettingsApi, frontend_url: str) -> None:
+    agents_render_from_the_api(page, settings_api, frontend_url)
+    expect(page.get_by_test_id("agents-empty")).to_have_text(re.compile("No agent is paired"))
+
+
+def test_agents_that_fail_to_load_show_the_error_and_the_settings_still_work(
+    page: Page, fake_api: tuple[FakeSettingsApp, str], settings_api: SettingsApi, frontend_url: str
+) -> None:
+    app, _ = fake_api
+    app.agents_failure = SUPABASE_NOT_CONFIGURED
+    open_with_token(page, frontend_url, settings_api.token)
+    expect(page.get_by_test_id("agents")).to_have_attribute("data-state", "load-error")
+    expect(page.get_by_test_id("agents-error-code")).to_have_text("SUPABASE_CONFIG_ERROR")
+    expect(page.get_by_test_id("agents-empty")).to_be_hidden()
+    expect(page.get_by_test_id("storage-policy")).to_have_attribute("data-state", "ready")
 
 
 def test_nothing_stored_shows_the_defaults(page: Page, settings_api: SettingsApi, frontend_url: str) -> None:

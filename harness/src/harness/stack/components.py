@@ -3,8 +3,10 @@
 The lifecycle (``harness.stack.lifecycle``) and every runtime ask a service's component, never its
 engine: how it is stopped (PostgreSQL: SIGINT, its fast shutdown, to the postmaster alone; in
 Compose too), what its health check connects to, how it runs from a checkout (PostgreSQL: initdb
-first, as the ``postgres`` user, in a directory that user can reach), and whether migrations apply
-to it. A new kind of service is one class here and one entry in ``COMPONENTS``.
+first, as the ``postgres`` user, in a directory that user can reach), whether migrations apply
+to it, and what the harness writes before each start in either runtime (SyncThing: its home with the
+loopback rules; the agent: its vault and a pairing code). A new kind of service is one class here
+and one entry in ``COMPONENTS``.
 """
 
 from __future__ import annotations
@@ -19,12 +21,18 @@ from harness import processes
 from harness.postgres.cluster import STOP_LADDER, PostgresCluster, dsn
 from harness.postgres.migrated import API_ROLE, migrate
 from harness.postgres.supabase import SupabaseCli, ToolResult
+from harness.stack.agent_setup import AgentSetupFailed, create_pairing_code, seed_vault
 from harness.stack.description import Engine, MigrationStep, ServiceSpec, StackDescription, render
 from harness.stack.values import StackValues, render_service
+from harness.syncthing import SyncthingStartError, configure_home
 
 
 class NotMigratable(RuntimeError):
     """The description asks for migrations on a service that has no database."""
+
+
+class StackPreparationFailed(RuntimeError):
+    """What a service needs before it starts could not be made (the message names no secret)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +73,14 @@ class ProcessComponent:
     def migrate(self, step: MigrationStep, values: StackValues, cli: SupabaseCli) -> ToolResult:
         raise NotMigratable(f"{self.spec.name} runs no database; migrations need a postgresql service")
 
+    def before_start(self, description: StackDescription, values: StackValues) -> Mapping[str, str]:
+        """Runs on the host before each start, in both runtimes, once what it depends on is healthy;
+        returns the service's start values (``ServiceSpec.start_values``). Creates its state directory."""
+        state_dir = render_service(description, self.spec.name, values).state_dir
+        if state_dir is not None:
+            state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return {}
+
 
 @dataclass(frozen=True, slots=True)
 class PostgresComponent(ProcessComponent):
@@ -104,9 +120,53 @@ class PostgresComponent(ProcessComponent):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class SyncthingComponent(ProcessComponent):
+    """SyncThing on a home the harness writes before each start (``harness.syncthing``): keys, and a
+    config.xml with the loopback rules (no discovery, relays, NAT, usage or crash reports, upgrades)
+    and the GUI's address and API key. Written on the host with the host's ``syncthing generate`` in
+    both runtimes; the container runs the same home, mounted at the same path."""
+
+    def before_start(self, description: StackDescription, values: StackValues) -> Mapping[str, str]:
+        ProcessComponent.before_start(self, description, values)
+        home = render_service(description, self.spec.name, values).state_dir
+        assert home is not None, "a syncthing service has a state directory (its home)"
+        try:
+            configure_home(
+                home, gui_port=values.ports[self.spec.name], api_key=values.credentials.syncthing_api_key
+            )
+        except (SyncthingStartError, OSError) as error:
+            raise StackPreparationFailed(str(error)) from None
+        return {}
+
+
+@dataclass(frozen=True, slots=True)
+class AgentComponent(ProcessComponent):
+    """The customer agent: its vault seeded with SyncThing's API key, and a one-time pairing code
+    created with the infra token once the API is healthy (``harness.stack.agent_setup``)."""
+
+    pairing_code: ClassVar[str] = "pairing_code"
+
+    def before_start(self, description: StackDescription, values: StackValues) -> Mapping[str, str]:
+        ProcessComponent.before_start(self, description, values)
+        environment = render_service(description, self.spec.name, values).environment
+        try:
+            seed_vault(
+                Path(environment["BOTMOX_AGENT_VAULT"]),
+                passphrase=values.credentials.agent_vault_passphrase,
+                syncthing_api_key=values.credentials.syncthing_api_key,
+            )
+            code = create_pairing_code(values.url("api"), values.credentials.internal_infra_token)
+        except AgentSetupFailed as error:
+            raise StackPreparationFailed(str(error)) from None
+        return {self.pairing_code: code}
+
+
 COMPONENTS: Mapping[Engine, type[ProcessComponent]] = {
     "process": ProcessComponent,
     "postgresql": PostgresComponent,
+    "syncthing": SyncthingComponent,
+    "agent": AgentComponent,
 }
 
 

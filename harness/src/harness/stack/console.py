@@ -50,11 +50,30 @@ ADMIN_VARIABLES = (
 )
 
 
+# The agent's variables its own commands need to act on the stack's agent (`botmox-agent status`,
+# `botmox-agent vault list`): its state directory and vault with their key. Never its pairing code,
+# a value of its start alone.
+AGENT_ADMIN_VARIABLES = (
+    "BOTMOX_AGENT_SERVER_URL",
+    "BOTMOX_AGENT_STATE_DIR",
+    "BOTMOX_AGENT_VAULT",
+    "BOTMOX_AGENT_KEY_SOURCE",
+    "BOTMOX_AGENT_VAULT_PASSPHRASE",
+    "BOTMOX_AGENT_SYNCTHING_URL",
+)
+
+
 def admin_environment(state: StackState) -> dict[str, str]:
     """The API's own variables for this stack, with the database's administrator DSN as
-    ``SUPABASE_DB_URL`` (the API's is the ``botmox_api`` role's, confined by row-level security)."""
-    api = render_service(STACK, "api", values_of(state)).environment
-    return {"SUPABASE_DB_URL": state.supabase_db_url, **{name: api[name] for name in ADMIN_VARIABLES}}
+    ``SUPABASE_DB_URL`` (the API's is the ``botmox_api`` role's, confined by row-level security),
+    and the agent's for its CLI (a stack without an agent, from before it joined, has none)."""
+    values = values_of(state)
+    api = render_service(STACK, "api", values).environment
+    exported = {"SUPABASE_DB_URL": state.supabase_db_url, **{name: api[name] for name in ADMIN_VARIABLES}}
+    if "agent" in state.ports:
+        agent = render_service(STACK, "agent", values).environment
+        exported.update({name: agent[name] for name in AGENT_ADMIN_VARIABLES})
+    return exported
 
 
 def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, detached: bool) -> None:
@@ -66,6 +85,16 @@ def print_summary(console: Console, state: StackState, paths: HarnessPaths, *, d
     console.print(f"  frontend     {state.frontend_url}/")
     console.print(f"  PostgreSQL   {state.supabase_db_url}")
     console.print(f"  RTDB         {state.rtdb_url}")
+    if "agent" in state.ports:
+        console.print(
+            f"  agent        http://127.0.0.1:{state.ports['agent']}/healthz   paired with the API as tenant "
+            f"{state.default_tenant_id}: GET /api/v1/agents"
+        )
+    if "syncthing" in state.ports:
+        console.print(
+            f"  SyncThing    http://127.0.0.1:{state.ports['syncthing']}/   the agent's own "
+            "(its API key: syncthing_api_key in the state file)"
+        )
     console.print(f"  state file   {paths.state_file}   logs {paths.logs}/")
     for service, variables in sorted(state.extra_environment.items()):
         # Names only: a value may be a secret, and the state file holds them all.
@@ -96,6 +125,9 @@ def status_table(description: StackDescription, state: StackState) -> tuple[Tabl
     all_healthy = True
     values = values_of(state)
     for spec in description.start_order():
+        if spec.name not in state.ports:
+            # A stack started before the description had this service.
+            continue
         component = component_of(spec)
         identity = state.processes.get(spec.name)
         running = identity is not None and is_running(identity)

@@ -13,15 +13,21 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from types import MappingProxyType
 from typing import Literal
 
-ServiceName = Literal["postgres", "rtdb", "api", "frontend"]
+from harness import syncthing
+
+ServiceName = Literal["postgres", "rtdb", "api", "frontend", "syncthing", "agent"]
 HealthKind = Literal["http", "postgres"]
 # "postgresql": a PostgreSQL server (initdb as a non-root user, migrations applied after it is healthy);
 # "process": a program that runs in the foreground with the given command and environment. What each
-# one means to the runtimes is its component class (harness.stack.components.COMPONENTS).
-Engine = Literal["postgresql", "process"]
+# "syncthing": a SyncThing whose home (keys, config.xml with the loopback rules, the GUI's address
+# and API key) the harness writes before each start; "agent": the customer agent, whose vault the
+# harness seeds and whose pairing code it creates before each start. What each one means to the
+# runtimes is its component class (harness.stack.components.COMPONENTS).
+Engine = Literal["postgresql", "process", "syncthing", "agent"]
 
 
 class DescriptionError(ValueError):
@@ -33,6 +39,10 @@ class Placeholders(string.Template):
 
     idpattern = r"[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]*)*"
     flags = re.ASCII
+
+
+# ``${start.NAME}``: a value the service's component computes at each start (ServiceSpec.start_values).
+START_PREFIX = "start."
 
 
 def render(template: str, values: Mapping[str, str]) -> str:
@@ -64,6 +74,10 @@ class ImageBuild:
     # The uv workspace package whose uv.lock pins the image installs: the harness exports them into
     # the build context (harness.stack.docker.images.LOCKED_REQUIREMENTS) at build time.
     locked_package: str | None = None
+    # uv workspace packages the image installs besides its own (project-relative directories, e.g.
+    # "services/protocol"): copied into the build context under workspace/<directory name>/ and
+    # hashed with it (harness.stack.docker.images.WORKSPACE_DIR); the Dockerfile installs them.
+    workspace_packages: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +109,13 @@ class ServiceSpec:
     health: HealthCheck
     environment: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     depends_on: tuple[ServiceName, ...] = ()
+    # A directory under ${data_dir} the service keeps its state in, written by the harness before it
+    # starts (a vault, a config): the docker runtime mounts it at the same path and runs the container
+    # as the harness's user, so the paths and file owners in it hold in both runtimes.
+    state_dir: str | None = None
+    # Values its component computes at each start (``${start.NAME}``, e.g. a one-time pairing code):
+    # never recorded in the state file; empty where a service is rendered outside a start (status).
+    start_values: tuple[str, ...] = ()
 
     @property
     def port(self) -> PortSpec:
@@ -105,6 +126,8 @@ class ServiceSpec:
         yield from self.command
         yield from self.environment.values()
         yield self.health.path
+        if self.state_dir is not None:
+            yield self.state_dir
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +186,21 @@ def check(description: StackDescription) -> None:
         for dependency in service.depends_on:
             if dependency not in names:
                 raise DescriptionError(f"{service.name} depends on unknown service {dependency!r}")
+        packages = [PurePosixPath(package).name for package in service.image.workspace_packages]
+        if len(packages) != len(set(packages)):
+            raise DescriptionError(f"{service.name}: two workspace packages share a directory name")
+        if service.state_dir is not None and not service.state_dir.startswith("${data_dir}/"):
+            raise DescriptionError(f"{service.name}: its state directory must be under ${{data_dir}}")
+        undeclared = {
+            name.removeprefix(START_PREFIX)
+            for template in service.templates()
+            for name in placeholders_in(template)
+            if name.startswith(START_PREFIX)
+        } - set(service.start_values)
+        if undeclared:
+            raise DescriptionError(
+                f"{service.name} uses start values it does not declare: {sorted(undeclared)}"
+            )
     if description.migrations is not None and description.migrations.service not in names:
         raise DescriptionError(f"migrations target unknown service {description.migrations.service!r}")
     _check_acyclic(description)
@@ -251,7 +289,13 @@ API = ServiceSpec(
     name="api",
     description="Control-plane API v1 (FastAPI under uvicorn)",
     engine="process",
-    image=ImageBuild("services/api", "services/api/Dockerfile", _PYTHON_BASE, locked_package="botmox-api"),
+    image=ImageBuild(
+        "services/api",
+        "services/api/Dockerfile",
+        _PYTHON_BASE,
+        locked_package="botmox-api",
+        workspace_packages=("services/protocol",),
+    ),
     command=("python", "-m", "botmox_api"),
     ports=(PortSpec("http", 8000),),
     environment=_env(
@@ -303,7 +347,77 @@ FRONTEND = ServiceSpec(
     depends_on=("api",),
 )
 
+SYNCTHING = ServiceSpec(
+    name="syncthing",
+    description="The agent's SyncThing (Debian's): REST on 127.0.0.1, no discovery, relays, NAT, reports",
+    engine="syncthing",
+    image=ImageBuild(
+        "harness/docker/syncthing", "harness/docker/syncthing/Dockerfile", "debian:bookworm-slim"
+    ),
+    # The API key is in config.xml (written by the harness with the loopback rules: harness.syncthing),
+    # never on the command line, where every user of the machine could read it.
+    command=(
+        "syncthing",
+        "serve",
+        "--no-browser",
+        "--no-restart",
+        "--no-upgrade",
+        "--home",
+        "${data_dir}/syncthing",
+        "--gui-address",
+        "${syncthing.host}",
+    ),
+    # 8384 is SyncThing's usual GUI/REST port (the agent's default BOTMOX_AGENT_SYNCTHING_URL).
+    ports=(PortSpec("http", 8384),),
+    # No default folder, no upgrades, no restarts, no monitor process (the PID held is SyncThing's):
+    # harness.syncthing's rules; the image's command reads its home from SYNCTHING_HOME.
+    environment=_env({**syncthing.ENVIRONMENT, "SYNCTHING_HOME": "${data_dir}/syncthing"}),
+    # The GUI's page: served once the GUI/REST listener is up (1.19's /rest/noauth/health answers a
+    # request without a CSRF token or an API key 403, and a health check carries neither).
+    health=HealthCheck("http", path="/", timeout_s=60.0),
+    state_dir="${data_dir}/syncthing",
+)
+
+AGENT = ServiceSpec(
+    name="agent",
+    description="The customer agent (botmox-agent run), paired with this stack's API at each start",
+    engine="agent",
+    image=ImageBuild(
+        "services/agent",
+        "services/agent/Dockerfile",
+        _PYTHON_BASE,
+        locked_package="botmox-agent",
+        workspace_packages=("services/protocol",),
+    ),
+    command=("python", "-m", "botmox_agent", "run"),
+    ports=(PortSpec("http", 8390),),
+    # The agent's settings (botmox_agent's AgentSettings, BOTMOX_AGENT_*); the vault holds the agent's
+    # credential once paired and SyncThing's API key (secret://syncthing/api-key), put there by the harness.
+    environment=_env(
+        {
+            "BOTMOX_AGENT_SERVER_URL": "${api.url}",
+            "BOTMOX_AGENT_STATE_DIR": "${data_dir}/agent",
+            "BOTMOX_AGENT_VAULT": "${data_dir}/agent/vault.json",
+            "BOTMOX_AGENT_KEY_SOURCE": "passphrase",
+            "BOTMOX_AGENT_VAULT_PASSPHRASE": "${secret.agent_vault_passphrase}",
+            "BOTMOX_AGENT_NAME": "local-stack",
+            "BOTMOX_AGENT_HTTP_ADDRESS": "127.0.0.1:${agent.port}",
+            "BOTMOX_AGENT_SYNCTHING_URL": "${syncthing.url}",
+            # A one-time code the harness creates with the infra token once the API is healthy; the
+            # agent pairs with it on its first start (an empty value: already paired).
+            "BOTMOX_AGENT_PAIRING_CODE": "${start.pairing_code}",
+        }
+    ),
+    # 200 once a `welcome` arrived on the agent's current connection to the API.
+    health=HealthCheck("http", path="/healthz", timeout_s=60.0),
+    depends_on=("api", "syncthing"),
+    state_dir="${data_dir}/agent",
+    start_values=("pairing_code",),
+)
+
 STACK = StackDescription(
-    services=(POSTGRES, RTDB, API, FRONTEND),
+    # Description order is start order among equals: the frontend last, so the page opens on a stack
+    # whose agent is online.
+    services=(POSTGRES, RTDB, SYNCTHING, API, AGENT, FRONTEND),
     migrations=MigrationStep(service="postgres", directory="supabase/migrations", database="botmox"),
 )

@@ -23,7 +23,7 @@ from typing import ClassVar, Protocol
 from botmox_api.model import DataBackend
 from harness.postgres.supabase import SupabaseCli, ToolFailed, find_project_root
 from harness.processes import ProcessIdentity, free_port, port_is_free
-from harness.stack.components import ProcessComponent, component_of
+from harness.stack.components import ProcessComponent, StackPreparationFailed, component_of
 from harness.stack.credentials import StackCredentials
 from harness.stack.description import STACK, MigrationStep, StackDescription
 from harness.stack.health import wait_healthy
@@ -73,6 +73,8 @@ def values_of(state: StackState) -> StackValues:
             internal_api_token=state.internal_api_token,
             internal_infra_token=state.internal_infra_token,
             db_api_password=state.db_api_password,
+            syncthing_api_key=state.syncthing_api_key,
+            agent_vault_passphrase=state.agent_vault_passphrase,
         ),
         project_root=Path(state.project_root),
         data_dir=Path(state.data_dir),
@@ -107,6 +109,8 @@ def initial_state(values: StackValues, supervisor: ProcessIdentity | None, runti
         internal_api_token=values.credentials.internal_api_token,
         internal_infra_token=values.credentials.internal_infra_token,
         db_api_password=values.credentials.db_api_password,
+        syncthing_api_key=values.credentials.syncthing_api_key,
+        agent_vault_passphrase=values.credentials.agent_vault_passphrase,
         database=values.database,
         ports=dict(values.ports),
         project_root=str(values.project_root),
@@ -224,6 +228,12 @@ class StackLifecycle:
 
     def _start(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
         name = component.spec.name
+        try:
+            start_values = component.before_start(self.description, values)
+        except StackPreparationFailed as error:
+            raise StackStartError(f"{name} could not be prepared: {error}") from error
+        if start_values:
+            values = replace(values, start_values=start_values)
         self._launch(component, values, state)
         # Recorded before it is checked, so a `down` elsewhere can stop it if this one dies.
         save(self.paths, state)

@@ -143,6 +143,10 @@ class StackState:
     ports: dict[str, int]
     project_root: str
     data_dir: str
+    # The agent's SyncThing's API key and the agent's vault passphrase (empty in a file of a stack
+    # from before the agent joined it).
+    syncthing_api_key: str = ""
+    agent_vault_passphrase: str = ""
     # The API's uvicorn workers; `flip` starts it again with as many.
     api_workers: int = 1
     # Variables services get on top of the description's, by service (`--api-env`); `flip` keeps them.

@@ -13,15 +13,17 @@ from typing import get_args
 
 from botmox_api.model import DataBackend
 from harness.stack.credentials import StackCredentials
-from harness.stack.description import StackDescription, check_extra_environment, render
-from harness.stack.tokens import demo_token
+from harness.stack.description import START_PREFIX, StackDescription, check_extra_environment, render
+from harness.stack.tokens import DEMO_TENANT_ID, demo_token
 
 DATA_BACKENDS: tuple[DataBackend, ...] = get_args(DataBackend)
 LOOPBACK = "127.0.0.1"
 API_DB_ROLE = "botmox_api"
 DB_SUPERUSER = "postgres"
 RTDB_NAMESPACE = "botmox-local"
-DEFAULT_TENANT_ID = "default"
+# The internal tokens' tenant is the demo token's: what the harness pairs with the infra token (the
+# agent) is the demo tenant's, so both see it.
+DEFAULT_TENANT_ID = DEMO_TENANT_ID
 JWT_AUDIENCE = "authenticated"
 
 
@@ -41,6 +43,8 @@ class StackValues:
     # Variables a service gets on top of the description's, by service (`up --api-env NAME=VALUE`):
     # features the stack does not configure itself, such as STORAGE_POLICY_SHADOW. Literal values.
     extra_environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # What components computed for the start under way (``${start.NAME}``; never in the state file).
+    start_values: Mapping[str, str] = field(default_factory=dict)
 
     def with_backend(self, backend: DataBackend) -> StackValues:
         return replace(self, backend=backend)
@@ -90,12 +94,16 @@ class RenderedService:
     command: tuple[str, ...]
     environment: dict[str, str]
     health_url: str
+    # The service's state directory (ServiceSpec.state_dir), None when it has none.
+    state_dir: Path | None = None
 
 
 def render_service(description: StackDescription, name: str, values: StackValues) -> RenderedService:
     spec = description.service(name)
     check_extra_environment(description, values.extra_environment)
     filled = values.placeholders()
+    # Outside a start (status, stack-env) a start value is unknown: empty.
+    filled.update({START_PREFIX + key: values.start_values.get(key, "") for key in spec.start_values})
     return RenderedService(
         name=name,
         command=tuple(render(part, filled) for part in spec.command),
@@ -104,4 +112,5 @@ def render_service(description: StackDescription, name: str, values: StackValues
             **values.extra_environment.get(name, {}),
         },
         health_url=values.url(name) + render(spec.health.path, filled),
+        state_dir=Path(render(spec.state_dir, filled)) if spec.state_dir is not None else None,
     )

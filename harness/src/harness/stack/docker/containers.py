@@ -2,7 +2,10 @@
 
 Every image listens on ``$HOST:$PORT`` (the API, the emulator, PostgreSQL's entrypoint and the
 frontend's Caddyfile all read those two), so the runtime sets them from the stack's ports next to
-the description's own environment. The container's main process is recorded like a native
+the description's own environment. A service with a state directory (``ServiceSpec.state_dir``,
+written by the harness on the host) gets it mounted at the same path and runs as the harness's user,
+so the paths in its environment and the owners of its files (the agent's vault) hold as they do
+natively. The container's main process is recorded like a native
 process (``state.processes``), so ``status`` and "is a stack running" work for both runtimes.
 """
 
@@ -58,6 +61,7 @@ def run(
     label: str,
     volumes: dict[str, dict[str, str]],
     stop_signal: str,
+    user: str | None = None,
 ) -> StartedContainer:
     name = container_name(spec.name, label)
     _remove_leftover(client, name, label)
@@ -72,6 +76,8 @@ def run(
             volumes=volumes,
             # The component's: PostgreSQL's fast shutdown is SIGINT; the others stop on SIGTERM.
             stop_signal=stop_signal,
+            # "uid:gid" of the harness for a service whose state directory is mounted (None: the image's).
+            user=user,
         )
     except APIError as error:
         raise ContainerError(f"{spec.name}: cannot start its container: {error}") from error

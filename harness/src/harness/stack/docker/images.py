@@ -11,6 +11,14 @@ holds that package's uv.lock pins with their hashes (``uv export --frozen``, no 
 no workspace packages), so the image installs exactly what the tests ran against, not the version
 ranges of its pyproject.toml. It is made at build time and never committed; a change of a pin in
 uv.lock changes the image's hash.
+
+Workspace packages: an image whose description names ``workspace_packages`` (project-relative
+directories of uv workspace packages, such as ``services/protocol``) gets a copy of each under
+``workspace/<directory name>/`` of its build context (``WORKSPACE_DIR``: its ``pyproject.toml`` and
+``src/``), hashed like the context's own files, so a change in ``services/protocol`` rebuilds every
+image that installs it. The Dockerfile installs them (``pip install --no-deps``) before the
+service's own package; the locked requirements leave them out (``--no-emit-workspace``). A
+``workspace/`` directory left in a source context is never sent: the copies are the harness's.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ import subprocess
 import tarfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import docker
 from docker.errors import APIError, BuildError, ImageNotFound
@@ -42,6 +50,7 @@ EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # Local configuration with secrets (services/api/.env) never goes into a build context.
 EXCLUDED_FILES = frozenset({".env"})
 LOCKED_REQUIREMENTS = "requirements.lock.txt"
+WORKSPACE_DIR = "workspace"
 _CHUNK = 1 << 16
 
 
@@ -58,15 +67,26 @@ class BuildInputs:
     base_image: str
     base_image_id: str
     generated: tuple[tuple[str, bytes], ...] = ()  # (name in the context, content), sorted
+    # Workspace packages copied into the context: (name in the context, the package's directory,
+    # its files relative to that directory), in the description's order.
+    workspace: tuple[tuple[str, Path, tuple[str, ...]], ...] = ()
+
+    def sources(self) -> tuple[tuple[str, Path], ...]:
+        """Every file of the context as (name in the context, where it is read from)."""
+        own = tuple((relative, self.context / relative) for relative in self.files)
+        copied = tuple(
+            (f"{prefix}/{relative}", root / relative)
+            for prefix, root, files in self.workspace
+            for relative in files
+        )
+        return own + copied
 
     @property
     def repository(self) -> str:
         return f"{REPOSITORY_PREFIX}{self.service}"
 
     def digest(self) -> str:
-        return inputs_hash(
-            self.dockerfile.read_bytes(), self.context, self.files, self.base_image_id, self.generated
-        )
+        return inputs_hash(self.dockerfile.read_bytes(), self.sources(), self.base_image_id, self.generated)
 
     def tag(self) -> str:
         return f"{self.repository}:{self.digest()[:16]}"
@@ -78,16 +98,30 @@ def inputs_of(spec: ServiceSpec, project_root: Path, base_image: str, base_image
     if spec.image.locked_package:
         generated = ((LOCKED_REQUIREMENTS, locked_requirements(project_root, spec.image.locked_package)),)
     names = {name for name, _ in generated}
+    workspace = tuple(
+        (workspace_prefix(package), project_root / package, package_files(project_root / package))
+        for package in spec.image.workspace_packages
+    )
     return BuildInputs(
         service=spec.name,
         context=context,
         dockerfile=project_root / spec.image.dockerfile,
-        # A generated file wins over a stale copy of it in the source tree.
-        files=tuple(f for f in context_files(context) if f not in names),
+        # A generated file wins over a stale copy of it in the source tree; so do the workspace copies.
+        files=tuple(
+            f
+            for f in context_files(context)
+            if f not in names and not (workspace and f.startswith(f"{WORKSPACE_DIR}/"))
+        ),
         base_image=base_image,
         base_image_id=base_image_id,
         generated=generated,
+        workspace=workspace,
     )
+
+
+def workspace_prefix(package: str) -> str:
+    """Where a workspace package (a project-relative directory) lands in a build context."""
+    return f"{WORKSPACE_DIR}/{PurePosixPath(package).name}"
 
 
 def _uv() -> str:
@@ -113,6 +147,14 @@ def locked_requirements(project_root: Path, package: str) -> bytes:
     return result.stdout
 
 
+def package_files(root: Path) -> tuple[str, ...]:
+    """What pip needs to install a workspace package: its pyproject.toml and its ``src/`` tree (its
+    tests and notes are no input of an image)."""
+    if not (root / "pyproject.toml").is_file():
+        raise ImageBuildFailed(f"{root} is no Python package (no pyproject.toml)")
+    return ("pyproject.toml", *(f"src/{name}" for name in context_files(root / "src")))
+
+
 def context_files(context: Path) -> tuple[str, ...]:
     """Every regular file under ``context`` except caches, sorted (the hash depends on the order)."""
     found: list[str] = []
@@ -134,13 +176,12 @@ def _is_executable(path: Path) -> bool:
 
 def inputs_hash(
     dockerfile: bytes,
-    context: Path,
-    files: tuple[str, ...],
+    sources: tuple[tuple[str, Path], ...],
     base_image_id: str,
     generated: tuple[tuple[str, bytes], ...] = (),
 ) -> str:
-    """sha256 over the Dockerfile, each context file's path, executable bit and bytes (generated
-    files too), and the base id."""
+    """sha256 over the Dockerfile, each context file's name, executable bit and bytes (workspace
+    copies and generated files too), and the base id."""
     digest = hashlib.sha256()
 
     def field(tag: bytes, value: bytes) -> None:
@@ -148,9 +189,8 @@ def inputs_hash(
 
     field(b"dockerfile", dockerfile)
     field(b"base", base_image_id.encode())
-    for relative in files:
-        path = context / relative
-        field(b"path", relative.encode())
+    for name, path in sources:
+        field(b"path", name.encode())
         field(b"mode", b"x" if _is_executable(path) else b"-")
         field(b"content", hashlib.sha256(path.read_bytes()).digest())
     for name, content in generated:
@@ -164,9 +204,8 @@ def context_tar(inputs: BuildInputs) -> io.BytesIO:
     """The build context: the hashed and generated files with fixed owners and times, plus the Dockerfile."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as archive:
-        for relative in inputs.files:
-            path = inputs.context / relative
-            _add(archive, relative, path.read_bytes(), executable=_is_executable(path))
+        for name, path in inputs.sources():
+            _add(archive, name, path.read_bytes(), executable=_is_executable(path))
         for name, content in inputs.generated:
             _add(archive, name, content, executable=False)
         _add(archive, CONTEXT_DOCKERFILE, inputs.dockerfile.read_bytes(), executable=False)

@@ -11,6 +11,7 @@ dockerd the harness started; ``down`` removes exactly those and stops only that 
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -169,6 +170,12 @@ class DockerRuntime(StackLifecycle):
         assert client is not None
         assert state.docker is not None
         label = containers.stack_label(self.paths.home)
+        volumes = ca.container_volumes(ca.host_bundle())
+        user = None
+        state_dir = render_service(self.description, service.name, values).state_dir
+        if state_dir is not None:
+            volumes[str(state_dir)] = {"bind": str(state_dir), "mode": "rw"}
+            user = f"{os.getuid()}:{os.getgid()}"
         started = containers.run(
             client,
             service,
@@ -176,8 +183,9 @@ class DockerRuntime(StackLifecycle):
             environment=self._container_environment(service.name, values),
             port=values.ports[service.name],
             label=label,
-            volumes=ca.container_volumes(ca.host_bundle()),
+            volumes=volumes,
             stop_signal=component.stop_signal,
+            user=user,
         )
         state.docker.containers[service.name] = started.container_id
         state.processes[service.name] = started.main_process
