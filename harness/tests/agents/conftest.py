@@ -27,6 +27,7 @@ from pydantic import SecretStr
 
 from botmox_agent.executors import Executors, SecretResolver
 from botmox_agent.runtime import AgentSettings
+from botmox_api.model import DataBackend
 from harness import processes
 from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.cli_stack import StackUnderTest, cli_stack, transcript
@@ -41,7 +42,7 @@ from real_agent import PASSPHRASE, GatedExecutors, InProcessAgent, create_vault
 T = TypeVar("T")
 TERMINAL: Final = frozenset({"succeeded", "failed", "expired", "cancelled"})
 
-BACKEND = "supabase"
+BACKEND: Final[DataBackend] = "supabase"
 # A variable the API ignores; toggling it makes `flip` restart the API in the same mode.
 RESTART_VARIABLE = "BOTMOX_E2E_RESTART"
 TOKEN_LIFETIME_S = 3600

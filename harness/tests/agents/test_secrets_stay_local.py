@@ -92,7 +92,7 @@ def test_known_secrets_appear_in_no_frame_log_or_row(
     agent = agents.start(settings, real_executors, secrets=vault_entries)
 
     pve = {"credential": "secret://proxmox/pve1", "node": "pve1"}
-    commands = [
+    commands: list[tuple[str, dict[str, object]]] = [
         ("syncthing.status", {}),
         ("syncthing.folders.list", {}),
         ("proxmox.nodes.list", {"credential": "secret://proxmox/pve1"}),
