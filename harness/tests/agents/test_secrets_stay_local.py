@@ -35,6 +35,9 @@ from harness.syncthing import SyncthingProcess
 
 pytestmark = pytest.mark.integration
 
+# A well-formed device id no SyncThing here knows (the protocol doc's example).
+UNKNOWN_DEVICE = "MFZWI3D-BONSGYC-YLTMRWG-C43ENR5-QXGZDMM-FZWI3DP-BONSGYY-LTMRWAD"
+
 # Every row of the agent tables, whole, as JSON text.
 DUMPS: tuple[LiteralString, ...] = (
     "select row_to_json(t)::text as row from public.agent_pairings as t",
@@ -95,6 +98,8 @@ def test_known_secrets_appear_in_no_frame_log_or_row(
     commands: list[tuple[str, dict[str, object]]] = [
         ("syncthing.status", {}),
         ("syncthing.folders.list", {}),
+        ("syncthing.folder.rescan", {"folder_id": "not-shared-here"}),
+        ("syncthing.device.pause", {"device_id": UNKNOWN_DEVICE}),
         ("proxmox.nodes.list", {"credential": "secret://proxmox/pve1"}),
         ("proxmox.vm.status", {**pve, "vmid": 101}),
         ("proxmox.vm.start", {**pve, "vmid": 101}),
@@ -107,6 +112,9 @@ def test_known_secrets_appear_in_no_frame_log_or_row(
     # The commands really used the secrets: SyncThing answered the key, Proxmox was tried and failed.
     assert outcomes["syncthing.status"]["status"] == "succeeded", outcomes["syncthing.status"]
     assert outcomes["syncthing.folders.list"]["status"] == "succeeded"
+    # SyncThing's refusals of an unknown folder or device: the error path, answered with the key.
+    for kind in ("syncthing.folder.rescan", "syncthing.device.pause"):
+        assert outcomes[kind]["status"] in {"succeeded", "failed"}, outcomes[kind]
     for kind in ("proxmox.nodes.list", "proxmox.vm.status", "proxmox.vm.start", "proxmox.vm.clone"):
         assert outcomes[kind]["status"] == "failed", outcomes[kind]
         assert outcomes[kind]["error"]["code"].startswith("PROXMOX_"), outcomes[kind]
