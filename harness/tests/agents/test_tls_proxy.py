@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.extensions.permessage_deflate import ServerPerMessageDeflateFactory
 
 from harness.fixtures.loopback_tls import LoopbackTls
 from harness.fixtures.tls_proxy import TlsTerminatingProxy
@@ -25,9 +26,14 @@ async def _echo(connection: ServerConnection) -> None:
         await connection.send(message)
 
 
-@pytest.fixture
-async def echo_port() -> AsyncIterator[int]:
-    async with serve(_echo, "127.0.0.1", 0) as server:
+@pytest.fixture(params=["context_takeover", "no_context_takeover"])
+async def echo_port(request: pytest.FixtureRequest) -> AsyncIterator[int]:
+    """An echo server; its permessage-deflate keeps one stream per direction, or resets per message."""
+    reset = request.param == "no_context_takeover"
+    deflate = ServerPerMessageDeflateFactory(
+        server_no_context_takeover=reset, client_no_context_takeover=reset
+    )
+    async with serve(_echo, "127.0.0.1", 0, compression=None, extensions=[deflate]) as server:
         port: int = next(iter(server.sockets)).getsockname()[1]
         yield port
 
@@ -53,12 +59,12 @@ async def test_messages_cross_the_proxy_and_the_tap_reads_them_in_clear(
 ) -> None:
     big = json.dumps({"type": "heartbeat", "pad": "x" * 70_000})
     async with connect(_wss(proxy), ssl=tls.client_context(), compression=compression) as ws:
-        for message in ("hello 1", "hello 2", big):
+        for message in ("hello 1", "hello 2", big, "hello 1"):
             await ws.send(message)
             assert await ws.recv() == message
     await asyncio.sleep(0.1)
-    assert proxy.record.text_messages(Direction.TO_SERVER) == ["hello 1", "hello 2", big]
-    assert proxy.record.text_messages(Direction.TO_CLIENT) == ["hello 1", "hello 2", big]
+    assert proxy.record.text_messages(Direction.TO_SERVER) == ["hello 1", "hello 2", big, "hello 1"]
+    assert proxy.record.text_messages(Direction.TO_CLIENT) == ["hello 1", "hello 2", big, "hello 1"]
     assert not proxy.record.undecodable_connections()
     # The client masks what it sends: the clear text is in the decoded messages, not in the raw bytes.
     assert b"hello 1" not in proxy.record.raw_bytes(Direction.TO_SERVER)
