@@ -283,6 +283,8 @@ class FakeExecutors:
         # What each call saw of its command's deadline (executors bound their waits by it).
         self.seconds_left: list[float] = []
         self.block = block
+        # Replaces the answer of syncthing.status when set (a test's odd executor).
+        self.answer: Callable[[], JsonValue] | None = None
         self.release = asyncio.Event()
         self.closed = False
 
@@ -297,6 +299,8 @@ class FakeExecutors:
             await self.release.wait()
         if kind == "proxmox.vm.start":
             raise CommandFailed("PROXMOX_UNREACHABLE", "pve1: connection refused")
+        if self.answer is not None:
+            return self.answer()
         return {"version": "v1.19.0", "calls": len(self.calls)}
 
     async def aclose(self) -> None:

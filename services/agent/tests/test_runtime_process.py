@@ -11,9 +11,12 @@ from pathlib import Path
 
 from runtime_support import CREDENTIAL, FakeControlPlane, agent_env, eventually, paired_agent, running_agent
 from typer.testing import CliRunner
+from vault_support import SECRET
 
 from botmox_agent.__main__ import app
 from botmox_agent.runtime import AgentSettings
+from botmox_agent.runtime._credential import open_vault
+from botmox_agent.vault import SecretValue
 
 TESTS = Path(__file__).parent
 
@@ -50,6 +53,8 @@ async def test_an_agent_killed_mid_command_reports_it_interrupted_and_never_reru
 async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp_path: Path) -> None:
     async with FakeControlPlane() as plane:
         settings = paired_agent(tmp_path, plane.url)
+        pve1 = {"url": "https://127.0.0.1:9", "token_id": "user@pam!botmox", "token_secret": SECRET}
+        open_vault(settings).set("proxmox/pve1", SecretValue(json.dumps(pve1)))
         env = agent_env(settings)
         process = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -68,6 +73,13 @@ async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp
             assert {"proxmox.vm.clone", "syncthing.status"} <= set(hello.capabilities)
             state = settings.state_dir / "status.json"
             await eventually(lambda: state.exists() and json.loads(state.read_text())["state"] == "connected")
+            # Through the production executors and the vault: a Proxmox host that does not answer.
+            await plane.send_command("pve-1", "proxmox.nodes.list", {"credential": "secret://proxmox/pve1"})
+            await eventually(lambda: len(plane.results("pve-1")) == 1, within_s=30)
+            (result,) = plane.results("pve-1")
+            assert result.error is not None
+            assert result.error.code == "PROXMOX_UNREACHABLE"
+            assert SECRET not in result.model_dump_json()
             status = await asyncio.to_thread(CliRunner().invoke, app, ["status", "--json"], env=env)
             assert status.exit_code == 0, status.stderr
             report = json.loads(status.stdout)
@@ -84,6 +96,7 @@ async def test_botmox_agent_run_connects_reports_status_and_stops_on_sigterm(tmp
         events = [json.loads(line)["event"] for line in stderr.decode().splitlines()]
         assert {"agent.started", "agent.connected", "agent.stopped"} <= set(events)
         assert CREDENTIAL not in stdout.decode() + stderr.decode()
+        assert SECRET not in stdout.decode() + stderr.decode()
         after = CliRunner().invoke(app, ["status"], env=env)
         assert after.exit_code == 3
         assert "not running" in after.stdout

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 import trustme
+from pydantic import JsonValue
 from runtime_support import (
     AGENT_ID,
     FakeControlPlane,
@@ -19,7 +21,9 @@ from runtime_support import (
     paired_agent,
     running_agent,
 )
+from vault_support import SECRET
 
+from botmox_agent.executors import CommandFailed
 from botmox_agent.runtime import SqliteJournal, StateDir, TunnelEnded
 from botmox_protocol import CommandResultFrame, HeartbeatFrame
 
@@ -102,6 +106,42 @@ async def test_a_command_runs_once_with_ack_progress_and_result(tmp_path: Path) 
             assert entry.outcome.ok
         finally:
             journal.close()
+
+
+def _too_large() -> JsonValue:
+    return "x" * (300 * 1024)
+
+
+def _crash() -> JsonValue:
+    raise RuntimeError(f"https://pve1:8006/?token={SECRET}")
+
+
+def _bad_code() -> JsonValue:
+    raise CommandFailed("not a code", "lower case")
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [(_too_large, "RESULT_TOO_LARGE"), (_crash, "EXECUTOR_ERROR"), (_bad_code, "INVALID_RESULT")],
+)
+async def test_an_executor_answer_no_frame_can_carry_is_failed_in_its_place(
+    tmp_path: Path, answer: Callable[[], JsonValue], code: str
+) -> None:
+    executors = FakeExecutors()
+    executors.answer = answer
+    async with FakeControlPlane() as plane:
+        settings = paired_agent(tmp_path, plane.url)
+        async with running_agent(settings, executors) as running:
+            await plane.wait_welcomed()
+            await plane.send_command("odd")
+            await eventually(lambda: len(plane.results("odd")) == 1)
+        (result,) = plane.results("odd")
+        assert result.error is not None
+        assert result.error.code == code
+        assert SECRET not in result.model_dump_json()
+        assert SECRET not in running.log.getvalue()
+        finished = [e for e in running.events() if e["event"] == "command.finished"]
+        assert finished[0]["code"] == code
 
 
 async def test_a_resent_command_is_answered_from_the_journal_and_never_runs_twice(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from botmox_protocol import (
     CommandFrame,
     CommandJournal,
     Frame,
+    JournalEntry,
     Outcome,
     ProtocolError,
     WelcomeFrame,
@@ -50,7 +51,7 @@ from botmox_protocol import (
     reconnect_delay,
     should_reconnect,
 )
-from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED
+from botmox_protocol.journal import DEADLINE_EXCEEDED, INTERRUPTED, INVALID_RESULT
 from botmox_protocol.sources import utc_now
 
 WS_PATH: Final = "/api/v1/agents/ws"
@@ -298,12 +299,14 @@ class Tunnel:
             await link.send(link.session.heartbeat())
 
     def _command_received(
-        self, link: _Link, frame: CommandFrame, known: object, execute: CommandFrame | None
+        self, link: _Link, frame: CommandFrame, known: JournalEntry | None, execute: CommandFrame | None
     ) -> None:
         log = self._log.bind(command_id=frame.command_id, kind=frame.kind)
         if execute is not None:
             log.info("command.accepted")
-            self._running[frame.command_id] = asyncio.create_task(self._execute(link.session, execute))
+            task = asyncio.create_task(self._execute(link.session, execute))
+            task.add_done_callback(self._command_task_done)
+            self._running[frame.command_id] = task
             return
         entry = self._journal.get(frame.command_id)
         if entry is None:  # refused by the session before the journal (out of order)
@@ -316,22 +319,26 @@ class Tunnel:
         self._metrics.commands.labels(frame.kind, _metrics.REFUSED).inc()
         log.info("command.refused", code=code)
 
+    def _command_task_done(self, task: asyncio.Task[None]) -> None:
+        # Every outcome is caught inside the task; what escapes is the runtime's own failure (the
+        # journal's disk), logged here rather than lost with the task.
+        if not task.cancelled() and task.exception() is not None:
+            self._log.error("command.task_failed", error=type(task.exception()).__name__)
+
     async def _execute(self, origin: AgentSession, frame: CommandFrame) -> None:
-        command_id, kind = frame.command_id, frame.kind
         started = time.monotonic()
         try:
             outcome = await self._outcome(frame)
         except asyncio.CancelledError:
-            outcome = Outcome.failure(
+            # Stopped past the shutdown grace: finished and reported now, not left to the next start.
+            interrupted = Outcome.failure(
                 INTERRUPTED, "the agent stopped while the command ran; its effect is unknown"
             )
-            await self._complete(origin, command_id, outcome)
-            self._record(command_id, kind, started)
+            await self._finish(origin, frame, interrupted, started)
             raise
         finally:
-            self._running.pop(command_id, None)
-        await self._complete(origin, command_id, outcome)
-        self._record(command_id, kind, started)
+            self._running.pop(frame.command_id, None)
+        await self._finish(origin, frame, outcome, started)
 
     async def _outcome(self, frame: CommandFrame) -> Outcome:
         params = COMMAND_KINDS.validate(frame.kind, frame.params)
@@ -348,7 +355,10 @@ class Tunnel:
                 async with asyncio.timeout(seconds_left):
                     data = await self._executors.run(frame.kind, params, progress)
         except CommandFailed as failure:
-            return Outcome.failure(failure.code, failure.message)
+            try:
+                return Outcome.failure(failure.code, failure.message)
+            except ValidationError:
+                return Outcome.failure(INVALID_RESULT, "the executor failed with a code off the protocol")
         except TimeoutError:
             return Outcome.failure(
                 DEADLINE_EXCEEDED, "the command did not finish before its deadline; its effect is unknown"
@@ -371,29 +381,30 @@ class Tunnel:
         if frame is not None:
             await link.send(frame)
 
-    async def _complete(self, origin: AgentSession, command_id: str, outcome: Outcome) -> None:
+    async def _finish(
+        self, origin: AgentSession, frame: CommandFrame, outcome: Outcome, started: float
+    ) -> None:
         """Journal the outcome (the session's `complete`), then send the result on the current
-        connection if it received the command."""
+        connection if it received the command; count and log it."""
+        command_id, kind = frame.command_id, frame.kind
         link = self._link
         session = link.session if link is not None else origin
         result = session.complete(command_id, outcome)
         if result is not None and link is not None and link.session is session:
             await link.send(result)
-
-    def _record(self, command_id: str, kind: str, started: float) -> None:
         duration = time.monotonic() - started
         entry = self._journal.get(command_id)
-        outcome = entry.outcome if entry is not None else None
-        ok = outcome is not None and outcome.ok
-        code = outcome.error.code if outcome is not None and outcome.error is not None else None
-        self._metrics.commands.labels(kind, _metrics.SUCCEEDED if ok else _metrics.FAILED).inc()
+        # What was journaled: `complete` may have put RESULT_TOO_LARGE or INVALID_RESULT in its place.
+        journaled = entry.outcome if entry is not None and entry.outcome is not None else outcome
+        code = journaled.error.code if journaled.error is not None else None
+        self._metrics.commands.labels(kind, _metrics.SUCCEEDED if journaled.ok else _metrics.FAILED).inc()
         self._metrics.command_duration.labels(kind).observe(duration)
         self._status.command_finished()
         self._log.info(
             "command.finished",
             command_id=command_id,
             kind=kind,
-            outcome="succeeded" if ok else "failed",
+            outcome="succeeded" if journaled.ok else "failed",
             code=code,
             duration_s=round(duration, 3),
         )
@@ -413,7 +424,7 @@ class Tunnel:
 
 def _final_reason(code: int) -> str:
     if code == CloseCode.BAD_CREDENTIAL:
-        return "the server refused this agent's credential (4401): pair the agent again"
+        return "the server refused this agent's credential (4401: unknown or revoked): pair the agent again"
     if code == CloseCode.REVOKED:
         return "this agent was revoked (4403): pair it again with a new code if it should come back"
     if code == CloseCode.PROTOCOL_VIOLATION:
