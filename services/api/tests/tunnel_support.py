@@ -231,6 +231,7 @@ async def command_rows(database: PgDatabase) -> list[asyncpg.Record]:
 async def metrics_text(api: Served) -> str:
     response = await api.http.get("/metrics", headers=bearer(INFRA_TOKEN))
     assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     return response.text
 
 

@@ -17,11 +17,12 @@ import os
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.multiprocess import MultiProcessCollector
 
 MULTIPROCESS_ENV: Final = "PROMETHEUS_MULTIPROC_DIR"
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+# The text format every Prometheus version scrapes (what generate_latest writes for these names).
+CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 
 # Enqueue to stored result: from a fraction of a second to the longest deadline's order.
 LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)

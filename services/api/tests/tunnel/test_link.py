@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from tunnel_support import (
     CAPABILITIES,
     agent_connection,
@@ -136,3 +137,21 @@ async def test_a_second_connection_of_the_agent_replaces_the_first_with_4409(pg_
             assert code == CloseCode.REPLACED
             command_id = (await enqueue(api, agent)).json()["data"]["id"]
             assert (await second.command()).command_id == command_id
+
+
+async def test_at_most_max_in_flight_commands_are_sent_and_the_rest_follow_results(
+    pg_database: PgDatabase,
+) -> None:
+    async with served(pg_database) as api:
+        agent = await register_agent(api, "tenant-a")
+        async with connected(api, agent) as connection:
+            limit = 32  # the welcome's limits.max_in_flight_commands
+            queued = [(await enqueue(api, agent)).json()["data"]["id"] for _ in range(limit + 1)]
+            received = [(await connection.command()).command_id for _ in range(limit)]
+            assert received == queued[:limit]
+            with pytest.raises(TimeoutError):
+                await connection.receive(within_s=0.5)
+            first = received[0]
+            await connection.send(CommandAckFrame(id=new_id(), command_id=first))
+            await connection.send(CommandResultFrame(id=new_id(), command_id=first, ok=True, data=None))
+            assert (await connection.command()).command_id == queued[limit]

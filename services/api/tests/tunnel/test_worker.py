@@ -7,7 +7,7 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 
 import asyncpg
-from tunnel_support import connected, register_agent, served
+from tunnel_support import admin, connected, register_agent, served
 
 from botmox_protocol import CloseCode, should_reconnect
 from harness.postgres.migrated import PgDatabase
@@ -34,3 +34,17 @@ async def test_a_clean_shutdown_closes_tunnels_and_marks_their_agents_disconnect
     assert row is not None
     assert row["connection_id"] is None
     assert row["last_seen_at"] is not None
+
+
+async def test_tunnels_left_at_the_lifespans_end_are_closed_with_1001_and_marked_disconnected(
+    pg_database: PgDatabase,
+) -> None:
+    async with served(pg_database) as api:
+        agent = await register_agent(api, "tenant-a")
+        async with connected(api, agent) as connection:
+            # What the lifespan does for tunnels uvicorn did not close itself.
+            await api.app.state.tunnel.hub.aclose()
+            code, _ = await connection.closed_with()
+            assert code == CloseCode.GOING_AWAY
+            listed = await api.http.get("/api/v1/agents", headers=admin("tenant-a"))
+            assert listed.json()["data"][0]["online"] is False

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any
+from typing import Any, Final
 
 from structlog.typing import FilteringBoundLogger
 
@@ -26,6 +26,8 @@ from botmox_api.agent_link import parse_notice
 from botmox_api.metrics import ApiMetrics
 from botmox_api.tunnel.link import AgentLink
 from botmox_protocol import CloseCode
+
+SHUTDOWN_WAIT_S: Final = 5.0
 
 
 class TunnelHub:
@@ -78,13 +80,19 @@ class TunnelHub:
         for link in list(self._links.values()):
             self._spawn(link.deliver_pending())
 
-    async def aclose(self) -> None:
-        """Close every tunnel still open with 1001 (the server is going away)."""
+    async def aclose(self, *, wait_s: float = SHUTDOWN_WAIT_S) -> None:
+        """Close every tunnel still open with 1001 (the server is going away), and wait up to
+        ``wait_s`` for their connections to record that they ended, before the pool closes."""
         links = list(self._links.values())
         await asyncio.gather(
             *(link.close(CloseCode.GOING_AWAY, "server shutting down") for link in links),
             return_exceptions=True,
         )
+        if links:
+            waits = [asyncio.ensure_future(link.ended.wait()) for link in links]
+            _, late = await asyncio.wait(waits, timeout=wait_s)
+            for wait in late:
+                wait.cancel()
         tasks, self._tasks = set(self._tasks), set()
         for task in tasks:
             task.cancel()

@@ -91,6 +91,8 @@ class AgentLink:
         self._delivery_lock = asyncio.Lock()
         # Commands left queued because max_in_flight_commands was reached: look again after a result.
         self._backlog = False
+        # Set once the connection is over and the agent's presence cleared (``WorkerTunnel.serve``).
+        self.ended = asyncio.Event()
 
     @property
     def key(self) -> str:

@@ -19,7 +19,7 @@ from botmox_api.tunnel.hub import TunnelHub
 from botmox_api.tunnel.link import AgentLink
 from botmox_api.tunnel.listener import CommandListener
 from botmox_api.tunnel.sweep import ExpirySweep
-from botmox_protocol import SessionTerms
+from botmox_protocol import CloseCode, SessionTerms
 
 
 class WorkerTunnel:
@@ -63,8 +63,15 @@ class WorkerTunnel:
         )
         try:
             await link.run()
+        except Exception:
+            # A bug, not the agent's doing: the agent reconnects after 1011.
+            self._log.exception("agent_tunnel_failed", agent_id=link.key)
+            await link.close(CloseCode.INTERNAL_ERROR, "server error")
         finally:
-            await self._ended(link)
+            try:
+                await self._ended(link)
+            finally:
+                link.ended.set()
 
     async def _ended(self, link: AgentLink) -> None:
         self.hub.detach(link)
