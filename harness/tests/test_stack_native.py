@@ -35,7 +35,7 @@ def test_a_failing_service_stops_everything_started_before_it(tmp_path: Path) ->
         state = load(paths)
         assert state is not None
         runtime.down(state)
-    assert set(state.processes) == {"postgres", "rtdb", "api"}
+    assert set(state.processes) == {"postgres", "rtdb", "syncthing", "api"}
     for name, identity in state.processes.items():
         assert not processes.is_running(identity), name
     for port in state.ports.values():
@@ -144,7 +144,7 @@ def test_the_syncthing_image_s_entrypoint_serves_the_home_the_harness_wrote(tmp_
 
     key = syncthing.new_api_key()
     syncthing.configure_home(home, gui_port=processes.free_port(), api_key=key)
-    identity, child = processes.spawn(
+    _identity, child = processes.spawn(
         ["sh", entrypoint], log_path=tmp_path / "st.log", environment=environment
     )
     try:
@@ -166,5 +166,7 @@ def test_the_syncthing_image_s_entrypoint_serves_the_home_the_harness_wrote(tmp_
             log_path=tmp_path / "st.log",
         )
     finally:
-        processes.stop(identity, child=child)
+        # stop_child reaps it too: `exec syncthing` leaves the Popen ours.
+        processes.stop_child(child)
+    assert child.returncode is not None
     assert not port_is_listening(port)

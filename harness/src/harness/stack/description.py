@@ -3,8 +3,11 @@
 A service says what it is (image build inputs, command, ports, environment, health check, what it needs
 first), never how a particular runtime starts it. Commands, environments and health paths are
 templates with ``${...}`` placeholders (``${api.port}``, ``${secret.jwt_secret}``, ``${project_root}``...)
-that a runtime fills from the values of one stack (see ``harness.stack.values``). Paths in templates
-start from ``${project_root}`` or ``${data_dir}`` so a container can map them to its own directories.
+that a runtime fills from the values of one stack (see ``harness.stack.values``), and ``${start.NAME}``
+for a value the service's component computes at each start (the agent's pairing code). Paths in
+templates start from ``${project_root}`` or ``${data_dir}`` so a container can map them to its own
+directories; a service's ``state_dir`` (written by the harness before it starts) is mounted at the same
+path, so its paths hold in both runtimes.
 """
 
 from __future__ import annotations
