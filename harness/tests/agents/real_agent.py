@@ -54,9 +54,10 @@ class GatedExecutors:
 
     def __init__(self, inner: Executors | None = None, *, hold: bool = False) -> None:
         self._inner = inner
-        self._released = threading.Event()
-        if not hold:
-            self._released.set()
+        self._lock = threading.Lock()
+        self._released = not hold
+        # Runs waiting for the release, each with the loop it waits on (the agent's, not the test's).
+        self._waiting: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
         self.runs: Counter[str] = Counter()
         self.started = threading.Event()
 
@@ -66,15 +67,25 @@ class GatedExecutors:
     async def run(self, kind: str, params: BaseModel, progress: Progress) -> JsonValue:
         self.runs[kind] += 1
         self.started.set()
-        released = await asyncio.to_thread(self._released.wait, HOLD_LIMIT_S)
-        assert released, "the test never released the held command"
+        gate = asyncio.Event()
+        with self._lock:
+            if self._released:
+                gate.set()
+            else:
+                self._waiting.append((asyncio.get_running_loop(), gate))
+        # Cancellable: an agent stopped while a run is held ends it like any running command.
+        await asyncio.wait_for(gate.wait(), HOLD_LIMIT_S)
         if self._inner is not None:
             return await self._inner.run(kind, params, progress)
         await progress(50, "halfway")
         return {"ran": kind}
 
     def release(self) -> None:
-        self._released.set()
+        with self._lock:
+            self._released = True
+            waiting, self._waiting = self._waiting, []
+        for loop, gate in waiting:
+            loop.call_soon_threadsafe(gate.set)
 
     async def aclose(self) -> None:
         if self._inner is not None:

@@ -36,7 +36,10 @@ RESEND_OF_ACKED_MISSING = pytest.mark.xfail(
 )
 pytestmark = [pytest.mark.integration, RESEND_OF_ACKED_MISSING]
 
-RECONNECT_BOUND_S = 30.0
+# The agent's return (an API restart takes seconds on a loaded machine), then what follows it: the
+# server re-sends right after the hello, and the result follows the re-send or the release.
+RECONNECT_BOUND_S = 60.0
+AFTER_RECONNECT_S = 10.0
 
 
 def _assert_completed_once(
@@ -48,7 +51,7 @@ def _assert_completed_once(
     command_id: str,
 ) -> dict[str, Any]:
     try:
-        command = finished_command(api, owner.token, agent.agent_id, command_id, timeout_s=RECONNECT_BOUND_S)
+        command = finished_command(api, owner.token, agent.agent_id, command_id, timeout_s=AFTER_RECONNECT_S)
     except AssertionError as error:
         rows = command_rows(stack, agent.agent_id)
         raise AssertionError(f"{error}\nrows: {rows}\nagent log:\n{agent.log_text()[-6000:]}") from None
@@ -70,11 +73,29 @@ def _start_command(
     params = {"credential": "secret://proxmox/pve1", "node": "pve1", "vmid": 101}
     command_id = str(api.enqueue(owner.token, agent.agent_id, "proxmox.vm.start", params)["id"])
     assert executors.started.wait(30), agent.log_text()
+    # The API stored the ack before the link goes: the case where only a re-send can save the result
+    # (an ack lost with the connection leaves the command "sent", which is re-sent today).
+    wait_until(
+        lambda: [row["status"] for row in command_rows(agents.stack, agent.agent_id)] == ["acked"],
+        RECONNECT_BOUND_S,
+        "the ack stored",
+    )
     return agent, executors, command_id
 
 
 def _redelivered(stack: StackUnderTest, agent: InProcessAgent) -> bool:
     return any(row["deliveries"] >= 2 for row in command_rows(stack, agent.agent_id))
+
+
+def _back(agent: InProcessAgent, proxy: TlsTerminatingProxy, opened: int) -> None:
+    """Until the agent opened a new connection (so it noticed the old one's end) and was welcomed."""
+    wait_until(lambda: proxy.connections_opened > opened, RECONNECT_BOUND_S, "the agent reconnecting")
+    agent.wait_connected(RECONNECT_BOUND_S)
+
+
+def _resent_then_released(stack: StackUnderTest, agent: InProcessAgent, executors: GatedExecutors) -> None:
+    wait_until(lambda: _redelivered(stack, agent), AFTER_RECONNECT_S, "the command re-sent")
+    executors.release()
 
 
 @pytest.mark.parametrize("release", ["while_down", "after_resend"])
@@ -89,6 +110,7 @@ def test_the_api_restarted_mid_command(
     owner = tenant()
     agent, executors, command_id = _start_command(agents, api, owner)
     old_api = agent_stack.current().processes["api"]
+    opened = proxy.connections_opened
     restarted: list[processes.ProcessIdentity] = []
     flip = threading.Thread(target=lambda: restarted.append(restart_api(agent_stack)))
     flip.start()
@@ -99,13 +121,11 @@ def test_the_api_restarted_mid_command(
     finally:
         flip.join(timeout=180)
     assert restarted, "the API did not restart"
+    _back(agent, proxy, opened)
     if release == "after_resend":
-        wait_until(lambda: _redelivered(agent_stack, agent), RECONNECT_BOUND_S, "the command re-sent")
-        executors.release()
+        _resent_then_released(agent_stack, agent, executors)
     row = _assert_completed_once(agent_stack, api, owner, agent, executors, command_id)
     assert row["deliveries"] >= 2
-    assert proxy.connections_opened >= 3  # pairing, the first tunnel, the tunnel after the restart
-    agent.wait_connected()
 
 
 @pytest.mark.parametrize("release", ["while_down", "after_resend"])
@@ -127,10 +147,10 @@ def test_the_proxy_drops_the_connection_mid_command(
         executors.release()
         wait_until(lambda: proxy.connections_opened > opened, RECONNECT_BOUND_S, "the agent tried again")
         proxy.refuse_connections = False
+        agent.wait_connected(RECONNECT_BOUND_S)
     else:
         assert proxy.drop_connections() >= 1
-        wait_until(lambda: _redelivered(agent_stack, agent), RECONNECT_BOUND_S, "the command re-sent")
-        executors.release()
+        _back(agent, proxy, opened)
+        _resent_then_released(agent_stack, agent, executors)
     row = _assert_completed_once(agent_stack, api, owner, agent, executors, command_id)
     assert row["deliveries"] >= 2
-    agent.wait_connected()
