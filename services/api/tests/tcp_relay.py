@@ -54,9 +54,12 @@ PG_STATEMENT: Final = "statement"
 PG_ROUND_TRIP: Final = "round trip"
 
 
-def _pg_client_messages(on_message: Callable[[bytes], None]) -> Tally:
-    """Splits what a PostgreSQL client sends into messages; calls ``on_message`` with each type
-    byte after the startup message."""
+def _pg_client_messages(
+    on_message: Callable[[bytes], None], on_startup: Callable[[bytes], None] | None = None
+) -> Tally:
+    """Splits what a PostgreSQL client sends into messages; calls ``on_startup`` with the startup
+    message (its parameters: user, database, application_name) and ``on_message`` with each type
+    byte after it."""
     pending = bytearray()
     started = False
 
@@ -70,8 +73,10 @@ def _pg_client_messages(on_message: Callable[[bytes], None]) -> Tally:
                 length, code = struct.unpack("!ii", pending[:8])
                 if len(pending) < length:
                     return
-                del pending[:length]
                 started = code not in _PG_PRE_STARTUP_CODES
+                if started and on_startup is not None:
+                    on_startup(bytes(pending[:length]))
+                del pending[:length]
                 continue
             if len(pending) < 5:  # Byte1 type, Int32 length (itself included), then the rest
                 return
@@ -88,16 +93,29 @@ class PgStatements:
     """Counts (key ``PG_STATEMENT``) the statements a PostgreSQL client sends: Query messages of
     the simple protocol and Execute messages of the extended one. A prepared statement is executed
     without its text, so counting by text would miss it. Also counts (key ``PG_ROUND_TRIP``) the
-    messages the client then waits on, one per round trip."""
+    messages the client then waits on, one per round trip. ``ignore_application``: connections whose
+    startup names this ``application_name`` are not counted (the API's tunnel listener, say, whose
+    LISTEN is no part of what a test measures)."""
+
+    def __init__(self, *, ignore_application: str | None = None) -> None:
+        self._ignored = None if ignore_application is None else b"\0" + ignore_application.encode() + b"\0"
 
     def __call__(self, counts: Counter[str]) -> Tally:
+        ignored = False
+
+        def startup(message: bytes) -> None:
+            nonlocal ignored
+            ignored = self._ignored is not None and self._ignored in message
+
         def count(kind: bytes) -> None:
+            if ignored:
+                return
             if kind in _PG_STATEMENT_MESSAGES:
                 counts[PG_STATEMENT] += 1
             if kind in _PG_ROUND_TRIP_MESSAGES:
                 counts[PG_ROUND_TRIP] += 1
 
-        return _pg_client_messages(count)
+        return _pg_client_messages(count, startup)
 
 
 class TcpRelay:

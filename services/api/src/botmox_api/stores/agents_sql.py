@@ -40,7 +40,7 @@ from botmox_api.model import (
     Readiness,
     query_failed,
 )
-from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
+from botmox_api.stores.supabase_sql import CHECK_SCHEMA, SqlStoragePolicyStore
 
 PAIRING_CREATE_SQL: Final = "select pairing_id, expires_at from botmox.api_agent_pairing_create($1, $2)"
 REGISTER_SQL: Final = (
@@ -99,6 +99,9 @@ CHECK_AGENT_SCHEMA: Final = (
     " from unnest($1::text[]) with ordinality as f(signature, position)) as functions"
     " order by position"
 )
+# The whole Supabase check in one statement, so that a probe stays one round trip: the storage
+# policy's objects, then the agent functions, each part in its order.
+CHECK_SCHEMA_WITH_AGENTS: Final = f"({CHECK_SCHEMA.strip()})\nunion all\n({CHECK_AGENT_SCHEMA})"
 
 
 def _json(value: object) -> JsonValue:
@@ -271,12 +274,10 @@ class SqlAgentStore:
         return _command(row)
 
     async def check_ready(self) -> Readiness:
-        """Ready when the storage policy's schema is (one connection works) and every agent function
-        exists and may be called: a database without the agents migration says which is missing."""
-        ready = await self._sql.check_ready()
-        if not ready.ready:
-            return ready
-        return await self._sql.check_ready(CHECK_AGENT_SCHEMA, list(AGENT_FUNCTIONS))
+        """The storage policy's check (a connection works, its migrations' objects exist and may be
+        used) and, in the same statement, every agent function: a database without the agents
+        migration says which function is missing."""
+        return await self._sql.check_ready(CHECK_SCHEMA_WITH_AGENTS, list(AGENT_FUNCTIONS))
 
     async def aclose(self) -> None:
         """Nothing of its own to close: the pool is the storage-policy store's."""

@@ -281,10 +281,10 @@ class StoreSet:
     then refuses every connection)."""
 
     async def check_supabase(self) -> Readiness:
-        ready = await self.supabase.check_ready()
-        if not ready.ready or self.agent_link is None:
-            return ready
-        # With SUPABASE_DB_URL the agents live there too: their migration is part of "ready".
+        if self.agent_link is None:
+            return await self.supabase.check_ready()
+        # With SUPABASE_DB_URL the agents live there too: their migration is part of "ready" (the
+        # agents store checks both in one statement, on the same readiness connection).
         return await self.agents.check_ready()
 
     async def check_rtdb(self) -> Readiness:
