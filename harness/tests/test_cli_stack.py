@@ -31,6 +31,7 @@ CLI_TIMEOUT_S = 180
 READY_TIMEOUT_S = 120.0
 # The agent's reconnect backoff tops out at 30 s (with jitter), plus its handshake.
 AGENT_RECONNECT_S = 60.0
+COMMAND_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,29 @@ def _assert_one_agent_online(state: StackState, token: str) -> None:
     assert agents[0]["online"] is True, agents
     assert agents[0]["name"] == "local-stack"
     assert agents[0]["revoked_at"] is None
+
+
+def _assert_the_agent_reads_its_syncthing(state: StackState, token: str) -> None:
+    """A `syncthing.status` command through the API answers the stack's SyncThing's device id."""
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=state.api_url, headers=headers, timeout=10, trust_env=False) as api:
+        agent_id = api.get("/api/v1/agents").json()["data"][0]["id"]
+        sent = api.post(f"/api/v1/agents/{agent_id}/commands", json={"kind": "syncthing.status"})
+        assert sent.status_code == 201, sent.text
+        command_path = f"/api/v1/agents/{agent_id}/commands/{sent.json()['data']['id']}"
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        command = api.get(command_path).json()["data"]
+        while command["status"] not in ("succeeded", "failed", "expired") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            command = api.get(command_path).json()["data"]
+    assert command["status"] == "succeeded", command
+    syncthing = httpx.get(
+        f"http://127.0.0.1:{state.ports['syncthing']}/rest/system/status",
+        headers={"X-API-Key": state.syncthing_api_key},
+        timeout=10,
+        trust_env=False,
+    ).json()
+    assert command["result"]["device_id"] == syncthing["myID"]
 
 
 def _wait_agent_online(state: StackState, token: str) -> None:
@@ -172,6 +196,8 @@ def test_up_status_flip_down(harness: Harness) -> None:
     # The agent `up` paired is online for the demo tenant and for the infra token's (the same one).
     _assert_one_agent_online(state, token)
     _assert_one_agent_online(state, state.internal_infra_token)
+    # The agent reaches the stack's SyncThing with the key the harness put in its vault.
+    _assert_the_agent_reads_its_syncthing(state, token)
     # The pairing code was the agent's start's alone: in its environment, never in the state file.
     code = _environment_of(state, "agent")["BOTMOX_AGENT_PAIRING_CODE"]
     assert code

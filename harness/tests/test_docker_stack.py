@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,21 @@ def test_up_supabase_then_down_leaves_nothing(paths: HarnessPaths) -> None:
         assert [(agent["name"], agent["online"]) for agent in agents.json()["data"]] == [
             ("local-stack", True)
         ]
+    # It reaches its SyncThing's container with the key the harness put in its vault.
+    with httpx.Client(
+        base_url=state.api_url, headers={"Authorization": f"Bearer {token}"}, timeout=10, trust_env=False
+    ) as api:
+        agent_id = api.get("/api/v1/agents").json()["data"][0]["id"]
+        sent = api.post(f"/api/v1/agents/{agent_id}/commands", json={"kind": "syncthing.status"})
+        assert sent.status_code == 201, sent.text
+        command_path = f"/api/v1/agents/{agent_id}/commands/{sent.json()['data']['id']}"
+        deadline = time.monotonic() + 30
+        command = api.get(command_path).json()["data"]
+        while command["status"] not in ("succeeded", "failed", "expired") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            command = api.get(command_path).json()["data"]
+    assert command["status"] == "succeeded", command
+    assert command["result"]["version"].startswith("v1."), command
     # Its vault is on the host, in the mounted state directory, owned by the harness's user.
     vault = Path(state.data_dir) / "agent" / "vault.json"
     assert vault.stat().st_uid == os.getuid()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
@@ -318,3 +319,26 @@ def test_a_failed_flip_keeps_the_old_extra_variables(
     assert runtime.launched[-1].backend == "rtdb"
     assert runtime.launched[-1].extra_environment == {"api": {"A": "1"}}
     assert state.extra_environment == {"api": {"A": "1"}}
+
+
+def test_a_port_taken_since_it_was_chosen_fails_the_start_clearly(
+    tmp_path: Path, events: list[tuple[str, ...]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another stack starting at the same moment takes the API's port after `up` chose it: its API
+    would pass this one's health check, so `up` stops instead of launching into a taken port."""
+    runtime = FakeRuntime(HarnessPaths(tmp_path), events)
+    launch = runtime._launch
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def rtdb_then_squat(component: ProcessComponent, values: StackValues, state: StackState) -> None:
+        launch(component, values, state)
+        if component.spec.name == "rtdb":
+            squatter.bind(("127.0.0.1", values.ports["api"]))
+            squatter.listen()
+
+    monkeypatch.setattr(runtime, "_launch", rtdb_then_squat)
+    with squatter, pytest.raises(StackStartError, match=r"port \d+ of api .* is taken now"):
+        runtime.up("rtdb")
+    assert ("launch", "api", "rtdb") not in events
+    assert ("pairing code",) not in events
+    assert runtime.running == set()

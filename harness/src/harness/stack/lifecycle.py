@@ -228,6 +228,14 @@ class StackLifecycle:
 
     def _start(self, component: ProcessComponent, values: StackValues, state: StackState) -> None:
         name = component.spec.name
+        port = values.ports[name]
+        if not port_is_free(port):
+            # Another stack starting at the same moment may have taken it since `up` chose it; its
+            # service would pass this one's health check (and the agent pair with the wrong API).
+            raise StackStartError(
+                f"port {port} of {name} was free when the stack chose its ports and is taken now "
+                "(another stack starting at the same time?); nothing of it is used: run `up` again"
+            )
         try:
             start_values = component.before_start(self.description, values)
         except StackPreparationFailed as error:
