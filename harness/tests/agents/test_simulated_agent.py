@@ -142,4 +142,5 @@ async def test_a_fleet_in_two_processes_connects_and_reports(toy: ToyTunnel, tmp
     finally:
         stats = await asyncio.to_thread(fleet.stop)
     assert sorted(item["agent_id"] for item in stats) == sorted(i.agent_id for i in identities)
-    assert all(len(item["welcomes"]) == 1 for item in stats)
+    assert all(len(item["welcomes"]) >= 1 for item in stats), stats
+    assert [item for item in stats if item["final_close"] is not None] == []
