@@ -125,3 +125,15 @@ async def _nothing_arrives(connection: Agent) -> bool:
     except TimeoutError:
         return True
     return False
+
+
+async def test_a_resync_delivers_commands_whose_notification_was_missed(pg_database: PgDatabase) -> None:
+    async with served(pg_database) as api:
+        agent = await register_agent(api, "tenant-a")
+        tunnel = api.app.state.tunnel
+        async with connected(api, agent) as connection:
+            await tunnel.listener.aclose()  # nobody hears the notification of what comes next
+            command_id = (await enqueue(api, agent)).json()["data"]["id"]
+            assert await _nothing_arrives(connection)
+            tunnel.hub.resync()  # what the listener does each time it listens again
+            assert (await connection.command()).command_id == command_id

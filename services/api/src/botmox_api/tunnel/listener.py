@@ -22,6 +22,8 @@ from botmox_protocol import reconnect_delay
 
 PROBE_EVERY_S: Final = 30.0
 """How long the session may stay quiet before a probe checks it is still there."""
+STOP_WAIT_S: Final = 10.0
+"""How long stopping waits for a connection attempt in flight (its connect timeout is shorter)."""
 
 
 class CommandListener:
@@ -40,7 +42,10 @@ class CommandListener:
         self._log = logger
         self._probe_every_s = probe_every_s
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self.listening = asyncio.Event()
+        # Sessions opened so far: one more after every loss.
+        self.sessions = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -48,28 +53,45 @@ class CommandListener:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stop.is_set():
+            # Never cancelled while it connects (an asyncpg connect cut short leaks its socket):
+            # stopping waits for it, bounded by the connect timeout, and closes what it opened.
             try:
                 subscription = await self._store.listen(self._on_notice)
             except StoreError as error:
                 delay = reconnect_delay(attempt)
                 attempt += 1
                 self._log.warning("agent_listener_unavailable", reason=str(error), retry_in_s=round(delay, 2))
-                await asyncio.sleep(delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
                 continue
             attempt = 0
+            self.sessions += 1
             try:
+                if self._stop.is_set():
+                    return
                 self.listening.set()
                 self._on_listening()
-                await subscription.wait_lost(self._probe_every_s)
-                self._log.warning("agent_listener_lost")
+                lost = asyncio.ensure_future(subscription.wait_lost(self._probe_every_s))
+                stopping = asyncio.ensure_future(self._stop.wait())
+                await asyncio.wait({lost, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in (lost, stopping):
+                    waiter.cancel()
+                await asyncio.gather(lost, stopping, return_exceptions=True)
+                if not self._stop.is_set():
+                    self._log.warning("agent_listener_lost")
             finally:
                 self.listening.clear()
                 await subscription.aclose()
 
     async def aclose(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
+        self._stop.set()
+        if task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(task), STOP_WAIT_S)
+        except TimeoutError:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
