@@ -135,6 +135,10 @@ bench: bootstrap ## The API against the floor in one run (~4 min): pinned cores,
 cutover-scale: bootstrap ## The cutover tool on 10,000 seeded tenants (throwaway PostgreSQL and emulator): plan, backfill, again, a catch-up, verify, each timed (TENANTS=N; docs/performance.md)
 	$(PYTHON) -m loadtests.cutover_scale --tenants $(or $(TENANTS),10000)
 
+.PHONY: agents-scale
+agents-scale: bootstrap ## 1,000 simulated agents on one API worker (private native stack): commands/s, round-trip p50/p99, API memory per agent, reconnects after a restart (AGENTS=N PROCESSES=N SECONDS=N; loadtests/README.md)
+	$(PYTHON) -m loadtests.agents_scale --agents $(or $(AGENTS),1000) --processes $(or $(PROCESSES),4) --command-seconds $(or $(SECONDS),20)
+
 .PHONY: bench-parts
 bench-parts: bootstrap ## Figures of the parts: PostgreSQL fixture start, emulator ops/s, API requests/s per mode (docs/benchmarks.md)
 	$(PYTHON) -m harness bench
