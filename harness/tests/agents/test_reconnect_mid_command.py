@@ -23,18 +23,7 @@ from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.cli_stack import StackUnderTest
 from harness.fixtures.tls_proxy import TlsTerminatingProxy
 
-# The server does not re-send a command the agent acknowledged before the link went: the
-# agents SQL's api_agent_commands_pending returns only queued and sent commands, and its status
-# machine has no re-delivery of an acked or running one, while docs/agent-protocol.md ("At most
-# once", rule 5) promises the re-send of every command without a stored result and the agent may
-# send a result only on a connection that received the command (rule 3). The command then stays
-# acked until its deadline. Strict: the day the re-send exists these pass and the marker must go.
-RESEND_OF_ACKED_MISSING = pytest.mark.xfail(
-    strict=True,
-    reason="the tunnel does not re-send acknowledged commands after a reconnect (agents SQL: "
-    "api_agent_commands_pending returns queued and sent only)",
-)
-pytestmark = [pytest.mark.integration, RESEND_OF_ACKED_MISSING]
+pytestmark = pytest.mark.integration
 
 # The agent's return (an API restart takes seconds on a loaded machine), then what follows it: the
 # server re-sends right after the hello, and the result follows the re-send or the release.

@@ -42,6 +42,13 @@ class LinkCommand:
     kind: str
     params: JsonObject
     deadline: datetime
+    # The row's status: `acked` or `running` when the agent acknowledged it on an earlier connection
+    # (a re-delivery after a reconnect: its ack on this connection is not stored again).
+    status: str = "sent"
+
+    @property
+    def acknowledged(self) -> bool:
+        return self.status in ("acked", "running")
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,6 +5,7 @@ sweep, the listening session, and readiness of the agents migration."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator
 
@@ -69,11 +70,15 @@ async def test_a_command_from_connect_to_result(sql: SqlStoragePolicyStore) -> N
     [pending] = await link.pending_commands(agent, credential)
     assert (pending.command_id, pending.kind, pending.params) == (command_id, "syncthing.status", {})
     sent = await link.command_sent(agent, credential, uuid.UUID(command_id))
-    assert sent == pending
+    assert (pending.status, pending.acknowledged) == ("queued", False)
+    assert sent == dataclasses.replace(pending, status="sent")
     await link.heartbeat(agent, credential, connection_id=connection)
     await link.command_acked(agent, credential, uuid.UUID(command_id))
-    assert await link.pending_commands(agent, credential) == []
     await link.command_progress(agent, credential, uuid.UUID(command_id), {"percent": 10, "message": None})
+    # Acknowledged without a result: still pending, re-sent as such (status kept, the ack not needed).
+    [running] = await link.pending_commands(agent, credential)
+    assert (running.command_id, running.status, running.acknowledged) == (command_id, "running", True)
+    assert (await link.command_sent(agent, credential, uuid.UUID(command_id))).status == "running"
     stored = await link.command_result(
         agent, credential, uuid.UUID(command_id), ok=True, data={"n": 1}, error_code=None, error_message=None
     )

@@ -110,6 +110,37 @@ async def test_an_unacknowledged_command_is_sent_again_after_a_reconnect(pg_data
             assert stored["deliveries"] == 2
 
 
+async def test_an_acknowledged_command_without_result_is_sent_again_and_its_result_stored_once(
+    pg_database: PgDatabase,
+) -> None:
+    async with served(pg_database) as api:
+        agent = await register_agent(api, "tenant-a")
+        async with connected(api, agent) as connection:
+            command_id = (await enqueue(api, agent)).json()["data"]["id"]
+            await connection.command()
+            await connection.send(CommandAckFrame(id=new_id(), command_id=command_id))
+            await connection.send(CommandProgressFrame(id=new_id(), command_id=command_id, percent=40))
+            await until_status(api, agent, command_id, "running")
+        # The result was lost with the connection: the next one gets the command again (rule 5), the
+        # agent answers from its journal with an ack (not stored again, not refused) and the result.
+        async with connected(api, agent) as connection:
+            again = await connection.command()
+            assert again.command_id == command_id
+            await connection.send(CommandAckFrame(id=new_id(), command_id=command_id))
+            await connection.send(
+                CommandResultFrame(id=new_id(), command_id=command_id, ok=True, data={"from": "journal"})
+            )
+            await connection.heartbeat()
+            stored = await until_status(api, agent, command_id, "succeeded")
+            assert stored["result"] == {"from": "journal"}
+            assert stored["progress"] == {"percent": 40, "message": None}
+            assert stored["deliveries"] == 2
+            with pytest.raises(TimeoutError):
+                await connection.receive(within_s=0.5)  # no error frame about the second ack
+        [row] = await command_rows(pg_database)
+        assert row["status"] == "succeeded"
+
+
 async def test_no_heartbeat_within_the_timeout_closes_with_4408(pg_database: PgDatabase) -> None:
     async with served(pg_database, agent_heartbeat_interval_s=1, agent_heartbeat_timeout_s=2) as api:
         agent = await register_agent(api, "tenant-a")

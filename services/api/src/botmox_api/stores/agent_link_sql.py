@@ -28,8 +28,10 @@ from botmox_api.stores.supabase_sql import SqlStoragePolicyStore
 CONNECT_SQL: Final = "select agent_id, tenant_id from botmox.api_agent_connect($1, $2, $3, $4, $5::jsonb)"
 HEARTBEAT_SQL: Final = "select botmox.api_agent_heartbeat($1, $2, $3) as last_seen_at"
 DISCONNECTED_SQL: Final = "select botmox.api_agent_disconnected($1, $2) as current"
-PENDING_SQL: Final = "select id, kind, params, deadline from botmox.api_agent_commands_pending($1, $2)"
-SENT_SQL: Final = "select id, kind, params, deadline from botmox.api_agent_command_sent($1, $2, $3)"
+PENDING_SQL: Final = (
+    "select id, kind, params, deadline, status from botmox.api_agent_commands_pending($1, $2)"
+)
+SENT_SQL: Final = "select id, kind, params, deadline, status from botmox.api_agent_command_sent($1, $2, $3)"
 ACK_SQL: Final = "select id from botmox.api_agent_command_ack($1, $2, $3)"
 PROGRESS_SQL: Final = "select id from botmox.api_agent_command_progress($1, $2, $3, $4::jsonb)"
 RESULT_SQL: Final = (
@@ -56,6 +58,7 @@ def _link_command(row: Mapping[str, Any]) -> LinkCommand:
         kind=str(row["kind"]),
         params=decoded if isinstance(decoded, dict) else {},
         deadline=row["deadline"],
+        status=str(row["status"]),
     )
 
 

@@ -91,6 +91,9 @@ class AgentLink:
         self._delivery_lock = asyncio.Lock()
         # Commands left queued because max_in_flight_commands was reached: look again after a result.
         self._backlog = False
+        # Commands re-sent on this connection that the agent acknowledged on an earlier one: its ack
+        # here answers the re-send (agent-protocol rule 2) and is not stored again (a second ack is BM409).
+        self._acknowledged_before: set[str] = set()
         # Set once the connection is over and the agent's presence cleared (``WorkerTunnel.serve``).
         self.ended = asyncio.Event()
 
@@ -220,6 +223,9 @@ class AgentLink:
         command_id = uuid.UUID(frame.command_id)  # sent by us, so a UUID
         try:
             if isinstance(frame, CommandAckFrame):
+                if frame.command_id in self._acknowledged_before:
+                    self._log.info("agent_command_acked_again", command_id=frame.command_id)
+                    return
                 await self._store.command_acked(self.agent_id, self._credential, command_id)
             elif isinstance(frame, CommandProgressFrame):
                 progress: JsonObject = {"percent": frame.percent, "message": frame.message}
@@ -323,8 +329,12 @@ class AgentLink:
         frame = self.session.send_command(
             command_id=sent.command_id, kind=sent.kind, params=sent.params, deadline=sent.deadline
         )
+        if sent.acknowledged:
+            self._acknowledged_before.add(sent.command_id)
         await self._send(frame)
-        self._log.info("agent_command_sent", command_id=sent.command_id, kind=sent.kind)
+        self._log.info(
+            "agent_command_sent", command_id=sent.command_id, kind=sent.kind, redelivered=sent.acknowledged
+        )
         return True
 
     # --- Writing and closing.
