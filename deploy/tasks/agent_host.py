@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import subprocess
 from io import StringIO
 from pathlib import Path
@@ -44,7 +45,12 @@ SYNCTHING_UNIT: Final = f"syncthing@{layout.AGENT_USER}.service"
 
 
 def _uv() -> str:
-    return os.environ.get("UV", str(REPOSITORY / ".tools" / "bin" / "uv"))
+    """``$UV``, else the project's pinned uv (``make bootstrap``), else ``uv`` on PATH."""
+    pinned = REPOSITORY / ".tools" / "bin" / "uv"
+    found = os.environ.get("UV") or (str(pinned) if pinned.exists() else shutil.which("uv"))
+    if not found:
+        raise DeployError("uv is needed to build the agent's wheels: run `make bootstrap`")
+    return found
 
 
 def build_agent_artifacts(dist: Path = DIST_DIR) -> tuple[list[Path], Path]:
@@ -163,17 +169,21 @@ def agent_host() -> None:
         )
         for path in [*wheels, requirements]
     ]
-    venv = server.shell(
-        name="The agent's virtual environment",
-        commands=[f"python3 -m venv {layout.AGENT_VENV}"],
-        _if=lambda: not host.get_fact(File, path=f"{layout.AGENT_VENV}/bin/python"),
-    )
     remote_wheels = [f"{layout.AGENT_WHEELS_DIR}/{w.name}" for w in wheels]
-    install = server.shell(
-        name="Install the agent (uv.lock's pins, hash-checked)",
-        commands=[install_command(remote_wheels, f"{layout.AGENT_WHEELS_DIR}/requirements.txt")],
-        _if=any_changed(venv, *uploads),
-    )
+    install_commands = [install_command(remote_wheels, f"{layout.AGENT_WHEELS_DIR}/requirements.txt")]
+    if host.get_fact(File, path=f"{layout.AGENT_VENV}/bin/python"):
+        install = server.shell(
+            name="Install the agent (uv.lock's pins, hash-checked)",
+            commands=install_commands,
+            _if=any_changed(*uploads),
+        )
+        restart_for = [install]
+    else:
+        server.shell(
+            name="The agent's virtual environment", commands=[f"python3 -m venv {layout.AGENT_VENV}"]
+        )
+        server.shell(name="Install the agent (uv.lock's pins, hash-checked)", commands=install_commands)
+        restart_for = []
 
     files.directory(
         name="Agent configuration", path=layout.AGENT_CONFIG_DIR, group=layout.AGENT_USER, mode="750"
@@ -227,5 +237,5 @@ def agent_host() -> None:
         name="Restart the agent for its changes",
         service="botmox-agent",
         restarted=True,
-        _if=any_changed(install, *changes),
+        _if=any_changed(*restart_for, *changes),
     )
