@@ -25,6 +25,7 @@ def backup_context(data: Any) -> dict[str, Any]:
         "retention_days": int(data.get("backup_retention_days", 14)),
         "schemas": list(data.get("backup_schemas", DEFAULT_SCHEMAS)),
         "db_port": layout.DB_PORT,
+        "db_name": "postgres",
         "secrets_file": layout.SECRETS_FILE,
         "textfile_dir": layout.NODE_EXPORTER_TEXTFILE_DIR,
         "on_calendar": data.get("backup_on_calendar", "*-*-* 03:15:00 UTC"),

@@ -58,15 +58,15 @@ class AppliedMigrations(FactBase[list[str]]):
     """The versions in ``supabase_migrations.schema_migrations`` (empty before the first migration, or
     while the database does not answer), read as ``postgres`` with the password from the secrets file."""
 
-    def requires_command(self, secrets_file: str, port: int) -> str:
+    def requires_command(self, secrets_file: str, port: int, database: str = "postgres") -> str:
         return "psql"
 
-    def command(self, secrets_file: str, port: int) -> str:
+    def command(self, secrets_file: str, port: int, database: str = "postgres") -> str:
         query = "select version from supabase_migrations.schema_migrations order by 1"
         return (
             f'(set -a; . {shlex.quote(secrets_file)}; PGPASSWORD="$POSTGRES_PASSWORD" '
-            f"psql -h 127.0.0.1 -p {int(port)} -U postgres -d postgres -XAtq -c {shlex.quote(query)}) "
-            "2>/dev/null || true"
+            f"psql -h 127.0.0.1 -p {int(port)} -U postgres -d {shlex.quote(database)} -XAtq "
+            f"-c {shlex.quote(query)}) 2>/dev/null || true"
         )
 
     @staticmethod
@@ -81,14 +81,20 @@ class RoleLogsIn(FactBase[bool]):
     """Whether ``role`` logs in to the database with the password kept under ``variable`` in the
     secrets file (False before the first deploy, and after the secret was rotated)."""
 
-    def requires_command(self, secrets_file: str, port: int, role: str, variable: str) -> str:
+    def requires_command(
+        self, secrets_file: str, port: int, role: str, variable: str, database: str = "postgres"
+    ) -> str:
         return "psql"
 
-    def command(self, secrets_file: str, port: int, role: str, variable: str) -> str:
+    def command(
+        self, secrets_file: str, port: int, role: str, variable: str, database: str = "postgres"
+    ) -> str:
+        if not variable.isidentifier():
+            raise ValueError(f"not a variable name: {variable!r}")
         return (
             f'(set -a; . {shlex.quote(secrets_file)}; PGPASSWORD="${variable}" '
-            f"psql -h 127.0.0.1 -p {int(port)} -U {shlex.quote(role)} -d postgres -XAtq -c 'select 1') "
-            "2>/dev/null || true"
+            f"psql -h 127.0.0.1 -p {int(port)} -U {shlex.quote(role)} -d {shlex.quote(database)} -XAtq "
+            "-c 'select 1') 2>/dev/null || true"
         )
 
     @staticmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
@@ -51,40 +52,66 @@ def supabase_cli_binary() -> Path:
     return binary
 
 
-def wait_for_database_command() -> str:
+@dataclass(frozen=True, slots=True)
+class Database:
+    """Where the commands below connect (as ``postgres``, its password from ``secrets_file``)."""
+
+    port: int = layout.DB_PORT
+    name: str = "postgres"
+    secrets_file: str = layout.SECRETS_FILE
+
+    def psql(self) -> str:
+        name = shlex.quote(self.name)
+        return f"psql -h 127.0.0.1 -p {self.port} -U postgres -d {name} -X -v ON_ERROR_STOP=1 -q"
+
+    def with_password(self) -> str:
+        """Shell prefix: the secrets file's variables exported, PGPASSWORD set (never in argv)."""
+        return f'set -a; . {shlex.quote(self.secrets_file)}; set +a; export PGPASSWORD="$POSTGRES_PASSWORD"'
+
+
+HOST_DATABASE: Final = Database()
+
+
+def wait_for_database_command(database: Database = HOST_DATABASE) -> str:
     return (
-        f"for attempt in $(seq 90); do pg_isready -q -h 127.0.0.1 -p {layout.DB_PORT} -U postgres && exit 0; "
+        f"for attempt in $(seq 90); do pg_isready -q -h 127.0.0.1 -p {database.port} -U postgres && exit 0; "
         "sleep 2; done; echo 'the database did not answer within 180 s' >&2; exit 1"
     )
 
 
-def migrate_command(profile: str) -> str:
+def migrate_command(
+    profile: str,
+    database: Database = HOST_DATABASE,
+    workdir: str = layout.MIGRATIONS_WORKDIR,
+    cli: str = CLI_ON_HOST,
+) -> str:
     """Apply the platform baseline (db-only: a plain PostgreSQL lacks Supabase's roles), then every
     pending migration. The password reaches libpq and the CLI through PGPASSWORD, never argv."""
-    workdir = shlex.quote(layout.MIGRATIONS_WORKDIR)
-    psql = f"psql -h 127.0.0.1 -p {layout.DB_PORT} -U postgres -d postgres -X -v ON_ERROR_STOP=1 -q"
-    steps = [
-        f"set -a; . {shlex.quote(layout.SECRETS_FILE)}; set +a",
-        'export PGPASSWORD="$POSTGRES_PASSWORD"',
-    ]
+    steps = [database.with_password()]
     if profile == "db-only":
-        steps.append(f"{psql} -f {workdir}/platform-baseline.sql")
+        steps.append(f"{database.psql()} -f {shlex.quote(workdir)}/platform-baseline.sql")
+    url = f"postgresql://postgres@127.0.0.1:{database.port}/{database.name}?sslmode=disable"
     steps.append(
-        f"SUPABASE_TELEMETRY_DISABLED=1 {CLI_ON_HOST} migration up --workdir {workdir} "
-        f"--db-url 'postgresql://postgres@127.0.0.1:{layout.DB_PORT}/postgres?sslmode=disable'"
+        f"SUPABASE_TELEMETRY_DISABLED=1 {shlex.quote(cli)} migration up --workdir {shlex.quote(workdir)} "
+        f"--db-url {shlex.quote(url)}"
     )
     return " && ".join(steps)
 
 
-def role_password_command(role: str, variable: str) -> str:
-    """``alter role ROLE password`` with the value read by psql from the environment (``\\getenv``),
+def psql_script_command(script: str, database: Database = HOST_DATABASE) -> str:
+    """Run ``script`` with psql as ``postgres``, fed on stdin (a quoted here-document: no shell
+    expansion, so ``$$`` and ``:'var'`` reach psql as written)."""
+    return f"{database.with_password()}; {database.psql()} <<'SQL'\n{script}SQL"
+
+
+def role_password_sql(role: str, variable: str) -> str:
+    """``alter role ROLE password`` with the value psql reads from the environment (``\\getenv``),
     so it appears neither in argv nor in pyinfra's output."""
-    script = f"\\getenv password {variable}\nalter role {role} password :'password';\n"
-    return (
-        f"set -a; . {shlex.quote(layout.SECRETS_FILE)}; set +a; "
-        f'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -p {layout.DB_PORT} -U postgres -d postgres '
-        f"-X -v ON_ERROR_STOP=1 -q <<'SQL'\n{script}SQL"
-    )
+    return f"\\getenv password {variable}\nalter role {role} password :'password';\n"
+
+
+def role_password_command(role: str, variable: str, database: Database = HOST_DATABASE) -> str:
+    return psql_script_command(role_password_sql(role, variable), database)
 
 
 def platform_baseline_sql() -> str:

@@ -17,7 +17,7 @@ from pyinfra.operations.util import any_changed
 
 from deploy.tasks import layout
 from deploy.tasks.facts import RoleLogsIn
-from deploy.tasks.migrations import role_password_command
+from deploy.tasks.migrations import HOST_DATABASE, Database, psql_script_command, role_password_sql
 from deploy.tasks.release import API_READY_PATH
 from deploy.tasks.templating import rendered
 
@@ -56,18 +56,17 @@ def observability_context(data: Any, slot: str) -> dict[str, Any]:
     }
 
 
-def monitor_role_command() -> str:
+def monitor_role_command(database: Database = HOST_DATABASE) -> str:
     """Create the monitoring role (pg_monitor, nothing else) when absent, then set its password."""
-    create = (
-        "do $$ begin if not exists (select 1 from pg_roles where rolname = 'botmox_monitor') then "
-        "create role botmox_monitor login; end if; end $$; grant pg_monitor to botmox_monitor;"
+    script = (
+        "do $$ begin\n"
+        "  if not exists (select 1 from pg_roles where rolname = 'botmox_monitor') then\n"
+        "    create role botmox_monitor login;\n"
+        "  end if;\n"
+        "end $$;\n"
+        "grant pg_monitor to botmox_monitor;\n"
     )
-    return (
-        f'set -a; . {layout.SECRETS_FILE}; set +a; PGPASSWORD="$POSTGRES_PASSWORD" '
-        f"psql -h 127.0.0.1 -p {layout.DB_PORT} -U postgres -d postgres -X -v ON_ERROR_STOP=1 -q "
-        f'-c "{create}"'
-        f" && {role_password_command(MONITOR_ROLE, MONITOR_PASSWORD_VARIABLE)}"
-    )
+    return psql_script_command(script + role_password_sql(MONITOR_ROLE, MONITOR_PASSWORD_VARIABLE), database)
 
 
 @deploy("Observability")

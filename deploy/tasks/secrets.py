@@ -68,7 +68,10 @@ def host_secrets(
         .. code:: python
 
             from deploy.tasks.secrets import host_secrets
-            host_secrets(path="/etc/botmox-agent/secrets.env", randoms=["BOTMOX_AGENT_VAULT_PASSPHRASE"])
+            host_secrets(
+                path="/etc/botmox-agent/secrets/agent.env",
+                randoms=["BOTMOX_AGENT_VAULT_PASSPHRASE"],
+            )
     """
     jwts = dict(jwts or {})
     exports = dict(exports or {})
