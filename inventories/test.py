@@ -36,6 +36,9 @@ def _hosts(group: str) -> list[tuple[str, dict[str, object]]]:
     hosts = []
     for entry in described.get(group, []):
         data = {key: value for key, value in entry.items() if key != "name"}
+        if "ssh_user" in data and "_sudo" not in data:
+            # Host data beats group_data/all.py, whose _sudo follows BOTMOX_SSH_USER: keep them in step.
+            data["_sudo"] = data["ssh_user"] != "root"
         hosts.append((entry["name"], {**_DEFAULTS, **data}))
     return hosts
 

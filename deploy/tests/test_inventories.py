@@ -107,7 +107,8 @@ def test_test_inventory_reads_the_hosts_file(tmp_path: Path) -> None:
     assert vps["tls"] == "internal"
     assert vps["supabase_profile"] == "db-only"
     assert vps["ssh_hostname"] == "172.17.0.2"
-    assert vps["_sudo"] is False or vps["ssh_user"] == "root"
+    assert vps["ssh_user"] == "root"
+    assert vps["_sudo"] is False
     assert _group(inventory, "agents") == ["agent-test"]
 
 
