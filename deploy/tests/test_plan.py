@@ -150,3 +150,9 @@ def test_an_unpaired_agent_without_a_code_is_refused(tmp_path: Path) -> None:
     result = _plan(tmp_path, "deploy/agent.py", AGENTS)
     assert result.returncode != 0
     assert "is not paired: set BOTMOX_AGENT_PAIRING_CODE" in result.stdout + result.stderr
+
+
+def test_rollback_without_a_previous_release_is_refused(tmp_path: Path) -> None:
+    result = _plan(tmp_path, "deploy/rollback.py", _vps())
+    assert result.returncode != 0
+    assert "no previous release to roll back to" in result.stdout + result.stderr
