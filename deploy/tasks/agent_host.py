@@ -13,6 +13,7 @@ mirror in ``PIP_INDEX_URL``, for the dependencies). The wheels are built with a 
 
 from __future__ import annotations
 
+import functools
 import os
 import shlex
 import shutil
@@ -53,6 +54,8 @@ def _uv() -> str:
     return found
 
 
+# pyinfra runs the deploy file once per host: build once per run, not once per agent host.
+@functools.cache
 def build_agent_artifacts(dist: Path = DIST_DIR) -> tuple[list[Path], Path]:
     """Build the wheels and the pinned requirements on the ops machine; (wheels, requirements)."""
     dist.mkdir(parents=True, exist_ok=True)
