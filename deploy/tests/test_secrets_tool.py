@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
 import stat
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
 from deploy.tasks.secrets import CONTROL_PLANE_JWTS, CONTROL_PLANE_RANDOM, ensure_command
-from deploy.tasks.templating import hostscript
+from deploy.tests.secrets_tool import load_secrets_tool
 
-
-def _tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("botmox_secrets", hostscript("botmox_secrets.py"))
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["botmox_secrets"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-tool = _tool()
+tool = load_secrets_tool()
 NOW = 1_800_000_000
 
 
