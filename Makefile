@@ -73,8 +73,8 @@ format: bootstrap ## Apply ruff's fixes and formatting
 	$(UV) run --frozen ruff format .
 
 .PHONY: typecheck
-typecheck: bootstrap ## mypy --strict on services/, harness/, loadtests/ and the agent's tests
-	$(UV) run --frozen mypy services/api/src services/agent/src services/agent/tests services/protocol/src harness/src loadtests
+typecheck: bootstrap ## mypy --strict on services/, harness/, loadtests/, the agent's tests, deploy/ and inventories/
+	$(UV) run --frozen mypy services/api/src services/agent/src services/agent/tests services/protocol/src harness/src loadtests deploy inventories
 
 .PHONY: pytest
 pytest: bootstrap ## Every pytest test: unit, integration (real PostgreSQL and RTDB emulator) and slow

@@ -1,0 +1,271 @@
+"""The application's releases (the API and the frontend) and their rollout.
+
+A release is a pair of images, pulled from a registry or loaded from ``docker save`` archives the
+deploy uploads (air-gapped hosts). It runs in one of two slots, ``blue`` and ``green``: each a compose
+project (``app-blue``, ``app-green``) on its own local ports. A new release starts in the idle slot;
+only once its health checks pass does the proxy switch to it (``deploy.tasks.proxy``), then the state
+file records it and the previous slot stops (its files and images stay, so ``deploy/rollback.py``
+brings it back). A release whose checks fail stops the deploy with the reason; the active slot kept
+serving throughout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+import tarfile
+from dataclasses import dataclass
+from io import StringIO
+from pathlib import Path
+from typing import Any, Final
+
+from pyinfra.api.deploy import deploy
+from pyinfra.api.exceptions import DeployError
+from pyinfra.context import host
+from pyinfra.operations import files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from deploy.tasks import layout
+from deploy.tasks.facts import DockerImageId, EnvFileValues
+from deploy.tasks.templating import hostscript, rendered
+
+DATA_BACKENDS: Final = ("rtdb", "supabase")
+COMPONENTS: Final = ("api", "frontend")
+API_ENV_FILE: Final = f"{layout.CONFIG_DIR}/api.env"
+WAIT_HEALTHY: Final = f"{layout.SCRIPTS_DIR}/botmox-wait-healthy"
+HEALTH_TIMEOUT_S: Final = 120
+API_READY_PATH: Final = "/api/v1/health/ready"
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """The images of one release; ``archives`` maps a component to a local ``docker save`` file."""
+
+    api_image: str
+    frontend_image: str
+    archives: dict[str, str]
+
+    def image(self, component: str) -> str:
+        return self.api_image if component == "api" else self.frontend_image
+
+    @property
+    def identity(self) -> str:
+        """Same images (by reference, and by id for archives) -> same identity -> nothing to roll out."""
+        parts = [self.api_image, self.frontend_image]
+        parts += [f"{c}={archive_image_id(Path(p))}" for c, p in sorted(self.archives.items())]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+def archive_image_id(archive: Path) -> str:
+    """The image id (its config's digest) recorded in a ``docker save`` archive's manifest.json."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("manifest.json")
+            if member is None:
+                raise DeployError(f"{archive} has no manifest.json: not a docker save archive")
+            manifest = json.load(member)
+    except (OSError, tarfile.TarError, KeyError) as error:
+        raise DeployError(f"{archive}: cannot read it as a docker save archive ({error})") from None
+    config = str(manifest[0]["Config"])
+    digest = config.rsplit("/", 1)[-1].removesuffix(".json")
+    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
+
+
+def release_from(data: Any) -> Release:
+    release = dict(data.get("app_release") or {})
+    missing = [key for key in ("api_image", "frontend_image") if not release.get(key)]
+    if missing:
+        raise DeployError(f"app_release lacks {', '.join(missing)} (inventories/README.md)")
+    archives = {k: str(v) for k, v in dict(data.get("app_image_archives") or {}).items() if v}
+    unknown = set(archives) - set(COMPONENTS)
+    if unknown:
+        raise DeployError(f"app_image_archives: unknown component(s) {sorted(unknown)}")
+    return Release(str(release["api_image"]), str(release["frontend_image"]), archives)
+
+
+def other_slot(slot: str | None) -> str:
+    return layout.SLOTS[1] if slot == layout.SLOTS[0] else layout.SLOTS[0]
+
+
+def api_env_context(data: Any) -> dict[str, Any]:
+    backend = data.get("data_backend", "supabase")
+    if backend not in DATA_BACKENDS:
+        raise DeployError(f"data_backend must be one of {DATA_BACKENDS}, not {backend!r}")
+    domain = data.get("domain")
+    workers = int(data.get("api_workers", 2))
+    return {
+        "data_backend": backend,
+        "api_workers": workers,
+        "cors_origins": ",".join(data.get("cors_origins", [f"https://{domain}"])),
+        # Caddy runs on the host and reaches the API over loopback: the only proxy it believes.
+        "forwarded_allow_ips": "127.0.0.1/32,::1/128",
+        "require_supabase_ready": backend == "supabase",
+        "supabase_url": f"http://127.0.0.1:{layout.GATEWAY_PORT}",
+        "default_tenant_id": data.get("default_tenant_id", "default"),
+        "log_level": data.get("api_log_level", "INFO"),
+        "extra_env": dict(data.get("api_extra_env", {})),
+    }
+
+
+def slot_context(data: Any, release: Release, slot: str) -> dict[str, Any]:
+    return {
+        "slot": slot,
+        "release": release.identity,
+        "api_image": release.api_image,
+        "frontend_image": release.frontend_image,
+        "api_port": layout.API_PORTS[slot],
+        "frontend_port": layout.FRONTEND_PORTS[slot],
+        "api_env_file": API_ENV_FILE,
+        "db_port": layout.DB_PORT,
+        "public_url": f"https://{data.get('domain')}",
+        "ready_path": API_READY_PATH,
+    }
+
+
+def rollout_state(active: str, releases: dict[str, str]) -> str:
+    """The state file: which slot serves, and the release each slot holds (no secrets)."""
+    lines = [f"active={active}"] + [
+        f"{slot}_release={releases[slot]}" for slot in layout.SLOTS if slot in releases
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def wait_healthy_command(slot: str) -> str:
+    url = f"http://127.0.0.1:{layout.API_PORTS[slot]}{API_READY_PATH}"
+    frontend = f"http://127.0.0.1:{layout.FRONTEND_PORTS[slot]}/"
+    return shlex.join(
+        [
+            WAIT_HEALTHY,
+            "--timeout",
+            str(HEALTH_TIMEOUT_S),
+            "--project",
+            f"botmox-{layout.slot_project(slot)}",
+            url,
+            frontend,
+        ]
+    )
+
+
+@deploy("Release images")
+def release_images(release: Release) -> None:
+    """Make the release's images present: ``docker load`` of an uploaded archive, else ``docker pull``.
+
+    Examples:
+        .. code:: python
+
+            from deploy.tasks.release import release_from, release_images
+            release_images(release_from(host.data))
+    """
+    files.directory(name="Image archives", path=layout.IMAGE_ARCHIVES_DIR, mode="700")
+    for component in COMPONENTS:
+        image = release.image(component)
+        archive = release.archives.get(component)
+        if archive is not None:
+            expected = archive_image_id(Path(archive))
+            remote = f"{layout.IMAGE_ARCHIVES_DIR}/{component}.tar"
+            files.put(name=f"Upload the {component} image archive", src=archive, dest=remote, mode="600")
+            if host.get_fact(DockerImageId, ref=image) != expected:
+                server.shell(name=f"Load {image}", commands=[f"docker load --input {shlex.quote(remote)}"])
+        elif host.get_fact(DockerImageId, ref=image) is None:
+            server.shell(name=f"Pull {image}", commands=[f"docker pull {shlex.quote(image)}"])
+
+
+def target_slot(state: dict[str, str], identity: str) -> str:
+    """The slot the release ``identity`` must serve from: the active one when it already holds that
+    release (a re-run), else the idle one (``blue`` on a first deploy)."""
+    active = state.get("active")
+    if active in layout.SLOTS and state.get(f"{active}_release") == identity:
+        return active
+    return other_slot(active)
+
+
+@deploy("Application release")
+def release(wanted: Release, slot: str) -> None:
+    """Start ``wanted`` in ``slot`` and, when that slot is not serving yet, wait for its health checks
+    (the deploy stops here with the reason if they fail; the active slot keeps serving). Then
+    ``proxy(slot=slot)`` switches traffic and ``record_rollout`` stops the other slot.
+
+    Examples:
+        .. code:: python
+
+            from deploy.tasks.release import release, release_from, target_slot
+            wanted = release_from(host.data)
+            slot = target_slot(host.get_fact(EnvFileValues, path=layout.ROLLOUT_STATE_FILE), wanted.identity)
+            release(wanted=wanted, slot=slot)
+    """
+    active = host.get_fact(EnvFileValues, path=layout.ROLLOUT_STATE_FILE).get("active")
+    files.put(name="Health gate script", src=hostscript("botmox-wait-healthy"), dest=WAIT_HEALTHY, mode="755")
+    files.directory(name="Configuration directory", path=layout.CONFIG_DIR, mode="755")
+    env = files.put(
+        name="The API's environment (0600)",
+        src=rendered("app/api.env.j2", **api_env_context(host.data)),
+        dest=API_ENV_FILE,
+        mode="600",
+    )
+    release_images(release=wanted)
+    directory = layout.compose_dir(layout.slot_project(slot))
+    files.directory(name=f"Slot {slot}", path=directory, mode="755")
+    compose = files.put(
+        name=f"Slot {slot}: compose.yaml for release {wanted.identity}",
+        src=rendered("app/compose.yaml.j2", **slot_context(host.data, wanted, slot)),
+        dest=f"{directory}/compose.yaml",
+        mode="644",
+    )
+    unit = layout.compose_unit(layout.slot_project(slot))
+    systemd.service(name=f"Run slot {slot}", service=unit, running=True, enabled=True)
+    systemd.service(
+        name=f"Apply slot {slot}'s changes", service=unit, reloaded=True, _if=any_changed(env, compose)
+    )
+    if slot != active:
+        server.shell(
+            name=f"Health gate: slot {slot} must be ready before it takes traffic",
+            commands=[wait_healthy_command(slot)],
+        )
+
+
+@deploy("Record the rollout")
+def record_rollout(slot: str, release_identity: str) -> None:
+    """After the proxy switched to ``slot``: write the state file and stop the other slot (kept on
+    disk for ``deploy/rollback.py``).
+
+    Examples:
+        .. code:: python
+
+            from deploy.tasks.release import record_rollout
+            record_rollout(slot="green", release_identity="3f2a...")
+    """
+    state = host.get_fact(EnvFileValues, path=layout.ROLLOUT_STATE_FILE)
+    releases = {s: state[f"{s}_release"] for s in layout.SLOTS if f"{s}_release" in state}
+    releases[slot] = release_identity
+    files.directory(name="State directory", path=layout.STATE_DIR, mode="755")
+    files.put(
+        name=f"Record slot {slot} as active",
+        src=StringIO(rollout_state(slot, releases)),
+        dest=layout.ROLLOUT_STATE_FILE,
+        mode="644",
+    )
+    previous = layout.compose_unit(layout.slot_project(other_slot(slot)))
+    if other_slot(slot) in releases:
+        systemd.service(
+            name=f"Stop the previous slot {other_slot(slot)}", service=previous, running=False, enabled=False
+        )
+
+
+@deploy("Roll back")
+def rollback_to(slot: str) -> None:
+    """Start the kept release in ``slot`` and wait for its health checks (``deploy/rollback.py`` then
+    switches the proxy to it).
+
+    Examples:
+        .. code:: python
+
+            from deploy.tasks.release import rollback_to
+            rollback_to(slot="blue")
+    """
+    unit = layout.compose_unit(layout.slot_project(slot))
+    systemd.service(name=f"Start the previous slot {slot}", service=unit, running=True, enabled=True)
+    server.shell(
+        name=f"Health gate: slot {slot} must be ready before it takes traffic",
+        commands=[wait_healthy_command(slot)],
+    )

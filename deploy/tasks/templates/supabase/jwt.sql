@@ -1,0 +1,6 @@
+-- Managed by deploy/tasks/supabase.py: the JWT secret the database's auth helpers check against.
+\set jwt_secret `echo "$JWT_SECRET"`
+\set jwt_exp `echo "$JWT_EXP"`
+
+alter database postgres set "app.settings.jwt_secret" to :'jwt_secret';
+alter database postgres set "app.settings.jwt_exp" to :'jwt_exp';
