@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
 T = TypeVar("T")
 POLL_S = 0.05
 LOG_TAIL_CHARS = 3000
@@ -166,6 +168,38 @@ def wait_ready(
         time.sleep(poll_s)
     awaited = f" ({waiting_for})" if waiting_for else ""
     raise error(f"{name} not ready after {timeout_s:g} s{awaited}{_log_note(log_path)}")
+
+
+def wait_http_ready(
+    name: str,
+    process: subprocess.Popen[Any],
+    url: str,
+    *,
+    timeout_s: float,
+    log_path: Path | None,
+    error: type[Exception] = ProcessNotReady,
+    headers: Mapping[str, str] | None = None,
+    request_timeout_s: float = 2.0,
+) -> None:
+    """``wait_ready`` for a child that serves HTTP: ready once GET ``url`` answers 200 (no proxy from
+    the environment: the child is on 127.0.0.1)."""
+    with httpx.Client(timeout=request_timeout_s, trust_env=False, headers=headers) as client:
+
+        def answers() -> bool | None:
+            try:
+                return True if client.get(url).status_code == 200 else None
+            except httpx.TransportError:
+                return None
+
+        wait_ready(
+            name,
+            answers,
+            alive=lambda: process.poll() is None,
+            timeout_s=timeout_s,
+            log_path=log_path,
+            waiting_for=url,
+            error=error,
+        )
 
 
 def _log_note(log_path: Path | None) -> str:

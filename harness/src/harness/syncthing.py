@@ -22,8 +22,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
-import httpx
-
 from harness import processes
 
 PROGRAM: Final = "syncthing"
@@ -171,24 +169,15 @@ class SyncthingProcess:
             raise
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
-        url = f"{self.url}/rest/system/status"
-        with httpx.Client(timeout=2.0, trust_env=False, headers={"X-API-Key": self.api_key}) as client:
-
-            def answers() -> bool | None:
-                try:
-                    return True if client.get(url).status_code == 200 else None
-                except httpx.TransportError:
-                    return None
-
-            processes.wait_ready(
-                "SyncThing",
-                answers,
-                alive=lambda: process.poll() is None,
-                timeout_s=self._start_timeout,
-                log_path=self.log_path,
-                waiting_for=url,
-                error=SyncthingStartError,
-            )
+        processes.wait_http_ready(
+            "SyncThing",
+            process,
+            f"{self.url}/rest/system/status",
+            headers={"X-API-Key": self.api_key},
+            timeout_s=self._start_timeout,
+            log_path=self.log_path,
+            error=SyncthingStartError,
+        )
 
     def stop(self) -> int | None:
         """SIGTERM, then SIGKILL, by PID; removes a home we made. Returns the exit status."""

@@ -17,8 +17,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Literal, Protocol, Self
 
-import httpx
-
 from harness import processes
 
 EmulatorKind = Literal["builtin", "official"]
@@ -108,24 +106,15 @@ class _ChildProcess:
             raise
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes]) -> None:
-        url = f"http://{self.host}/.json?ns={READY_NAMESPACE}&shallow=true"
-        with httpx.Client(timeout=1.0, trust_env=False) as client:
-
-            def answers() -> bool | None:
-                try:
-                    return True if client.get(url).status_code == 200 else None
-                except httpx.TransportError:
-                    return None
-
-            processes.wait_ready(
-                "the emulator",
-                answers,
-                alive=lambda: process.poll() is None,
-                timeout_s=self._start_timeout,
-                log_path=self.log_path,
-                waiting_for=url,
-                error=EmulatorStartError,
-            )
+        processes.wait_http_ready(
+            "the emulator",
+            process,
+            f"http://{self.host}/.json?ns={READY_NAMESPACE}&shallow=true",
+            timeout_s=self._start_timeout,
+            log_path=self.log_path,
+            error=EmulatorStartError,
+            request_timeout_s=1.0,
+        )
 
     def stop(self) -> int | None:
         """Stops the child: SIGTERM, then SIGKILL after the timeout. Returns its exit status."""
