@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 PYINFRA = Path(sys.executable).parent / "pyinfra"
 FRESH_HOST = Path(__file__).parent / "fresh_host"
 RELEASE = {"api_image": "botmox/api:test", "frontend_image": "botmox/frontend:test"}
+# Every migration of the repository is applied on a fresh host.
+APPLY_MIGRATIONS = f"Apply {len(list((ROOT / 'supabase/migrations').glob('*.sql')))} migration(s)"
 OPS_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExampleKeyForThePlanTestsOnly000000000000 ops@example.org"
 
 
@@ -88,7 +90,7 @@ def test_first_vps_deploy_plans_every_area_in_order(tmp_path: Path) -> None:
         "Docker and docker-compose | Install docker.io",
         "Generate the missing secrets in /etc/botmox/secrets/control-plane.env",
         "Supabase | Supabase: compose.yaml",
-        "Database migrations | Apply 5 migration(s)",
+        f"Database migrations | {APPLY_MIGRATIONS}",
         "Set botmox_api's password",
         "Application release | Slot blue: compose.yaml",
         "Health gate: slot blue must be ready before it takes traffic",
@@ -100,7 +102,7 @@ def test_first_vps_deploy_plans_every_area_in_order(tmp_path: Path) -> None:
     positions = [index(fragment) for fragment in order]
     assert positions == sorted(positions)
     # db-only (the test inventory's default): the platform baseline, no Kong.
-    assert index("Supabase's platform baseline (db-only)") < index("Apply 5 migration(s)")
+    assert index("Supabase's platform baseline (db-only)") < index(APPLY_MIGRATIONS)
     assert not [name for name in operations if "kong.yml" in name]
 
 
