@@ -7,8 +7,8 @@ import hashlib
 from collections.abc import Callable
 
 import pytest
+from agent_suite import Tenant
 
-from conftest import Tenant
 from harness.fixtures.agents_api import AgentsApi, registration_body
 from harness.fixtures.cli_stack import StackUnderTest
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from agent_suite import AgentFactory, Tenant, command_rows, finished_command, restart_api, wait_until
 from real_agent import GatedExecutors
 
-from conftest import AgentFactory, Tenant, command_rows, finished_command, restart_api, wait_until
 from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.cli_stack import StackUnderTest
 from harness.fixtures.tls_proxy import TlsTerminatingProxy

@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from agent_suite import AgentFactory, Tenant, command_rows, finished_command, restart_api, wait_until
 from real_agent import GatedExecutors, InProcessAgent
 
-from conftest import AgentFactory, Tenant, command_rows, finished_command, restart_api, wait_until
 from harness import processes
 from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.cli_stack import StackUnderTest

@@ -8,10 +8,10 @@ import time
 from collections.abc import Callable
 
 import pytest
+from agent_suite import AgentFactory, Tenant, wait_until
 from real_agent import GatedExecutors, InProcessAgent
 
 from botmox_protocol import CloseCode
-from conftest import AgentFactory, Tenant, wait_until
 from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.tls_proxy import TlsTerminatingProxy
 from harness.fixtures.websocket_tap import Direction, TappedMessage

@@ -20,11 +20,11 @@ from typing import LiteralString
 
 import httpx
 import pytest
+from agent_suite import AgentFactory, Tenant, finished_command
 from real_agent import GatedExecutors
 
 from botmox_agent.executors import Executors, ExecutorSettings, SecretResolver, build_executors
 from botmox_agent.runtime import AgentSettings
-from conftest import AgentFactory, Tenant, finished_command
 from harness import processes
 from harness.fixtures.agents_api import AgentsApi
 from harness.fixtures.cli_stack import StackUnderTest

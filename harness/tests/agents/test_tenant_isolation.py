@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+from agent_suite import AgentFactory, Tenant, finished_command
 from real_agent import GatedExecutors
 
-from conftest import AgentFactory, Tenant, finished_command
 from harness.fixtures.agents_api import AgentsApi, command_body
 
 pytestmark = pytest.mark.integration
