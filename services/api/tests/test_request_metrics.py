@@ -4,7 +4,9 @@ path; status and ``DATA_BACKEND``; store failures counted where they become enve
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 import httpx
@@ -14,8 +16,9 @@ from api_support import INFRA_TOKEN, bearer, client_for, make_settings, user
 from fastapi import APIRouter
 from prometheus_client.parser import text_string_to_metric_families
 
+from botmox_api.metrics import ApiMetrics
 from botmox_api.model import StoreNotConfigured, StoreQueryFailed
-from botmox_api.request_metrics import RoutedPrefix, RouteTemplates
+from botmox_api.request_metrics import RequestMetrics, RoutedPrefix, RouteTemplates, StoreFailure
 
 A: Final = user("tenant-a")
 POLICY: Final = "/api/v1/settings/storage_policy"
@@ -144,3 +147,21 @@ def test_templates_prefer_the_routers_choice_and_fall_back_to_the_paths() -> Non
     assert templates.of({"path": "/api/items/42"}) == "/api/items/{item_id}"
     assert templates.of({"path": "/api/direct"}) == "/api/direct"
     assert templates.of({"path": "/api/items/4/2"}) == "unmatched"
+
+
+def test_the_deploys_alert_rules_query_these_names_and_labels() -> None:
+    rules = (Path(__file__).parents[3] / "deploy/tasks/templates/prometheus/botmox-rules.yml.j2").read_text()
+    metrics = ApiMetrics()
+    request_metrics = RequestMetrics(metrics, backend="rtdb", templates=RouteTemplates([]))
+    request_metrics.observe({"method": "GET", "path": "/x"}, 500, 0.01)
+    request_metrics.store_failed(StoreFailure("settings", "read", "query_failed"))
+    # Every series the API writes, with the labels it carries (a bucket's "le" included).
+    labels_of = {
+        sample.name: set(sample.labels) for family in metrics.registry.collect() for sample in family.samples
+    }
+    queried = re.findall(r"\b(botmox_api_\w+)(?:\{([^}]*)\})?", rules)
+    assert queried, "the rules query no API series"
+    for name, selector in queried:
+        assert name in labels_of, name
+        used = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
+        assert used <= labels_of[name], (name, used)
