@@ -46,6 +46,10 @@ async def test_the_tunnels_figures(pg_database: PgDatabase) -> None:
             assert "botmox_api_agent_connections_total 1.0" in text
             assert 'botmox_api_agent_commands_total{kind="syncthing.status",outcome="succeeded"} 1.0' in text
             assert 'botmox_api_agent_command_latency_seconds_count{kind="syncthing.status"} 1.0' in text
+            # A tunnel is not a request: the agents' figures above count it, the request series do not.
+            assert 'route="/api/v1/agents/ws"' not in text
+            enqueued = 'method="POST",route="/api/v1/agents/{agent_id}/commands",status="201"} 1.0'
+            assert enqueued in text
         # Gone: the gauge drops once the server has seen the close.
         async with asyncio.timeout(WAIT_S):
             while True:

@@ -22,6 +22,7 @@ from harness.processes import ProcessIdentity, free_port, identify, is_running
 
 WORKERS = 2
 RATE_LIMIT_MAX = 5
+REQUESTS = 12
 pytestmark = pytest.mark.slow
 
 
@@ -135,6 +136,20 @@ def test_metrics_are_summed_across_workers_through_a_directory_of_this_start(tmp
         while {path.stem.rsplit("_", 1)[-1] for path in directory.glob("*.db")} != expected:
             assert time.monotonic() < deadline, "a worker wrote no metrics files"
             time.sleep(0.1)
+        # The request series too: each request counted once, by whichever worker took its
+        # connection (a new one each), and every worker's answer holds the sum.
+        for _ in range(REQUESTS):
+            assert httpx.get(f"http://127.0.0.1:{port}/api/v1/agents", timeout=5).status_code == 401
+        refused = '{backend="rtdb",method="GET",route="/api/v1/agents",status="401"}'
+        observed = '{backend="rtdb",method="GET",route="/api/v1/agents"}'
+        for _ in range(4):
+            text = httpx.get(
+                f"http://127.0.0.1:{port}/metrics",
+                headers={"Authorization": f"Bearer {INFRA_TOKEN}"},
+                timeout=5,
+            ).text
+            assert f"botmox_api_requests_total{refused} {float(REQUESTS)}" in text
+            assert f"botmox_api_request_duration_seconds_count{observed} {float(REQUESTS)}" in text
         os.kill(process.pid, signal.SIGTERM)
         assert process.wait(timeout=30) == 0
     assert not directory.exists()

@@ -25,6 +25,7 @@ from botmox_api.logs import AccessLog, build_logger
 from botmox_api.metrics import ApiMetrics
 from botmox_api.openapi import build_openapi
 from botmox_api.readiness import ReadinessCache
+from botmox_api.request_metrics import RequestMetrics, RoutedPrefix, RouteTemplates
 from botmox_api.routes import agents as agents_routes
 from botmox_api.routes import auth, health
 from botmox_api.routes import metrics as metrics_routes
@@ -154,10 +155,24 @@ def create_app(
     app.state.metrics = metrics
     app.state.tunnel = tunnel
     settings_path.register_convertor()  # before the settings routes that use it are built
-    for router in (health.router, auth.router, settings_routes.build_router(), agents_routes.router):
+    api_routers = (health.router, auth.router, settings_routes.build_router(), agents_routes.router)
+    for router in api_routers:
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(tunnel_router, prefix=API_PREFIX)
-    app.include_router(metrics_routes.build_router(authenticator, metrics))
+    metrics_router = metrics_routes.build_router(authenticator, metrics)
+    app.include_router(metrics_router)
+    request_metrics = RequestMetrics(
+        metrics,
+        backend=settings.data_backend,
+        templates=RouteTemplates(
+            [
+                *(RoutedPrefix(API_PREFIX, router.routes) for router in api_routers),
+                RoutedPrefix("", metrics_router.routes),
+            ],
+            direct_paths=(STORAGE_POLICY_PATH,),
+        ),
+    )
+    app.state.request_metrics = request_metrics
     install_exception_handlers(app, api_prefix=API_PREFIX, allowed_methods=settings_routes.allowed_methods)
     # Added first, so it runs inside the gate: authenticated, rate limited and logged like any route.
     app.add_middleware(
@@ -167,6 +182,7 @@ def create_app(
         shadow=shadow,
         max_body_bytes=settings.api_max_body_bytes,
         logger=logger,
+        request_metrics=request_metrics,
     )
     app.add_middleware(
         RequestGate,
@@ -176,6 +192,7 @@ def create_app(
         client_addresses=ClientAddresses(settings.forwarded_allow_ips),
         logger=logger,
         access_log=AccessLog(logger, level=settings.log_level, fmt=settings.log_format, stream=log_stream),
+        request_metrics=request_metrics,
         api_prefix=API_PREFIX,
         health_paths=HEALTH_PATHS,
         public_paths=PUBLIC_PATHS,

@@ -3,7 +3,8 @@ error the framework or a route raises becomes an envelope; nothing else reaches 
 
 Routes and the request gate raise ``ApiError``s; ``ApiError.response`` is the one place that turns
 one into ``{"success": false, "error": {"code", "message", "details"?}}``. Store failures
-(``model.StoreError``) are mapped here too, so the route code never builds an error body.
+(``model.StoreError``) are mapped here too, so the route code never builds an error body, and
+counted here (``botmox_api_store_errors_total``, ``request_metrics``) when their answer is sent.
 
 The exception handlers: ``ApiError`` → its code/status; Starlette's ``HTTPException`` (unknown route
 404, wrong method 405) → ``NOT_FOUND``/``METHOD_NOT_ALLOWED`` with ``Allow``; FastAPI's request
@@ -35,6 +36,7 @@ from botmox_api.model import (
     failure_message,
     not_configured_message,
 )
+from botmox_api.request_metrics import STORE_NOT_CONFIGURED, STORE_QUERY_FAILED, RequestMetrics, StoreFailure
 
 
 class ApiError(Exception):
@@ -54,6 +56,8 @@ class ApiError(Exception):
         self.message = message
         self.details = details
         self.headers: dict[str, str] = dict(headers or {})
+        # Set by ``from_store_error`` on a store failure (not on a version conflict, the client's).
+        self.store_failure: StoreFailure | None = None
 
     @property
     def envelope_code(self) -> str:
@@ -209,10 +213,18 @@ def from_store_error(error: StoreError, *, action: Action, subject: str) -> ApiE
     details = dict(error.details) or None
     if isinstance(error, VersionConflict):
         return PreconditionFailed("If-Match does not match the current version", details=details)
+    store = subject.replace(" ", "_")
+    answer: ApiError
     if isinstance(error, StoreNotConfigured):
-        return ConfigMissing(f"{prefix}_CONFIG_ERROR", not_configured_message(error.backend), details=details)
+        answer = ConfigMissing(
+            f"{prefix}_CONFIG_ERROR", not_configured_message(error.backend), details=details
+        )
+        answer.store_failure = StoreFailure(store, action, STORE_NOT_CONFIGURED)
+        return answer
     message = failure_message(action, subject, error.backend)
-    return QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)
+    answer = QueryFailed(f"{prefix}_QUERY_FAILED", message, details=details, cause=error.__cause__)
+    answer.store_failure = StoreFailure(store, action, STORE_QUERY_FAILED)
+    return answer
 
 
 AGENT_OFFLINE: Final = "AGENT_OFFLINE"
@@ -286,17 +298,23 @@ def _log_store_failure(logger: FilteringBoundLogger, error: QueryFailed) -> None
     )
 
 
-def api_error_response(error: ApiError, logger: FilteringBoundLogger) -> Response:
-    """The answer to an ``ApiError`` a route raised (a 502 is logged first), whichever way the route
-    was reached: FastAPI's exception handler or the direct storage-policy route."""
+def api_error_response(
+    error: ApiError, logger: FilteringBoundLogger, request_metrics: RequestMetrics
+) -> Response:
+    """The answer to an ``ApiError`` a route raised (a 502 is logged first, a store failure
+    counted), whichever way the route was reached: FastAPI's exception handler or the direct
+    storage-policy route."""
     if isinstance(error, QueryFailed):
         _log_store_failure(logger, error)
+    if error.store_failure is not None:
+        request_metrics.store_failed(error.store_failure)
     return error.response()
 
 
 async def _on_api_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, ApiError)
-    return api_error_response(error, request.app.state.logger)
+    state = request.app.state
+    return api_error_response(error, state.logger, state.request_metrics)
 
 
 async def _on_request_validation(_request: Request, error: Exception) -> Response:

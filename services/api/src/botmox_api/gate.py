@@ -6,8 +6,9 @@ before routing, so an unknown route is 404 only after authentication (``docs/con
 the URLs are the app's (``app.py``), handed to the gate when the app adds it.
 A request without an internal token from a client address that is already over its limit is
 refused (429) before its token is verified, so a flood of bad tokens costs no signature checks. It
-also turns any exception that escapes the application into a 500 envelope and writes one
-access-log line per request (method, path, status, duration; never headers, query strings or bodies).
+also turns any exception that escapes the application into a 500 envelope, writes one
+access-log line per request (method, path, status, duration; never headers, query strings or bodies)
+and counts the request in the metrics (``request_metrics``: route template, status, duration).
 
 A pure ASGI middleware rather than ``BaseHTTPMiddleware``: no extra task or body copy per request.
 
@@ -50,6 +51,7 @@ from botmox_api.auth import SETTINGS_ROLES, Authenticator, Principal, bearer_tok
 from botmox_api.config import IpNetwork
 from botmox_api.envelope import error_response
 from botmox_api.errors import ApiError, Forbidden, RateLimited, Unauthorized
+from botmox_api.request_metrics import RequestMetrics
 
 # --- CORS.
 
@@ -210,6 +212,7 @@ class RequestGate:
         client_addresses: ClientAddresses,
         logger: structlog.typing.FilteringBoundLogger,
         access_log: logs.AccessLog,
+        request_metrics: RequestMetrics,
         api_prefix: str,
         health_paths: Collection[str],
         public_paths: Collection[str],
@@ -230,6 +233,7 @@ class RequestGate:
         self._addresses = client_addresses
         self._log = logger
         self._access_log = access_log
+        self._request_metrics = request_metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -280,12 +284,15 @@ class RequestGate:
                     scope, receive, send_with_headers
                 )
         finally:
+            elapsed_s = time.perf_counter() - started
+            status = state["status"]
             self._access_log.write(
                 method=scope["method"],
                 path=scope["path"],
-                status=state["status"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                status=status,
+                duration_ms=round(elapsed_s * 1000, 3),
             )
+            self._request_metrics.observe(scope, status, elapsed_s)
             logs.unbind_request(context_token)
 
     async def _gatekeep(

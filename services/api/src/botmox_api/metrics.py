@@ -1,5 +1,7 @@
-"""The API's Prometheus metrics (``GET /metrics``): the agent tunnel's, named as
-``docs/agent-protocol.md`` and the issue's seams fix them.
+"""The API's Prometheus metrics (``GET /metrics``), every name in this one place: the agent tunnel's,
+named as ``docs/agent-protocol.md`` and the issue's seams fix them, and the requests' and store
+errors' (counted by ``request_metrics.RequestMetrics``), which the deploy's alert rules
+(``deploy/tasks/templates/prometheus/botmox-rules.yml.j2``) query by these names and labels.
 
 One ``ApiMetrics`` per application, in a registry of its own (no process-global state: two apps in
 one process, as the tests run them, count apart). With several workers (``API_WORKERS`` > 1) each
@@ -26,6 +28,13 @@ CONTENT_TYPE: Final = CONTENT_TYPE_PLAIN_0_0_4
 
 # Enqueue to stored result: from a fraction of a second to the longest deadline's order.
 LATENCY_BUCKETS_S: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# A request, as the API measures it (gate in to last byte out): a hot read takes well under a
+# millisecond in process, a store round trip a few, a store timeout 5 s; past 10 s is +Inf.
+REQUEST_BUCKETS_S: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+REQUEST_LABELS: Final = ("method", "route", "status", "backend")
+REQUEST_DURATION_LABELS: Final = ("method", "route", "backend")
+STORE_ERROR_LABELS: Final = ("store", "operation", "kind")
 
 
 class ApiMetrics:
@@ -53,6 +62,25 @@ class ApiMetrics:
             "From a command's enqueue to its stored result",
             ("kind",),
             buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.requests = Counter(
+            "botmox_api_requests",
+            "HTTP requests answered, by method, route template, status and DATA_BACKEND",
+            REQUEST_LABELS,
+            registry=self.registry,
+        )
+        self.request_duration = Histogram(
+            "botmox_api_request_duration_seconds",
+            "HTTP request duration, from the request gate to the answer's last byte",
+            REQUEST_DURATION_LABELS,
+            buckets=REQUEST_BUCKETS_S,
+            registry=self.registry,
+        )
+        self.store_errors = Counter(
+            "botmox_api_store_errors",
+            "Store failures answered to a client (502 query_failed, 503 not_configured)",
+            STORE_ERROR_LABELS,
             registry=self.registry,
         )
 

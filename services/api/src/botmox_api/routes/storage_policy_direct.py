@@ -14,8 +14,8 @@ the same functions as the FastAPI routes (``routes.settings.read_storage_policy`
 ``write_storage_policy``, whose body, ``If-Match`` and store rules live in ``request_body.py`` and
 the store; a read offers its answer to shadow reads when they are on, a ``put_nowait``), and turns
 an ``ApiError`` into its answer with the exception handler's own function
-(``errors.api_error_response``, which logs a 502). Anything else it raises goes to the gate, which
-answers 500, as it does for a FastAPI route.
+(``errors.api_error_response``, which logs a 502 and counts a store failure). Anything else it
+raises goes to the gate, which answers 500, as it does for a FastAPI route.
 
 Everything else is left to FastAPI: any other path (``storage_policy/`` and the other spellings reach
 the generic settings route), any other method (405 with ``Allow``, HEAD included). The FastAPI routes
@@ -35,6 +35,7 @@ from structlog.typing import FilteringBoundLogger
 
 from botmox_api.errors import ApiError, api_error_response
 from botmox_api.gate import required_principal
+from botmox_api.request_metrics import RequestMetrics
 from botmox_api.routes.settings import read_storage_policy, write_storage_policy
 from botmox_api.shadow_reads import ShadowReads
 from botmox_api.stores.protocols import StoragePolicyStore
@@ -55,8 +56,10 @@ class StoragePolicyRoute:
         shadow: ShadowReads | None,
         max_body_bytes: int,
         logger: FilteringBoundLogger,
+        request_metrics: RequestMetrics,
     ) -> None:
         self.app = app
+        self._request_metrics = request_metrics
         self._path = path
         self._store = store
         self._shadow = shadow
@@ -78,4 +81,4 @@ class StoragePolicyRoute:
             request = Request(scope, receive)
             return await write_storage_policy(request, self._store, principal, self._max_body_bytes)
         except ApiError as error:
-            return api_error_response(error, self._logger)
+            return api_error_response(error, self._logger, self._request_metrics)
