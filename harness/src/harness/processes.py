@@ -213,8 +213,11 @@ def wait_gone(
     while time.monotonic() < deadline:
         _reap(identity.pid, child)
         if not is_running(identity):
+            # It may have exited between the reap and the check: reap the zombie now.
+            _reap(identity.pid, child)
             return True
         time.sleep(POLL_S)
+    _reap(identity.pid, child)
     return not is_running(identity)
 
 
@@ -252,6 +255,7 @@ def stop(
             break
     if is_running(identity):
         raise RuntimeError(f"process {identity.pid} survived {ladder[-1][0].name}")
+    _reap(identity.pid, child)
     return True
 
 
