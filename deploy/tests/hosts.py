@@ -114,6 +114,7 @@ def ensure_image(client: docker.DockerClient, log_path: Path) -> tuple[str, floa
     tag = image_tag(base.FALLBACK_BASE, base_id)
     with contextlib.suppress(docker.errors.ImageNotFound):
         client.images.get(tag)
+        _remove_older_images(client, tag)
         return tag, 0.0
     started = time.monotonic()
     try:
@@ -128,7 +129,17 @@ def ensure_image(client: docker.DockerClient, log_path: Path) -> tuple[str, floa
         )
     except (APIError, docker.errors.BuildError) as error:
         raise TestHostError(f"cannot build {tag}: {error}") from error
-    return tag, time.monotonic() - started
+    built_s = time.monotonic() - started
+    _remove_older_images(client, tag)
+    return tag, built_s
+
+
+def _remove_older_images(client: docker.DockerClient, tag: str) -> None:
+    """Images of an older Dockerfile or base are never used again; one still in use stays."""
+    for image in client.images.list(name=IMAGE_REPOSITORY):
+        if tag not in image.tags:
+            with contextlib.suppress(APIError):
+                client.images.remove(image.id, noprune=False)
 
 
 def write_key(directory: Path) -> tuple[Path, str]:
