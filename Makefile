@@ -88,6 +88,10 @@ pgtap: bootstrap ## Start a throwaway PostgreSQL, apply migrations, run lint, ad
 acceptance-docker: bootstrap ## The acceptance suite once more on the docker runtime (supabase mode); builds images when needed
 	BOTMOX_ACCEPTANCE_RUNTIME=docker BOTMOX_ACCEPTANCE_BACKENDS=supabase $(UV) run --frozen pytest harness/tests/acceptance
 
+.PHONY: deploy-test
+deploy-test: bootstrap ## Docker test hosts (systemd + sshd) and pyinfra over SSH to one (deploy/tests/test_docker_hosts.py); not yet part of `make test`
+	$(UV) run --frozen pytest deploy/tests/test_docker_hosts.py
+
 .PHONY: test
 test: lint typecheck pytest pgtap acceptance-docker load-smoke ## Lint, types and every test, then a 30 s smoke load per mode (bootstraps first when needed)
 

@@ -1,6 +1,6 @@
 """The test hosts: ``pyinfra inventories/test.py deploy/vps.py``.
 
-Their addresses are not known in advance: the tool that starts them (deploy/tests) writes a JSON file
+Their addresses are not known in advance: the tool that starts them (deploy/tests/hosts.py) writes a JSON file
 and names it in ``BOTMOX_TEST_HOSTS_FILE``:
 
     {"vps": [{"name": "vps-test", "ssh_hostname": "172.17.0.2", "ssh_user": "root",

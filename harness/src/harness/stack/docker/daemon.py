@@ -18,7 +18,7 @@ import subprocess
 import tarfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import docker
@@ -95,6 +95,9 @@ class Daemon:
     client: docker.DockerClient
     socket_url: str
     started: ProcessIdentity | None
+    # The started dockerd's Popen, for a caller that stops it in this very process (``stop(started,
+    # child)`` reaps it); without it the dropped Popen warns that dockerd "is still running".
+    child: subprocess.Popen[bytes] | None = field(default=None, compare=False, repr=False)
 
 
 def _candidates(paths: DaemonPaths) -> Iterator[str]:
@@ -197,7 +200,7 @@ def _start(paths: DaemonPaths, driver: str) -> Daemon | str:
         client = connect(paths.socket_url)
         if client is not None:
             if _driver_works(client):
-                return Daemon(client=client, socket_url=paths.socket_url, started=identity)
+                return Daemon(client=client, socket_url=paths.socket_url, started=identity, child=child)
             client.close()
             stop(identity)
             return "the storage driver cannot create a layer here"
@@ -228,9 +231,17 @@ def _one_file_tar() -> bytes:
     return buffer.getvalue()
 
 
-def stop(identity: ProcessIdentity) -> bool:
-    """Stop a dockerd this harness started (SIGTERM lets it stop its containers and containerd)."""
-    return processes.stop(identity, ladder=processes.terminate(STOP_GRACE_S), whole_group=False)
+def stop(identity: ProcessIdentity, child: subprocess.Popen[bytes] | None = None) -> bool:
+    """Stop a dockerd this harness started (SIGTERM lets it stop its containers and containerd);
+    ``child`` is its Popen when this process started it (``Daemon.child``), reaped through it."""
+    stopped = processes.stop(
+        identity, ladder=processes.terminate(STOP_GRACE_S), whole_group=False, child=child
+    )
+    if child is not None:
+        # dockerd is multi-threaded: its main thread shows as a zombie (gone, for `stop`) while the
+        # other threads still exit, and only then can it be reaped.
+        child.wait(timeout=STOP_GRACE_S)
+    return stopped
 
 
 def release_mounts(paths: DaemonPaths) -> list[str]:
