@@ -14,6 +14,9 @@ _SITE = {
     "data_backend": "supabase",
     "supabase_profile": "full",
     "api_workers": 4,
+    # Everything but the storage policy still lives in RTDB; the service account's JSON comes from a file
+    # outside the repository (BOTMOX_FIREBASE_CREDENTIALS_FILE, group_data/vps.py).
+    "firebase_database_url": "https://botmox-example-default-rtdb.europe-west1.firebasedatabase.app",
     "app_release": {
         "api_image": "registry.example.org/botmox/api:2026.12.06",
         "frontend_image": "registry.example.org/botmox/frontend:2026.12.06",

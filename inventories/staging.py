@@ -11,6 +11,7 @@ _SITE = {
     "data_backend": "supabase",
     "supabase_profile": "full",
     "api_workers": 2,
+    "firebase_database_url": "https://botmox-staging-example-default-rtdb.europe-west1.firebasedatabase.app",
     "app_release": {
         "api_image": "registry.example.org/botmox/api:staging",
         "frontend_image": "registry.example.org/botmox/frontend:staging",

@@ -10,6 +10,7 @@ from pyinfra.api.exceptions import DeployError
 from pyinfra.context import host
 from pyinfra.operations import apt, files, server, systemd
 
+from deploy.tasks.facts import ContainerKind
 from deploy.tasks.templating import rendered
 
 BASE_PACKAGES: Final = (
@@ -75,8 +76,14 @@ def base() -> None:
         dest="/etc/apt/apt.conf.d/52botmox-unattended-upgrades",
         mode="644",
     )
-    # systemd-timesyncd skips itself in a container (ConditionVirtualization), where the host keeps time.
-    systemd.service(name="Keep time with systemd-timesyncd", service="systemd-timesyncd", enabled=True)
+    # systemd-timesyncd skips itself in a container (ConditionVirtualization), where the host keeps time:
+    # asking it to run there would be a change at every run.
+    systemd.service(
+        name="Keep time with systemd-timesyncd",
+        service="systemd-timesyncd",
+        running=host.get_fact(ContainerKind) is None,
+        enabled=True,
+    )
 
     server.user(  # noqa: S604 - `shell` is the user's login shell, not a shell=True call
         name=f"The ops user {context['ops_user']}",

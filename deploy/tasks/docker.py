@@ -7,14 +7,19 @@ docker-compose 1.29 refuses a top-level ``name:``: the unit names the project wi
 from __future__ import annotations
 
 import json
+import shlex
+import tarfile
 from io import StringIO
+from pathlib import Path
 from typing import Any, Final
 
 from pyinfra.api.deploy import deploy
+from pyinfra.api.exceptions import DeployError
 from pyinfra.context import host
-from pyinfra.operations import apt, files, systemd
+from pyinfra.operations import apt, files, server, systemd
 
 from deploy.tasks import layout
+from deploy.tasks.facts import DockerImageId
 from deploy.tasks.templating import rendered
 
 DOCKER_PACKAGES: Final = ("docker.io", "docker-compose")
@@ -70,3 +75,52 @@ def docker() -> None:
         mode="644",
     )
     systemd.daemon_reload(name="Reload systemd's units", _if=unit.did_change)
+
+
+def archive_image_id(archive: Path) -> str:
+    """The image id (its config's digest) recorded in a ``docker save`` archive's manifest.json."""
+    try:
+        with tarfile.open(archive) as tar:
+            member = tar.extractfile("manifest.json")
+            if member is None:
+                raise DeployError(f"{archive} has no manifest.json: not a docker save archive")
+            manifest = json.load(member)
+    except (OSError, tarfile.TarError, KeyError) as error:
+        raise DeployError(f"{archive}: cannot read it as a docker save archive ({error})") from None
+    config = str(manifest[0]["Config"])
+    digest = config.rsplit("/", 1)[-1].removesuffix(".json")
+    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
+
+
+def image_archives(data: Any, key: str, known: tuple[str, ...]) -> dict[str, str]:
+    """Host data ``key`` (component -> local ``docker save`` file), checked against ``known``."""
+    archives = {str(k): str(v) for k, v in dict(data.get(key) or {}).items() if v}
+    unknown = set(archives) - set(known)
+    if unknown:
+        raise DeployError(f"{key}: unknown component(s) {sorted(unknown)}; known: {list(known)}")
+    return archives
+
+
+@deploy("Image")
+def image(component: str, ref: str, archive: str | None = None) -> None:
+    """Make the image ``ref`` present: ``docker load`` of the uploaded ``archive`` (air-gapped hosts;
+    uploaded again only when it changed, loaded only when the host lacks that very image id), else
+    ``docker pull`` when the host has no such image.
+
+    Examples:
+        .. code:: python
+
+            from deploy.tasks.docker import image
+            image(component="api", ref="registry.example.org/botmox/api:1.4.0")
+            image(component="db", ref="botmox-local/postgres:3f2a", archive="/srv/images/db.tar")
+    """
+    if archive is None:
+        if host.get_fact(DockerImageId, ref=ref) is None:
+            server.shell(name=f"Pull {ref}", commands=[f"docker pull {shlex.quote(ref)}"])
+        return
+    expected = archive_image_id(Path(archive))
+    remote = f"{layout.IMAGE_ARCHIVES_DIR}/{component}.tar"
+    files.directory(name="Image archives", path=layout.IMAGE_ARCHIVES_DIR, mode="700")
+    files.put(name=f"Upload the {component} image archive", src=archive, dest=remote, mode="600")
+    if host.get_fact(DockerImageId, ref=ref) != expected:
+        server.shell(name=f"Load {ref}", commands=[f"docker load --input {shlex.quote(remote)}"])

@@ -103,3 +103,14 @@ class RoleLogsIn(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return "1" in (line.strip() for line in output)
+
+
+class ContainerKind(FactBase[str | None]):
+    """What container the host is (``docker``, ``lxc``...), or None on a VM or bare metal."""
+
+    def command(self) -> str:
+        return "systemd-detect-virt --container 2>/dev/null || true"
+
+    def process(self, output: list[str]) -> str | None:
+        kind = "\n".join(output).strip()
+        return None if kind in ("", "none") else kind

@@ -13,6 +13,11 @@ COMPOSE_ROOT: Final = "/opt/botmox/compose"
 # Secrets made on the host at the first deploy and kept there (0700 directory, 0600 files).
 SECRETS_DIR: Final = "/etc/botmox/secrets"
 SECRETS_FILE: Final = f"{SECRETS_DIR}/control-plane.env"
+# The Firebase service account the API reads RTDB with (uploaded from the ops machine, never generated),
+# owned by the API image's user (65534) with mode 0400, mounted read-only into the API's container.
+FIREBASE_CREDENTIALS_FILE: Final = f"{SECRETS_DIR}/firebase-service-account.json"
+FIREBASE_CREDENTIALS_IN_CONTAINER: Final = "/run/secrets/firebase-service-account.json"
+API_CONTAINER_UID: Final = 65534
 # Non-secret configuration rendered by the deploy (0600: it still describes the system).
 CONFIG_DIR: Final = "/etc/botmox"
 STATE_DIR: Final = "/var/lib/botmox"

@@ -1,8 +1,8 @@
 """Monitoring with Debian's packages: Prometheus, node exporter, the PostgreSQL exporter and the
 blackbox exporter (readiness probes), all on 127.0.0.1 (reach Prometheus through an SSH tunnel).
 
-Prometheus scrapes the active slot's API ``/metrics`` with the internal infra token as bearer (handed
-to it by systemd's ``LoadCredential=``, never written into its config), and the agents listed in
+Prometheus scrapes the active slot's API ``/metrics`` with the internal infra token as bearer (copied into
+its own runtime directory at each start, never written into its config), and the agents listed in
 ``agent_metrics_targets``. Alert rules: readiness, 5xx rate, backup age, exporters down.
 """
 
@@ -19,6 +19,7 @@ from deploy.tasks import layout
 from deploy.tasks.facts import RoleLogsIn
 from deploy.tasks.migrations import HOST_DATABASE, Database, psql_script_command, role_password_sql
 from deploy.tasks.release import API_READY_PATH
+from deploy.tasks.secrets import CONTROL_PLANE_EXPORTS
 from deploy.tasks.templating import rendered
 
 PACKAGES: Final = (
@@ -30,6 +31,9 @@ PACKAGES: Final = (
 MONITOR_ROLE: Final = "botmox_monitor"
 MONITOR_PASSWORD_VARIABLE: Final = "MONITOR_DB_PASSWORD"  # noqa: S105 - a variable name
 BLACKBOX_PORT: Final = 9115
+# Each service's runtime directory (systemd's RuntimeDirectory=, 0700, its user): the secret it reads.
+PROMETHEUS_RUNTIME_DIR: Final = "/run/botmox-prometheus"
+POSTGRES_EXPORTER_RUNTIME_DIR: Final = "/run/botmox-postgres-exporter"
 # A backup older than this (a missed night plus slack) fires BotmoxBackupTooOld.
 BACKUP_MAX_AGE_S: Final = 26 * 3600
 
@@ -42,7 +46,12 @@ def observability_context(data: Any, slot: str) -> dict[str, Any]:
         "postgres_target": f"127.0.0.1:{layout.POSTGRES_EXPORTER_PORT}",
         "blackbox_target": f"127.0.0.1:{BLACKBOX_PORT}",
         "agent_targets": list(data.get("agent_metrics_targets", [])),
-        "infra_token_credential": "/run/credentials/prometheus.service/infra-token",
+        "infra_token_file": CONTROL_PLANE_EXPORTS["INTERNAL_INFRA_TOKEN"],
+        "infra_token_credential": f"{PROMETHEUS_RUNTIME_DIR}/infra-token",
+        "prometheus_runtime_dir": PROMETHEUS_RUNTIME_DIR.rsplit("/", 1)[1],
+        "monitor_password_file": CONTROL_PLANE_EXPORTS[MONITOR_PASSWORD_VARIABLE],
+        "monitor_password_credential": f"{POSTGRES_EXPORTER_RUNTIME_DIR}/db-password",
+        "postgres_exporter_runtime_dir": POSTGRES_EXPORTER_RUNTIME_DIR.rsplit("/", 1)[1],
         "backup_max_age_s": BACKUP_MAX_AGE_S,
         "five_xx_ratio": float(data.get("alert_5xx_ratio", 0.05)),
         "db_port": layout.DB_PORT,

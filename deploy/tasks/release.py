@@ -12,9 +12,7 @@ serving throughout.
 from __future__ import annotations
 
 import hashlib
-import json
 import shlex
-import tarfile
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -27,10 +25,13 @@ from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from deploy.tasks import layout
-from deploy.tasks.facts import DockerImageId, EnvFileValues
+from deploy.tasks.docker import archive_image_id, image, image_archives
+from deploy.tasks.facts import EnvFileValues
 from deploy.tasks.templating import hostscript, rendered
 
 DATA_BACKENDS: Final = ("rtdb", "supabase")
+# development only where the RTDB is the harness's emulator (plain http, which production refuses).
+APP_ENVS: Final = ("production", "development")
 COMPONENTS: Final = ("api", "frontend")
 API_ENV_FILE: Final = f"{layout.CONFIG_DIR}/api.env"
 WAIT_HEALTHY: Final = f"{layout.SCRIPTS_DIR}/botmox-wait-healthy"
@@ -57,30 +58,12 @@ class Release:
         return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
-def archive_image_id(archive: Path) -> str:
-    """The image id (its config's digest) recorded in a ``docker save`` archive's manifest.json."""
-    try:
-        with tarfile.open(archive) as tar:
-            member = tar.extractfile("manifest.json")
-            if member is None:
-                raise DeployError(f"{archive} has no manifest.json: not a docker save archive")
-            manifest = json.load(member)
-    except (OSError, tarfile.TarError, KeyError) as error:
-        raise DeployError(f"{archive}: cannot read it as a docker save archive ({error})") from None
-    config = str(manifest[0]["Config"])
-    digest = config.rsplit("/", 1)[-1].removesuffix(".json")
-    return digest if digest.startswith("sha256:") else f"sha256:{digest}"
-
-
 def release_from(data: Any) -> Release:
     release = dict(data.get("app_release") or {})
     missing = [key for key in ("api_image", "frontend_image") if not release.get(key)]
     if missing:
         raise DeployError(f"app_release lacks {', '.join(missing)} (inventories/README.md)")
-    archives = {k: str(v) for k, v in dict(data.get("app_image_archives") or {}).items() if v}
-    unknown = set(archives) - set(COMPONENTS)
-    if unknown:
-        raise DeployError(f"app_image_archives: unknown component(s) {sorted(unknown)}")
+    archives = image_archives(data, "app_image_archives", COMPONENTS)
     return Release(str(release["api_image"]), str(release["frontend_image"]), archives)
 
 
@@ -92,10 +75,26 @@ def api_env_context(data: Any) -> dict[str, Any]:
     backend = data.get("data_backend", "supabase")
     if backend not in DATA_BACKENDS:
         raise DeployError(f"data_backend must be one of {DATA_BACKENDS}, not {backend!r}")
+    app_env = data.get("api_app_env", "production")
+    if app_env not in APP_ENVS:
+        raise DeployError(f"api_app_env must be one of {APP_ENVS}, not {app_env!r}")
+    database_url = data.get("firebase_database_url")
+    if not database_url:
+        # Everything but the storage policy still lives in RTDB (docs/architecture.md).
+        raise DeployError("firebase_database_url is not set (the RTDB the API keeps its data in)")
+    emulator = data.get("firebase_emulator_host", "")
+    if emulator and app_env == "production":
+        raise DeployError("firebase_emulator_host is for test hosts: set api_app_env to development there")
     domain = data.get("domain")
     workers = int(data.get("api_workers", 2))
     return {
+        "app_env": app_env,
         "data_backend": backend,
+        "firebase_database_url": database_url,
+        "firebase_emulator_host": emulator,
+        "firebase_credentials": (
+            layout.FIREBASE_CREDENTIALS_IN_CONTAINER if data.get("firebase_credentials_file") else ""
+        ),
         "api_workers": workers,
         "cors_origins": ",".join(data.get("cors_origins", [f"https://{domain}"])),
         # Caddy runs on the host and reaches the API over loopback: the only proxy it believes.
@@ -117,6 +116,10 @@ def slot_context(data: Any, release: Release, slot: str) -> dict[str, Any]:
         "api_port": layout.API_PORTS[slot],
         "frontend_port": layout.FRONTEND_PORTS[slot],
         "api_env_file": API_ENV_FILE,
+        "firebase_credentials_file": (
+            layout.FIREBASE_CREDENTIALS_FILE if data.get("firebase_credentials_file") else ""
+        ),
+        "firebase_credentials_in_container": layout.FIREBASE_CREDENTIALS_IN_CONTAINER,
         "db_port": layout.DB_PORT,
         "public_url": f"https://{data.get('domain')}",
         "ready_path": API_READY_PATH,
@@ -149,7 +152,7 @@ def wait_healthy_command(slot: str) -> str:
 
 @deploy("Release images")
 def release_images(release: Release) -> None:
-    """Make the release's images present: ``docker load`` of an uploaded archive, else ``docker pull``.
+    """Make the release's images present (``deploy.tasks.docker.image``: an uploaded archive, else a pull).
 
     Examples:
         .. code:: python
@@ -157,18 +160,8 @@ def release_images(release: Release) -> None:
             from deploy.tasks.release import release_from, release_images
             release_images(release_from(host.data))
     """
-    files.directory(name="Image archives", path=layout.IMAGE_ARCHIVES_DIR, mode="700")
     for component in COMPONENTS:
-        image = release.image(component)
-        archive = release.archives.get(component)
-        if archive is not None:
-            expected = archive_image_id(Path(archive))
-            remote = f"{layout.IMAGE_ARCHIVES_DIR}/{component}.tar"
-            files.put(name=f"Upload the {component} image archive", src=archive, dest=remote, mode="600")
-            if host.get_fact(DockerImageId, ref=image) != expected:
-                server.shell(name=f"Load {image}", commands=[f"docker load --input {shlex.quote(remote)}"])
-        elif host.get_fact(DockerImageId, ref=image) is None:
-            server.shell(name=f"Pull {image}", commands=[f"docker pull {shlex.quote(image)}"])
+        image(component=component, ref=release.image(component), archive=release.archives.get(component))
 
 
 def target_slot(state: dict[str, str], identity: str) -> str:
@@ -203,19 +196,34 @@ def release(wanted: Release, slot: str) -> None:
         dest=API_ENV_FILE,
         mode="600",
     )
+    changes = [env]
+    credentials = host.data.get("firebase_credentials_file")
+    if credentials:
+        changes.append(
+            files.put(
+                name="The Firebase service account (0400, the API's user)",
+                src=str(credentials),
+                dest=layout.FIREBASE_CREDENTIALS_FILE,
+                user=str(layout.API_CONTAINER_UID),
+                group=str(layout.API_CONTAINER_UID),
+                mode="400",
+            )
+        )
     release_images(release=wanted)
     directory = layout.compose_dir(layout.slot_project(slot))
     files.directory(name=f"Slot {slot}", path=directory, mode="755")
-    compose = files.put(
-        name=f"Slot {slot}: compose.yaml for release {wanted.identity}",
-        src=rendered("app/compose.yaml.j2", **slot_context(host.data, wanted, slot)),
-        dest=f"{directory}/compose.yaml",
-        mode="644",
+    changes.append(
+        files.put(
+            name=f"Slot {slot}: compose.yaml for release {wanted.identity}",
+            src=rendered("app/compose.yaml.j2", **slot_context(host.data, wanted, slot)),
+            dest=f"{directory}/compose.yaml",
+            mode="644",
+        )
     )
     unit = layout.compose_unit(layout.slot_project(slot))
     systemd.service(name=f"Run slot {slot}", service=unit, running=True, enabled=True)
     systemd.service(
-        name=f"Apply slot {slot}'s changes", service=unit, reloaded=True, _if=any_changed(env, compose)
+        name=f"Apply slot {slot}'s changes", service=unit, reloaded=True, _if=any_changed(*changes)
     )
     if slot != active:
         server.shell(

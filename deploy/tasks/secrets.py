@@ -34,7 +34,7 @@ CONTROL_PLANE_RANDOM: Final = (
     "MONITOR_DB_PASSWORD",
 )
 CONTROL_PLANE_JWTS: Final = {"ANON_KEY": "anon", "SERVICE_ROLE_KEY": "service_role"}
-# Single values for systemd's LoadCredential= (Prometheus' bearer token, the exporter's password).
+# Single values, one a file, for the services that read one (Prometheus' token, the exporter's password).
 CONTROL_PLANE_EXPORTS: Final = {
     "INTERNAL_INFRA_TOKEN": f"{layout.SECRETS_DIR}/internal-infra-token",
     "MONITOR_DB_PASSWORD": f"{layout.SECRETS_DIR}/monitor-db-password",

@@ -19,9 +19,11 @@ from pyinfra.operations import files, systemd
 from pyinfra.operations.util import any_changed
 
 from deploy.tasks import layout
+from deploy.tasks.docker import image, image_archives
 from deploy.tasks.templating import rendered
 
 PROFILES: Final = ("full", "db-only")
+SERVICES: Final = {"full": ("db", "auth", "rest", "kong", "storage", "meta", "studio"), "db-only": ("db",)}
 # Supabase's self-hosted images (pinned; override per inventory with supabase_images).
 DEFAULT_IMAGES: Final = {
     "db": "supabase/postgres:15.8.1.060",
@@ -45,7 +47,8 @@ def supabase_context(data: Any) -> dict[str, Any]:
         images["db"] = data.get("supabase_db_only_image", DB_ONLY_IMAGE)
     return {
         "profile": profile,
-        "images": images,
+        "images": {service: images[service] for service in SERVICES[profile]},
+        "archives": image_archives(data, "supabase_image_archives", SERVICES[profile]),
         "site_url": f"https://{data.get('domain')}",
         "db_port": layout.DB_PORT,
         "gateway_port": layout.GATEWAY_PORT,
@@ -75,7 +78,8 @@ def supabase() -> None:
         .. code:: python
 
             from deploy.tasks.supabase import supabase
-            supabase()  # data: domain, supabase_profile ("full" or "db-only"), supabase_images
+            supabase()  # data: domain, supabase_profile ("full" or "db-only"), supabase_images,
+                        # supabase_image_archives ({"db": "<docker save file>"} for air-gapped hosts)
     """
     context = supabase_context(host.data)
     directory = layout.compose_dir(layout.SUPABASE_PROJECT)
@@ -90,6 +94,8 @@ def supabase() -> None:
         )
         for template, target in supabase_files(context["profile"]).items()
     ]
+    for service, ref in context["images"].items():
+        image(component=f"supabase-{service}", ref=ref, archive=context["archives"].get(service))
     unit = layout.compose_unit(layout.SUPABASE_PROJECT)
     systemd.service(name="Run Supabase", service=unit, running=True, enabled=True)
     systemd.service(

@@ -70,7 +70,8 @@ def _operations(output: str) -> list[str]:
 
 
 def _vps(**data: Any) -> dict[str, Any]:
-    return {"vps": [{"name": "@freshhost/vps-1", "app_release": RELEASE, **data}]}
+    site = {"app_release": RELEASE, "firebase_database_url": "https://botmox-test.firebasedatabase.app"}
+    return {"vps": [{"name": "@freshhost/vps-1", **site, **data}]}
 
 
 def test_first_vps_deploy_plans_every_area_in_order(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from pyinfra.api.exceptions import DeployError
 
+from deploy.tasks.docker import archive_image_id
 from deploy.tasks.release import (
     Release,
-    archive_image_id,
     other_slot,
     release_from,
     rollout_state,

@@ -20,7 +20,12 @@ from deploy.tasks.secrets import CONTROL_PLANE_JWTS, CONTROL_PLANE_RANDOM
 from deploy.tasks.templating import render
 from deploy.tests.secrets_tool import load_secrets_tool
 
-SITE: dict[str, Any] = {"domain": "botmox.example.org", "data_backend": "supabase", "api_workers": 4}
+SITE: dict[str, Any] = {
+    "domain": "botmox.example.org",
+    "data_backend": "supabase",
+    "api_workers": 4,
+    "firebase_database_url": "https://botmox-example.firebasedatabase.app",
+}
 tool = load_secrets_tool()
 _REFERENCE = re.compile(r"\$\{([A-Z_]+)(?::\?[^}]*)?\}")
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pyinfra.api.exceptions import DeployError
 
 from deploy.tasks import layout
 from deploy.tasks.agent_host import agent_context
@@ -24,6 +25,7 @@ from deploy.tasks.templating import render
 
 SITE: dict[str, Any] = {
     "domain": "botmox.example.org",
+    "firebase_database_url": "https://botmox-example.firebasedatabase.app",
     "tls": "acme",
     "acme_email": "ops@example.org",
     "data_backend": "supabase",
@@ -99,6 +101,31 @@ def test_api_env_takes_the_backend_from_the_inventory_and_trusts_loopback_only()
     assert lines["APP_ENV"] == "production"
     assert lines["FORWARDED_ALLOW_IPS"] == "127.0.0.1/32,::1/128"
     assert lines["CORS_ORIGINS"] == "https://botmox.example.org"
+    assert lines["FIREBASE_DATABASE_URL"] == "https://botmox-example.firebasedatabase.app"
+    assert lines["REQUIRE_RTDB_READY"] == "true"
+    assert "FIREBASE_DATABASE_EMULATOR_HOST" not in lines
+
+
+def test_the_rtdb_settings_are_required_and_the_emulator_is_refused_in_production() -> None:
+    without_url = {key: value for key, value in SITE.items() if key != "firebase_database_url"}
+    with pytest.raises(DeployError, match="firebase_database_url is not set"):
+        api_env_context(without_url)
+    with pytest.raises(DeployError, match="firebase_emulator_host is for test hosts"):
+        api_env_context({**SITE, "firebase_emulator_host": "172.17.0.4:9000"})
+    with pytest.raises(DeployError, match="api_app_env must be one of"):
+        api_env_context({**SITE, "api_app_env": "staging"})
+
+
+def test_the_service_account_is_mounted_read_only_and_named_to_the_api() -> None:
+    data = {**SITE, "firebase_credentials_file": "/home/ops/botmox-firebase.json"}
+    env = render("app/api.env.j2", **api_env_context(data))
+    assert f"GOOGLE_APPLICATION_CREDENTIALS={layout.FIREBASE_CREDENTIALS_IN_CONTAINER}" in env.splitlines()
+    release = Release("registry.example.org/botmox/api:1", "registry.example.org/botmox/frontend:1", {})
+    compose = yaml.safe_load(render("app/compose.yaml.j2", **slot_context(data, release, "blue")))
+    mount = f"{layout.FIREBASE_CREDENTIALS_FILE}:{layout.FIREBASE_CREDENTIALS_IN_CONTAINER}:ro"
+    assert compose["services"]["api"]["volumes"] == [mount]
+    plain = yaml.safe_load(render("app/compose.yaml.j2", **slot_context(SITE, release, "blue")))
+    assert "volumes" not in plain["services"]["api"]
 
 
 def _caddyfile(**overrides: Any) -> str:
@@ -227,7 +254,7 @@ def test_prometheus_config_and_rules_are_valid_yaml() -> None:
     config = yaml.safe_load(render("prometheus/prometheus.yml.j2", **context))
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["botmox-api"]["static_configs"][0]["targets"] == [f"127.0.0.1:{layout.API_PORTS['green']}"]
-    assert jobs["botmox-api"]["authorization"]["credentials_file"].startswith("/run/credentials/")
+    assert jobs["botmox-api"]["authorization"]["credentials_file"].startswith("/run/botmox-prometheus/")
     assert jobs["botmox-agent"]["static_configs"][0]["targets"] == ["10.0.0.5:9465"]
     rules = yaml.safe_load(render("prometheus/botmox-rules.yml.j2", **context))
     names = {rule["alert"] for group in rules["groups"] for rule in group["rules"]}

@@ -1,5 +1,10 @@
 """Data of the control plane's hosts (group ``vps``). Variables: inventories/README.md."""
 
+import os as _os
+
+# The Firebase service account's JSON (a secret): a file outside the repository, uploaded 0400.
+firebase_credentials_file = _os.environ.get("BOTMOX_FIREBASE_CREDENTIALS_FILE", "")
+
 data_backend = "supabase"
 supabase_profile = "full"
 api_workers = 2

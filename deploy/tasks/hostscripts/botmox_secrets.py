@@ -9,8 +9,8 @@ URL-safe base64: 43 characters, no character that needs quoting). Every ``--jwt`
 token for Supabase role ``ROLE`` signed with the file's ``JWT_SECRET`` (Supabase's ``anon`` and
 ``service_role`` keys), minted again when it no longer verifies against ``JWT_SECRET`` (the secret was
 rotated). Values already there are kept, so a re-run changes nothing. ``--export NAME=PATH`` also writes
-the value alone into ``PATH`` (0600) for systemd's ``LoadCredential=``. Prints the names it wrote,
-never a value. Standard library only: it runs with Debian's python3.
+the value alone into ``PATH`` (0600), which a service copies into its runtime directory at start.
+Prints the names it wrote, never a value. Standard library only: it runs with Debian's python3.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import contextlib
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,7 +68,7 @@ class DockerRuntime(StackLifecycle):
         save(self.paths, state)
         if dockerd.started is None:
             self.reporter.note(f"using the Docker daemon at {dockerd.socket_url} (left running on down)")
-        self._images = self._build_images(dockerd.client)
+        self._images = self.build_images(dockerd.client)
         # Ports are chosen again once the (possibly minutes long) builds are done: one free before
         # them may have been taken meanwhile.
         values = replace(values, ports=choose_ports(self.description))
@@ -97,13 +97,18 @@ class DockerRuntime(StackLifecycle):
 
     # -- images ----------------------------------------------------------------------------
 
-    def _build_images(self, client: docker.DockerClient) -> dict[str, str]:
-        """Each service's image id: reused when its inputs hash matches, else built."""
+    def build_images(
+        self, client: docker.DockerClient, only: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Each service's image id (of the services in ``only``, default all): reused when its inputs
+        hash matches, else built. The deploy's tests ship the same images to their test hosts."""
         bases: dict[str, str] = {}
         built: dict[str, str] = {}
         bundle = ca.host_bundle()
         with ca.served(bundle) as ca_url:
             for service in self.description.start_order():
+                if only is not None and service.name not in only:
+                    continue
                 from_image = bases.get(service.image.base_image) or self._base(
                     client, service.image.base_image
                 )
