@@ -89,11 +89,11 @@ acceptance-docker: bootstrap ## The acceptance suite once more on the docker run
 	BOTMOX_ACCEPTANCE_RUNTIME=docker BOTMOX_ACCEPTANCE_BACKENDS=supabase $(UV) run --frozen pytest harness/tests/acceptance
 
 .PHONY: deploy-test
-deploy-test: bootstrap ## Docker test hosts (systemd + sshd) and pyinfra over SSH to one (deploy/tests/test_docker_hosts.py); not yet part of `make test`
-	$(UV) run --frozen pytest deploy/tests/test_docker_hosts.py
+deploy-test: bootstrap ## Deploy a VPS and an agent host over SSH to Docker test hosts, check them with testinfra, re-run, roll out and back
+	$(UV) run --frozen pytest -m deploy_hosts -s deploy/tests
 
 .PHONY: test
-test: lint typecheck pytest pgtap acceptance-docker load-smoke ## Lint, types and every test, then a 30 s smoke load per mode (bootstraps first when needed)
+test: lint typecheck pytest pgtap acceptance-docker deploy-test load-smoke ## Lint, types and every test, the deploys on test hosts, then a 30 s smoke load per mode (bootstraps first when needed)
 
 BACKEND ?= rtdb
 RUNTIME ?= auto

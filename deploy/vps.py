@@ -1,7 +1,8 @@
 """The control plane's VPS: ``pyinfra inventories/prod deploy/vps.py`` (``--dry`` prints the plan).
 
 Base system, Docker, the host-kept secrets, Supabase, the migrations, the application release in its
-slot (health-gated), the proxy switched to it, the rollout recorded, nightly backups, monitoring.
+slot (health-gated), the proxy in front of both slots, the rollout recorded (the previous slot stopped),
+nightly backups, monitoring.
 Runs on the hosts of the ``vps`` group. See deploy/README.md and docs/runbooks/first-deploy.md.
 """
 
@@ -28,7 +29,7 @@ if "vps" in host.groups:
     wanted = release_from(host.data)
     slot = target_slot(host.get_fact(EnvFileValues, path=layout.ROLLOUT_STATE_FILE), wanted.identity)
     release(wanted=wanted, slot=slot)
-    proxy(slot=slot)
+    proxy()
     record_rollout(slot=slot, release_identity=wanted.identity)
     backups()
     observability(slot=slot)

@@ -174,7 +174,9 @@ def agent_host() -> None:
     ]
     remote_wheels = [f"{layout.AGENT_WHEELS_DIR}/{w.name}" for w in wheels]
     install_commands = [install_command(remote_wheels, f"{layout.AGENT_WHEELS_DIR}/requirements.txt")]
-    if host.get_fact(File, path=f"{layout.AGENT_VENV}/bin/python"):
+    # Keyed on the agent's own entry point, not the venv's python: an install that failed half-way is
+    # done again by the next run, whose uploads are no change.
+    if host.get_fact(File, path=f"{layout.AGENT_VENV}/bin/botmox-agent"):
         install = server.shell(
             name="Install the agent (uv.lock's pins, hash-checked)",
             commands=install_commands,

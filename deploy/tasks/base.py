@@ -16,6 +16,7 @@ from deploy.tasks.templating import rendered
 BASE_PACKAGES: Final = (
     "ca-certificates",
     "curl",
+    "iproute2",  # ss and ip, for ops (and testinfra's socket checks)
     "nftables",
     "openssh-server",
     "python3",

@@ -62,6 +62,8 @@ def observability_context(data: Any, slot: str) -> dict[str, Any]:
         "postgres_exporter_port": layout.POSTGRES_EXPORTER_PORT,
         "blackbox_port": BLACKBOX_PORT,
         "retention": data.get("prometheus_retention", "30d"),
+        "scrape_interval": data.get("prometheus_scrape_interval", "15s"),
+        "not_ready_for": data.get("alert_not_ready_for", "1m"),
     }
 
 

@@ -3,10 +3,10 @@
 A release is a pair of images, pulled from a registry or loaded from ``docker save`` archives the
 deploy uploads (air-gapped hosts). It runs in one of two slots, ``blue`` and ``green``: each a compose
 project (``app-blue``, ``app-green``) on its own local ports. A new release starts in the idle slot;
-only once its health checks pass does the proxy switch to it (``deploy.tasks.proxy``), then the state
-file records it and the previous slot stops (its files and images stay, so ``deploy/rollback.py``
-brings it back). A release whose checks fail stops the deploy with the reason; the active slot kept
-serving throughout.
+Caddy sends traffic to whichever slot passes its health checks (``deploy.tasks.proxy``); only once the
+new slot passes the deploy's health gate does the state file record it and the previous slot stop (its
+files and images stay, so ``deploy/rollback.py`` brings it back). A release whose checks fail stops the
+deploy with the reason, and its slot is stopped; the active slot kept serving throughout.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from pyinfra.operations.util import any_changed
 from deploy.tasks import layout
 from deploy.tasks.docker import archive_image_id, image, image_archives
 from deploy.tasks.facts import EnvFileValues
+from deploy.tasks.proxy import HEALTH_INTERVAL
 from deploy.tasks.templating import hostscript, rendered
 
 DATA_BACKENDS: Final = ("rtdb", "supabase")
@@ -134,16 +135,27 @@ def rollout_state(active: str, releases: dict[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def wait_healthy_command(slot: str) -> str:
+def health_timeout_s(data: Any) -> int:
+    timeout = int(data.get("release_health_timeout_s", HEALTH_TIMEOUT_S))
+    if timeout < 1:
+        raise DeployError(f"release_health_timeout_s must be at least 1, not {timeout}")
+    return timeout
+
+
+def wait_healthy_command(slot: str, timeout_s: int = HEALTH_TIMEOUT_S) -> str:
+    """The health gate: every URL of ``slot`` answers 200 within ``timeout_s``, else the slot is stopped
+    (a failed release does not restart forever beside the one serving) and the reason printed."""
     url = f"http://127.0.0.1:{layout.API_PORTS[slot]}{API_READY_PATH}"
     frontend = f"http://127.0.0.1:{layout.FRONTEND_PORTS[slot]}/"
     return shlex.join(
         [
             WAIT_HEALTHY,
             "--timeout",
-            str(HEALTH_TIMEOUT_S),
+            str(timeout_s),
             "--project",
             f"botmox-{layout.slot_project(slot)}",
+            "--stop-unit",
+            layout.compose_unit(layout.slot_project(slot)),
             url,
             frontend,
         ]
@@ -177,7 +189,7 @@ def target_slot(state: dict[str, str], identity: str) -> str:
 def release(wanted: Release, slot: str) -> None:
     """Start ``wanted`` in ``slot`` and, when that slot is not serving yet, wait for its health checks
     (the deploy stops here with the reason if they fail; the active slot keeps serving). Then
-    ``proxy(slot=slot)`` switches traffic and ``record_rollout`` stops the other slot.
+    ``record_rollout`` stops the other slot (Caddy already balances onto the healthy new one).
 
     Examples:
         .. code:: python
@@ -228,13 +240,13 @@ def release(wanted: Release, slot: str) -> None:
     if slot != active:
         server.shell(
             name=f"Health gate: slot {slot} must be ready before it takes traffic",
-            commands=[wait_healthy_command(slot)],
+            commands=[wait_healthy_command(slot, health_timeout_s(host.data))],
         )
 
 
 @deploy("Record the rollout")
 def record_rollout(slot: str, release_identity: str) -> None:
-    """After the proxy switched to ``slot``: write the state file and stop the other slot (kept on
+    """Once ``slot`` passed the health gate: write the state file and stop the other slot (kept on
     disk for ``deploy/rollback.py``).
 
     Examples:
@@ -247,7 +259,7 @@ def record_rollout(slot: str, release_identity: str) -> None:
     releases = {s: state[f"{s}_release"] for s in layout.SLOTS if f"{s}_release" in state}
     releases[slot] = release_identity
     files.directory(name="State directory", path=layout.STATE_DIR, mode="755")
-    files.put(
+    recorded = files.put(
         name=f"Record slot {slot} as active",
         src=StringIO(rollout_state(slot, releases)),
         dest=layout.ROLLOUT_STATE_FILE,
@@ -255,6 +267,13 @@ def record_rollout(slot: str, release_identity: str) -> None:
     )
     previous = layout.compose_unit(layout.slot_project(other_slot(slot)))
     if other_slot(slot) in releases:
+        # Caddy checks each slot's health every HEALTH_INTERVAL: two of them and it has seen the new
+        # slot healthy, so stopping the old one leaves no request waiting (lb_try_duration covers it).
+        server.shell(
+            name=f"Let the proxy see slot {slot} healthy",
+            commands=[f"sleep {2 * int(HEALTH_INTERVAL.removesuffix('s'))}"],
+            _if=recorded.did_change,
+        )
         systemd.service(
             name=f"Stop the previous slot {other_slot(slot)}", service=previous, running=False, enabled=False
         )
@@ -263,7 +282,7 @@ def record_rollout(slot: str, release_identity: str) -> None:
 @deploy("Roll back")
 def rollback_to(slot: str) -> None:
     """Start the kept release in ``slot`` and wait for its health checks (``deploy/rollback.py`` then
-    switches the proxy to it).
+    records it and stops the other slot).
 
     Examples:
         .. code:: python
@@ -275,5 +294,5 @@ def rollback_to(slot: str) -> None:
     systemd.service(name=f"Start the previous slot {slot}", service=unit, running=True, enabled=True)
     server.shell(
         name=f"Health gate: slot {slot} must be ready before it takes traffic",
-        commands=[wait_healthy_command(slot)],
+        commands=[wait_healthy_command(slot, health_timeout_s(host.data))],
     )

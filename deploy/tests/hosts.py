@@ -40,14 +40,18 @@ import paramiko
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from docker.errors import APIError, NotFound
+from docker.types import Mount
 
-from harness.stack.docker import base, daemon
+from harness.stack.docker import base, ca, daemon
 
 IMAGE_REPOSITORY = "botmox-local/test-host"
 HASH_LABEL = "org.botmox.inputs-hash"
 # Every container carries it, valued with its run's id: a run removes exactly its own hosts.
 RUN_LABEL = "org.botmox.test-host-run"
 HOSTS_FILE_VARIABLE = "BOTMOX_TEST_HOSTS_FILE"
+# Where a host keeps this machine's CA bundle, and pip's site-wide configuration naming it.
+HOST_CA_PATH = "/etc/botmox-test-host/ca-bundle.pem"
+PIP_CONF_PATH = "/etc/pip.conf"
 GROUPS = ("vps", "agents")
 BOOT_TIMEOUT_S = 120.0
 SSH_TIMEOUT_S = 60.0
@@ -156,6 +160,25 @@ def write_key(directory: Path) -> tuple[Path, str]:
     return path, public.decode() + " botmox-test-hosts\n"
 
 
+def trust_archive(bundle: bytes) -> bytes:
+    """A tar for ``/`` that makes pip on the host trust ``bundle``: this machine's CA bundle. A machine
+    behind a TLS-inspecting proxy reaches PyPI only with it (docs: environment.md), and so do its test
+    hosts, whose agent deploy installs the agent's pinned dependencies with pip."""
+    buffer = io.BytesIO()
+    config = f"[global]\ncert = {HOST_CA_PATH}\n".encode()
+    with tarfile.open(fileobj=buffer, mode="w") as archive:
+        for name, data in ((HOST_CA_PATH, bundle), (PIP_CONF_PATH, config)):
+            directory = tarfile.TarInfo(str(Path(name).parent).lstrip("/"))
+            directory.type = tarfile.DIRTYPE
+            directory.mode = 0o755
+            archive.addfile(directory)
+            member = tarfile.TarInfo(name.lstrip("/"))
+            member.mode = 0o644
+            member.size = len(data)
+            archive.addfile(member, io.BytesIO(data))
+    return buffer.getvalue()
+
+
 def authorized_keys_archive(public_line: str) -> bytes:
     """A tar of ``.ssh/`` (0700) and ``.ssh/authorized_keys`` (0600), owned by root, for ``/root``."""
     buffer = io.BytesIO()
@@ -227,12 +250,26 @@ class TestHosts:
     __test__ = False  # a class pytest must not collect
 
     def __init__(
-        self, hosts: Mapping[str, str], *, host_data: Mapping[str, Mapping[str, object]] | None = None
+        self,
+        hosts: Mapping[str, str],
+        *,
+        host_data: Mapping[str, Mapping[str, object]] | None = None,
+        aliases: Mapping[str, Mapping[str, str]] | None = None,
     ):
+        """``aliases``: per host, names it resolves (``/etc/hosts``) to an earlier host's address, as a
+        site's DNS name resolves to its server (``{"agent-test": {"botmox.test": "vps-test"}}``)."""
         unknown = {group for group in hosts.values() if group not in GROUPS}
         if unknown:
             raise ValueError(f"unknown groups {sorted(unknown)}; known: {GROUPS}")
+        order = list(hosts)
+        for name, names in (aliases or {}).items():
+            for alias, target in names.items():
+                if target not in order or name not in order or order.index(target) >= order.index(name):
+                    raise ValueError(
+                        f"{name}: alias {alias} must name a host started before it, not {target}"
+                    )
         self._wanted = dict(hosts)
+        self._aliases = {name: dict(names) for name, names in (aliases or {}).items()}
         self._host_data = {name: dict(data) for name, data in (host_data or {}).items()}
         self.run_id = secrets.token_hex(6)
         self.timings = Timings()
@@ -254,6 +291,12 @@ class TestHosts:
     @property
     def hosts_file(self) -> Path:
         return self.workdir / "hosts.json"
+
+    @property
+    def ssh_config(self) -> Path:
+        """An ssh_config for the run's hosts (root, the run's key, their fresh host keys accepted):
+        ``ssh -F <it> <address>`` by hand, ``testinfra.get_host(..., ssh_config=...)`` in tests."""
+        return self.workdir / "ssh_config"
 
     def environment(self) -> dict[str, str]:
         """What a ``pyinfra inventories/test.py ...`` process needs on top of ``os.environ``."""
@@ -283,11 +326,17 @@ class TestHosts:
         tag, self.timings.image_build_s = ensure_image(client, self._workdir / "base-image.log")
         key_path, public_line = write_key(self._workdir)
         archive = authorized_keys_archive(public_line)
+        bundle = ca.host_bundle()
+        trust = trust_archive(bundle.read_bytes()) if bundle is not None else None
         started_at: dict[str, float] = {}
         for name, group in self._wanted.items():
             started_at[name] = time.monotonic()
-            container = self._run(client, tag, name)
+            addresses = {host.name: host.address for host in self.hosts}
+            extra_hosts = {alias: addresses[target] for alias, target in self._aliases.get(name, {}).items()}
+            container = self._run(client, tag, name, group, extra_hosts)
             container.put_archive("/root", archive)
+            if trust is not None:
+                container.put_archive("/", trust)
             container.reload()
             address = str(container.attrs["NetworkSettings"]["IPAddress"])
             if not address:
@@ -299,14 +348,25 @@ class TestHosts:
             self._wait_ssh(host, key_path)
             self.timings.ssh_ready_s[host.name] = time.monotonic() - started_at[host.name]
         self._write_hosts_file(key_path)
+        self.ssh_config.write_text(
+            f"Host *\n  User root\n  IdentityFile {key_path}\n  IdentitiesOnly yes\n"
+            "  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n"
+        )
 
-    def _run(self, client: docker.DockerClient, tag: str, name: str) -> docker.models.containers.Container:
+    def _run(
+        self, client: docker.DockerClient, tag: str, name: str, group: str, extra_hosts: dict[str, str]
+    ) -> docker.models.containers.Container:
+        # The VPS runs Docker itself: its data root is a volume of the outer daemon (removed with the
+        # host), a plain directory where the inner dockerd's overlay2 works (not on the image's overlay).
+        mounts = [Mount("/var/lib/docker", None, type="volume")] if group == "vps" else []
         try:
             container = client.containers.run(
                 tag,
                 detach=True,
                 name=f"botmox-test-host-{name}-{self.run_id}",
                 hostname=name,
+                extra_hosts=extra_hosts,
+                mounts=mounts,
                 labels={RUN_LABEL: self.run_id},
                 # environment.md: systemd as PID 1 without --privileged (the sandbox lacks CAP_SYS_RESOURCE).
                 cgroupns="host",
@@ -349,6 +409,13 @@ class TestHosts:
         raise TestHostError(
             f"{host.name}: sshd at {host.address} did not accept the key in {SSH_TIMEOUT_S:.0f} s"
         )
+
+    def add_host_data(self, name: str, data: Mapping[str, object]) -> None:
+        """More host data for ``name`` (known only once other hosts are deployed), rewritten to the file."""
+        if name not in self._wanted:
+            raise ValueError(f"no test host {name!r}")
+        self._host_data.setdefault(name, {}).update(data)
+        self._write_hosts_file(self.key_path)
 
     def _write_hosts_file(self, key_path: Path) -> None:
         described = describe(self.hosts, key_path, self._host_data)

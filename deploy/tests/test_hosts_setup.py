@@ -13,12 +13,15 @@ import paramiko
 import pytest
 
 from deploy.tests.hosts import (
+    HOST_CA_PATH,
+    PIP_CONF_PATH,
     TestHost,
     TestHosts,
     authorized_keys_archive,
     describe,
     dockerfile,
     image_tag,
+    trust_archive,
     write_key,
 )
 from deploy.tests.test_inventories import make_inventory
@@ -83,3 +86,27 @@ def test_the_hosts_file_is_what_the_test_inventory_reads(tmp_path: Path) -> None
 def test_only_the_inventory_groups_are_accepted() -> None:
     with pytest.raises(ValueError, match="unknown groups"):
         TestHosts({"db": "databases"})
+
+
+def test_an_alias_must_name_a_host_started_before() -> None:
+    TestHosts(
+        {"vps-test": "vps", "agent-test": "agents"}, aliases={"agent-test": {"botmox.test": "vps-test"}}
+    )
+    with pytest.raises(ValueError, match="must name a host started before it"):
+        TestHosts(
+            {"agent-test": "agents", "vps-test": "vps"}, aliases={"agent-test": {"botmox.test": "vps-test"}}
+        )
+    with pytest.raises(ValueError, match="must name a host started before it"):
+        TestHosts({"agent-test": "agents"}, aliases={"agent-test": {"botmox.test": "nowhere"}})
+
+
+def test_the_hosts_trust_this_machine_s_ca_for_pip() -> None:
+    bundle = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    with tarfile.open(fileobj=io.BytesIO(trust_archive(bundle))) as archive:
+        files = {m.name: archive.extractfile(m) for m in archive.getmembers() if m.isfile()}
+        ca = files[HOST_CA_PATH.lstrip("/")]
+        config = files[PIP_CONF_PATH.lstrip("/")]
+        assert ca is not None
+        assert config is not None
+        assert ca.read() == bundle
+        assert config.read().decode() == f"[global]\ncert = {HOST_CA_PATH}\n"

@@ -95,7 +95,7 @@ def test_first_vps_deploy_plans_every_area_in_order(tmp_path: Path) -> None:
         "Set botmox_api's password",
         "Application release | Slot blue: compose.yaml",
         "Health gate: slot blue must be ready before it takes traffic",
-        "Reverse proxy | Caddyfile: traffic to slot blue",
+        "Reverse proxy | Caddyfile: the site, both release slots behind health checks",
         "Record the rollout | Record slot blue as active",
         "Backups | botmox-backup.timer",
         "Observability | /etc/prometheus/prometheus.yml",

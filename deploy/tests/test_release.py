@@ -83,6 +83,9 @@ def test_release_data_is_checked() -> None:
 
 
 def test_the_health_gate_waits_for_the_slot_s_api_and_frontend() -> None:
-    command = wait_healthy_command("green")
+    command = wait_healthy_command("green", timeout_s=45)
     assert command.endswith("http://127.0.0.1:8102/api/v1/health/ready http://127.0.0.1:8202/")
     assert "--project botmox-app-green" in command
+    assert "--timeout 45" in command
+    # A release that fails its checks is stopped, not left restarting beside the one serving.
+    assert "--stop-unit botmox-compose@app-green.service" in command

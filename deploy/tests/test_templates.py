@@ -129,17 +129,23 @@ def test_the_service_account_is_mounted_read_only_and_named_to_the_api() -> None
 
 
 def _caddyfile(**overrides: Any) -> str:
-    return render("caddy/Caddyfile.j2", **proxy_context({**SITE, **overrides}, "blue"))
+    return render("caddy/Caddyfile.j2", **proxy_context({**SITE, **overrides}))
 
 
 def test_caddyfile_routes() -> None:
     text = _caddyfile()
-    api = f"127.0.0.1:{layout.API_PORTS['blue']}"
-    assert re.search(r"handle /api/v1/agents/ws \{\s*reverse_proxy " + re.escape(api), text)
-    assert re.search(r"handle /api/\* \{\s*reverse_proxy " + re.escape(api), text)
+    # Both release slots, whichever is healthy: a rollout never rewrites (reloads) the Caddyfile.
+    api = " ".join(f"127.0.0.1:{layout.API_PORTS[slot]}" for slot in layout.SLOTS)
+    frontend = " ".join(f"127.0.0.1:{layout.FRONTEND_PORTS[slot]}" for slot in layout.SLOTS)
+    assert re.search(r"handle /api/v1/agents/ws \{\s*reverse_proxy " + re.escape(api) + " ", text)
+    assert re.search(r"handle /api/\* \{\s*reverse_proxy " + re.escape(api) + " ", text)
     assert "@gateway path /rest/* /auth/* /storage/*" in text
     assert f"reverse_proxy 127.0.0.1:{layout.GATEWAY_PORT}" in text
-    assert f"reverse_proxy 127.0.0.1:{layout.FRONTEND_PORTS['blue']}" in text
+    assert f"reverse_proxy {frontend} " in text
+    assert text.count("health_uri /api/v1/health/live") == 2
+    assert text.count("health_uri /runtime-config.js") == 1
+    assert text.count("keepalive off") == 3
+    assert text.count("lb_try_duration") == 3
     assert text.count("header_up X-Forwarded-For {remote_host}") == 3
     for name, value in SECURITY_HEADERS.items():
         assert f'{name} "{value}"' in text
