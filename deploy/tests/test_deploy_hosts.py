@@ -351,11 +351,7 @@ def test_a_storage_policy_round_trip_lands_in_postgresql(deployed: Deployed) -> 
     assert got.status_code == 200, got.text
     assert got.json()["data"]["operational"] == "local"
     query = "select operational from public.storage_policies where tenant_id = 'default'"
-    row = deployed.ssh(VPS).check_output(
-        f"set -a; . {layout.SECRETS_FILE}; PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -U postgres -XAtq "
-        f"-c {shlex.quote(query)}"
-    )
-    assert row.strip() == "local"
+    assert _psql(deployed.ssh(VPS), "postgres", query).strip() == "local"
 
 
 # -- the agent host ------------------------------------------------------------------------------
@@ -395,6 +391,59 @@ def test_the_agent_host_is_paired_and_online_at_the_control_plane(deployed: Depl
                 return
             time.sleep(1)
     pytest.fail(f"{AGENT} is not online at the control plane: {json.dumps(agents)}")
+
+
+# -- backups and secrets, by their runbooks ------------------------------------------------------
+
+
+def _psql(host: Any, database: str, query: str) -> str:
+    return str(
+        host.check_output(
+            f"set -a; . {layout.SECRETS_FILE}; PGPASSWORD=$POSTGRES_PASSWORD psql -h 127.0.0.1 -U postgres "
+            f"-d {database} -XAtq -c {shlex.quote(query)}"
+        )
+    )
+
+
+def test_the_nightly_backup_restores_into_a_fresh_database_with_the_same_policies(deployed: Deployed) -> None:
+    host = deployed.ssh(VPS)
+    host.check_output("systemctl start botmox-backup.service")  # what the timer starts at night
+    dumps = host.check_output(f"ls {layout.BACKUP_DIR}")
+    assert dumps.startswith("botmox-"), dumps
+    assert host.file(f"{layout.NODE_EXPORTER_TEXTFILE_DIR}/botmox_backup.prom").contains(
+        "botmox_backup_last_success_timestamp_seconds"
+    )
+    host.check_output("botmox-restore restore_check")  # the runbook's command: the newest dump
+    query = "select tenant_id, operational, sync_enabled, version from public.storage_policies order by 1"
+    live = _psql(host, "postgres", query)
+    assert "default|local" in live
+    assert _psql(host, "restore_check", query) == live
+
+
+def test_rotating_the_api_s_database_password_by_the_runbook(deployed: Deployed) -> None:
+    """docs/runbooks/rotate-secrets.md: delete the line, deploy, reload the active slot."""
+    host = deployed.ssh(VPS)
+    before = deployed.secret("BOTMOX_DB_API_PASSWORD")
+    host.check_output(f"sed -i '/^BOTMOX_DB_API_PASSWORD=/d' {layout.SECRETS_FILE}")
+    result = deployed.deploy("deploy/vps.py", "vps-rotate-db-api-password")
+    assert result.returncode == 0, result.describe()
+    assert (
+        "Database migrations | Set botmox_api's password from the host's secrets" in result.changed_operations
+    )
+    assert deployed.secret("BOTMOX_DB_API_PASSWORD") != before
+    host.check_output(f"systemctl reload botmox-compose@app-{_rollout_state(deployed)['active']}")
+    headers = {"Authorization": f"Bearer {deployed.tenant_token()}"}
+    with deployed.api(headers=headers) as client:
+        _wait(
+            "the storage policy read with the new password",
+            lambda: client.get(STORAGE_POLICY).status_code == 200,
+            60,
+        )
+    # The API's own pool connects afresh after the reload: with the new password, or not at all.
+    assert (
+        _psql(host, "postgres", "select count(*) > 0 from pg_stat_activity where usename = 'botmox_api'")
+        == "t"
+    )
 
 
 # -- rollouts --------------------------------------------------------------------------------------
