@@ -52,7 +52,7 @@ STORAGE_POLICY = "/api/v1/settings/storage_policy"
 VPS_TEST_DATA = {
     "prometheus_scrape_interval": "3s",
     "alert_not_ready_for": "6s",
-    "release_health_timeout_s": 40,  # the broken release's test expects this in the gate's message
+    "release_health_timeout_s": 20,  # the broken release's test expects this in the gate's message
 }
 POLL_INTERVAL_S = 0.05
 POLL_MAX_REQUESTS = 20_000
@@ -505,7 +505,7 @@ def test_a_release_failing_its_health_check_leaves_the_previous_one_serving(depl
     with _poller(deployed).running() as poller:
         result = deployed.deploy("deploy/vps.py", "vps-broken-release")
     assert result.returncode != 0, result.describe()
-    assert "not healthy after 40s" in result.output(), result.describe()
+    assert "not healthy after 20s" in result.output(), result.describe()
     assert "stopping botmox-compose@app-green.service" in result.output(), result.describe()
     assert _rollout_state(deployed) == before
     host = deployed.ssh(VPS)
