@@ -160,7 +160,7 @@ load-smoke: bootstrap ## CI's smoke load: storage_policy, 8 users, 30 s per mode
 	  --thresholds loadtests/thresholds-ci.toml --reports build/loadtests/smoke
 
 .PHONY: bootstrap-check
-bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~11 min; COMMIT=rev, SHARED=dir); not part of `make test`
+bootstrap-check: $(VENV_STAMP) ## .ci/run in a fresh Debian 12 container on a clone of HEAD (~24 min; COMMIT=rev, SHARED=dir); not part of `make test`
 	$(PYTHON) -m harness bootstrap-check $(if $(SHARED),--shared $(SHARED)) $(if $(COMMIT),--commit $(COMMIT))
 
 .PHONY: clean
