@@ -72,6 +72,14 @@ def other_slot(slot: str | None) -> str:
     return layout.SLOTS[1] if slot == layout.SLOTS[0] else layout.SLOTS[0]
 
 
+def service_account(data: Any) -> str | None:
+    """The Firebase service account's JSON on the ops machine (``firebase_credentials_file``), if any:
+    with one, the deploy uploads it and the API's container mounts it; without, the API needs none
+    (an emulator)."""
+    path = data.get("firebase_credentials_file")
+    return str(path) if path else None
+
+
 def api_env_context(data: Any) -> dict[str, Any]:
     backend = data.get("data_backend", "supabase")
     if backend not in DATA_BACKENDS:
@@ -93,9 +101,7 @@ def api_env_context(data: Any) -> dict[str, Any]:
         "data_backend": backend,
         "firebase_database_url": database_url,
         "firebase_emulator_host": emulator,
-        "firebase_credentials": (
-            layout.FIREBASE_CREDENTIALS_IN_CONTAINER if data.get("firebase_credentials_file") else ""
-        ),
+        "firebase_credentials": layout.FIREBASE_CREDENTIALS_IN_CONTAINER if service_account(data) else "",
         "api_workers": workers,
         "cors_origins": ",".join(data.get("cors_origins", [f"https://{domain}"])),
         # Caddy runs on the host and reaches the API over loopback: the only proxy it believes.
@@ -117,9 +123,7 @@ def slot_context(data: Any, release: Release, slot: str) -> dict[str, Any]:
         "api_port": layout.API_PORTS[slot],
         "frontend_port": layout.FRONTEND_PORTS[slot],
         "api_env_file": API_ENV_FILE,
-        "firebase_credentials_file": (
-            layout.FIREBASE_CREDENTIALS_FILE if data.get("firebase_credentials_file") else ""
-        ),
+        "firebase_credentials_file": layout.FIREBASE_CREDENTIALS_FILE if service_account(data) else "",
         "firebase_credentials_in_container": layout.FIREBASE_CREDENTIALS_IN_CONTAINER,
         "db_port": layout.DB_PORT,
         "public_url": f"https://{data.get('domain')}",
@@ -209,12 +213,12 @@ def release(wanted: Release, slot: str) -> None:
         mode="600",
     )
     changes = [env]
-    credentials = host.data.get("firebase_credentials_file")
-    if credentials:
+    credentials = service_account(host.data)
+    if credentials is not None:
         changes.append(
             files.put(
                 name="The Firebase service account (0400, the API's user)",
-                src=str(credentials),
+                src=credentials,
                 dest=layout.FIREBASE_CREDENTIALS_FILE,
                 user=str(layout.API_CONTAINER_UID),
                 group=str(layout.API_CONTAINER_UID),
